@@ -1,0 +1,142 @@
+"""The scratch BatchNorm layer: bookkeeping around :mod:`gluon_bn.functional`.
+
+The layer owns gamma and beta (trainable Parameters) and the moving statistics. The moving
+statistics are Parameters too, with ``grad_req='null'`` as in Gluon's own ``nn.BatchNorm``:
+that is what makes them follow the input's device (one copy per context the net was
+initialised on, the copy used being the one on the input's device), survive
+``save_parameters``/``load_parameters``, and get averaged across devices when saved.
+
+The computation runs in one of two parameter-free kernels, one per mode, so that
+``hybridize()`` compiles each into a graph whose outputs include the new moving
+statistics; the layer writes them back after the call.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ._mxnet import mx
+from .functional import (batch_norm_step, check_conventions, check_input, reduction_axes,
+                         stats_shape)
+
+nd = mx.nd
+autograd = mx.autograd
+gluon = mx.gluon
+init = mx.init
+
+MOVING_INIT = ("fixed", "first_batch")
+
+
+class _BatchNormKernel(gluon.HybridBlock):
+    """One mode (training or prediction) of the computation, with no parameters of its own."""
+
+    def __init__(self, training: bool, num_dims: int, eps: float, momentum: float,
+                 momentum_on: str, normalize_by: str, update_in_prediction: bool,
+                 first_batch: bool, **kwargs):
+        super().__init__(**kwargs)
+        self._step = dict(training=training, num_dims=num_dims, eps=eps, momentum=momentum,
+                          momentum_on=momentum_on, normalize_by=normalize_by,
+                          update_in_prediction=update_in_prediction)
+        self.updates = training or update_in_prediction
+        self._first_batch = first_batch and self.updates
+
+    def hybrid_forward(self, F, X, gamma, beta, moving_mean, moving_var, seeded=None):
+        Y, new_mean, new_var = batch_norm_step(
+            F, X, gamma, beta, moving_mean, moving_var,
+            seeded=seeded if self._first_batch else None, **self._step)
+        # Without an update, only Y leaves the graph (an input cannot also be an output).
+        return (Y, new_mean, new_var) if self.updates else Y
+
+
+class BatchNorm(gluon.Block):
+    """Batch normalization from scratch, as the documents build it, with Gluon's bookkeeping.
+
+    Parameters
+    ----------
+    num_features : int
+        Outputs of the preceding dense layer or channels of the preceding convolution.
+    num_dims : int
+        2 after a dense layer (input (N, C)), 4 after a convolution (input (N, C, H, W)).
+    eps : float
+        Added to the variance (default 1e-5, as Gluon and every document).
+    momentum : float
+        Moving-average weight, read according to `momentum_on` (default 0.9, as Gluon).
+    momentum_on : {"moving", "batch"}
+        ``"moving"``: momentum weighs the old moving statistic (MXNet, seeds 001, 002, 004);
+        ``"batch"``: it weighs the batch statistic (seeds 000 and 003 as written).
+    moving_var_init : float
+        Starting value of the moving variance: 1 as Gluon and seeds 000/002, 0 in seeds
+        001 and 003.
+    moving_init : {"fixed", "first_batch"}
+        ``"first_batch"``: the first batch's statistics replace the starting values instead
+        of being averaged in (seed 004).
+    normalize_by : {"sqrt_var_eps", "std_eps"}
+        See :mod:`gluon_bn.functional`.
+    update_in_prediction : bool
+        Keep updating the moving statistics in prediction mode (seed 004).
+    gamma_initializer, beta_initializer : mx.init.Initializer, optional
+        Default ones and zeros.
+    """
+
+    def __init__(self, num_features: int, num_dims: int, *, eps: float = 1e-5,
+                 momentum: float = 0.9, momentum_on: str = "moving",
+                 moving_var_init: float = 1.0, moving_init: str = "fixed",
+                 normalize_by: str = "sqrt_var_eps", update_in_prediction: bool = False,
+                 gamma_initializer: Optional[init.Initializer] = None,
+                 beta_initializer: Optional[init.Initializer] = None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"num_features must be a positive int, got {num_features!r}")
+        reduction_axes(num_dims)  # raises ValueError for anything but 2 or 4
+        check_conventions(momentum_on, normalize_by)
+        if moving_init not in MOVING_INIT:
+            raise ValueError(f"moving_init must be one of {MOVING_INIT}, got {moving_init!r}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must lie in [0, 1], got {momentum!r}")
+        self.num_features, self.num_dims = num_features, num_dims
+        shape = stats_shape(num_features, num_dims)
+        first_batch = moving_init == "first_batch"
+        statistic = dict(shape=shape, grad_req="null", differentiable=False)
+        with self.name_scope():
+            self.gamma = self.params.get("gamma", shape=shape,
+                                         init=gamma_initializer or init.One())
+            self.beta = self.params.get("beta", shape=shape,
+                                        init=beta_initializer or init.Zero())
+            self.moving_mean = self.params.get("moving_mean", init=init.Zero(), **statistic)
+            self.moving_var = self.params.get("moving_var", init=init.Constant(moving_var_init),
+                                              **statistic)
+            # 0 until the first batch has seeded the moving statistics, then 1.
+            self.seeded = (self.params.get("seeded", shape=(1,), init=init.Zero(),
+                                           grad_req="null", differentiable=False)
+                           if first_batch else None)
+            kernel = dict(num_dims=num_dims, eps=eps, momentum=momentum,
+                          momentum_on=momentum_on, normalize_by=normalize_by,
+                          update_in_prediction=update_in_prediction, first_batch=first_batch)
+            self.train_kernel = _BatchNormKernel(True, **kernel)
+            self.predict_kernel = _BatchNormKernel(False, **kernel)
+        self._repr = (f"{num_features}, num_dims={num_dims}, eps={eps}, momentum={momentum}, "
+                      f"momentum_on={momentum_on!r}, moving_var_init={moving_var_init}, "
+                      f"moving_init={moving_init!r}, normalize_by={normalize_by!r}, "
+                      f"update_in_prediction={update_in_prediction}")
+
+    def forward(self, X):
+        check_input(X, self.num_features, self.num_dims)
+        ctx = X.context
+        kernel = self.train_kernel if autograd.is_training() else self.predict_kernel
+        stats = [self.moving_mean.data(ctx), self.moving_var.data(ctx)]
+        inputs = [X, self.gamma.data(ctx), self.beta.data(ctx)] + stats
+        if kernel._first_batch:
+            inputs.append(self.seeded.data(ctx))
+        out = kernel(*inputs)
+        if not kernel.updates:
+            return out
+        Y, new_mean, new_var = out
+        # Write the new statistics into this device's copies, outside autograd's history.
+        with autograd.pause():
+            stats[0][:] = new_mean
+            stats[1][:] = new_var
+            if kernel._first_batch:
+                self.seeded.data(ctx)[:] = 1
+        return Y
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._repr})"

@@ -1,0 +1,161 @@
+"""The networks of the documents: LeNet with and without batch normalization, and seed 004's convnet."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from ._mxnet import mx
+from .layers import BatchNorm
+
+nn = mx.gluon.nn
+init = mx.init
+
+BN_KINDS = ("none", "scratch", "gluon")
+POOLS = ("max", "avg")
+
+
+def make_bn(kind: str, num_features: int, num_dims: int,
+            options: Optional[Mapping[str, Any]] = None) -> Optional[mx.gluon.Block]:
+    """Return the batch normalization layer of `kind` for a layer's output, or None.
+
+    Parameters
+    ----------
+    kind : {"none", "scratch", "gluon"}
+        No normalization, :class:`gluon_bn.BatchNorm`, or ``mx.gluon.nn.BatchNorm``.
+    num_features : int
+        Channels (4-D) or features (2-D) of the normalised output.
+    num_dims : int
+        2 or 4.
+    options : mapping, optional
+        Keywords for the scratch layer (conventions, initialisers). The Gluon layer takes
+        only `eps`, `momentum` (in its own form) and the gamma/beta initialisers from it.
+    """
+    options = dict(options or {})
+    if kind == "none":
+        return None
+    if kind == "scratch":
+        return BatchNorm(num_features, num_dims, **options)
+    if kind == "gluon":
+        return nn.BatchNorm(
+            momentum=options.get("momentum", 0.9), epsilon=options.get("eps", 1e-5),
+            gamma_initializer=options.get("gamma_initializer") or "ones",
+            beta_initializer=options.get("beta_initializer") or "zeros",
+            in_channels=num_features)
+    raise ValueError(f"bn must be one of {BN_KINDS}, got {kind!r}")
+
+
+def _add(net: nn.Sequential, *blocks: Optional[mx.gluon.Block]) -> None:
+    net.add(*(b for b in blocks if b is not None))
+
+
+def lenet(bn: str = "scratch", *, pool: str = "max", flatten: bool = False,
+          activation: str = "sigmoid", num_classes: int = 10,
+          bn_options: Optional[Mapping[str, Any]] = None) -> nn.Sequential:
+    """Build LeNet as the documents do, with batch normalization after each conv and dense layer.
+
+    Layout (Fashion-MNIST input (N, 1, 28, 28)): conv 6@5x5 -> (N, 6, 24, 24) -> BN ->
+    activation -> pool 2 -> (N, 6, 12, 12) -> conv 16@5x5 -> (N, 16, 8, 8) -> BN -> activation
+    -> pool 2 -> (N, 16, 4, 4) -> [flatten (N, 256)] -> dense 120 -> BN -> activation ->
+    dense 84 -> BN -> activation -> dense `num_classes`.
+
+    Parameters
+    ----------
+    bn : {"none", "scratch", "gluon"}
+        Plain LeNet, the scratch layer, or Gluon's ``nn.BatchNorm``.
+    pool : {"max", "avg"}
+        Seeds 001 and 003 max-pool, seeds 000 and 002 average-pool.
+    flatten : bool
+        An explicit ``nn.Flatten()`` before the first dense layer (seed 003); Gluon's
+        Dense flattens by itself, so the numbers are the same either way.
+    activation : str
+        Any ``nn.Activation`` name; the documents use ``"sigmoid"``.
+    num_classes : int
+        Width of the output layer.
+    bn_options : mapping, optional
+        Passed to :func:`make_bn`.
+    """
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    Pool = nn.MaxPool2D if pool == "max" else nn.AvgPool2D
+    net = nn.Sequential()
+    _add(net, nn.Conv2D(6, kernel_size=5), make_bn(bn, 6, 4, bn_options),
+         nn.Activation(activation), Pool(pool_size=2, strides=2))
+    _add(net, nn.Conv2D(16, kernel_size=5), make_bn(bn, 16, 4, bn_options),
+         nn.Activation(activation), Pool(pool_size=2, strides=2))
+    if flatten:
+        net.add(nn.Flatten())
+    _add(net, nn.Dense(120), make_bn(bn, 120, 2, bn_options), nn.Activation(activation))
+    _add(net, nn.Dense(84), make_bn(bn, 84, 2, bn_options), nn.Activation(activation))
+    net.add(nn.Dense(num_classes))
+    return net
+
+
+class ShiftedNormal(init.Initializer):
+    """Draw from a normal distribution with mean `loc` and standard deviation `scale`.
+
+    Seed 004 draws every weight and bias from N(0, 0.01^2) and every gamma from N(1, 0.01^2).
+    """
+
+    def __init__(self, loc: float = 0.0, scale: float = 0.01):
+        super().__init__(loc=loc, scale=scale)
+        self.loc, self.scale = loc, scale
+
+    def _init_weight(self, _, arr):
+        mx.nd.random.normal(self.loc, self.scale, shape=arr.shape, out=arr)
+
+    _init_bias = _init_gamma = _init_beta = _init_default = _init_weight
+
+
+def straight_dope_convnet(bn: str = "scratch", *, num_classes: int = 10,
+                          weight_scale: float = 0.01,
+                          bn_options: Optional[Mapping[str, Any]] = None) -> nn.Sequential:
+    """Build seed 004's convnet, its parameters drawn as the document draws them.
+
+    Layout (input (N, 1, 28, 28)): conv 20@3x3 -> (N, 20, 26, 26) -> BN -> ReLU -> avg-pool 2
+    -> (N, 20, 13, 13) -> conv 50@5x5 -> (N, 50, 9, 9) -> BN -> ReLU -> avg-pool 2 ->
+    (N, 50, 4, 4) -> flatten (N, 800) -> dense 128 -> BN -> ReLU -> dense `num_classes`.
+    Weights, biases and beta ~ N(0, weight_scale^2), gamma ~ N(1, weight_scale^2), set on
+    each parameter so that any initialiser passed to ``initialize`` leaves them alone.
+
+    Parameters
+    ----------
+    bn : {"none", "scratch", "gluon"}
+        Which batch normalization layer.
+    num_classes : int
+        Width of the output layer.
+    weight_scale : float
+        Standard deviation of every drawn parameter.
+    bn_options : mapping, optional
+        Conventions for the scratch layer (seed 004's recipe passes first-batch seeding and
+        updates in prediction mode).
+    """
+    drawn = ShiftedNormal(0.0, weight_scale)
+    options = dict(bn_options or {})
+    options.update(gamma_initializer=ShiftedNormal(1.0, weight_scale), beta_initializer=drawn)
+
+    def conv(channels: int, kernel: int) -> nn.Conv2D:
+        return nn.Conv2D(channels, kernel_size=kernel, weight_initializer=drawn,
+                         bias_initializer=drawn)
+
+    net = nn.Sequential()
+    _add(net, conv(20, 3), make_bn(bn, 20, 4, options), nn.Activation("relu"),
+         nn.AvgPool2D(pool_size=2, strides=2))
+    _add(net, conv(50, 5), make_bn(bn, 50, 4, options), nn.Activation("relu"),
+         nn.AvgPool2D(pool_size=2, strides=2))
+    net.add(nn.Flatten())
+    _add(net, nn.Dense(128, weight_initializer=drawn, bias_initializer=drawn),
+         make_bn(bn, 128, 2, options), nn.Activation("relu"))
+    net.add(nn.Dense(num_classes, weight_initializer=drawn, bias_initializer=drawn))
+    return net
+
+
+def count_parameters(net: mx.gluon.Block, trainable_only: bool = True) -> int:
+    """Return the number of scalars in `net`'s parameters (initialised or with known shape)."""
+    total = 0
+    for param in net.collect_params().values():
+        if trainable_only and param.grad_req == "null":
+            continue
+        size = 1
+        for dim in param.shape:
+            size *= dim
+        total += size
+    return total

@@ -1,0 +1,382 @@
+"""One frozen recipe per source document: provenance, conventions, training set-up, printed numbers.
+
+A recipe is data. :func:`build_net` and :func:`make_initializer` turn it into a network and
+an initialiser; the training loop and the reports read the rest. Numbers a document printed
+are stored as it printed them, so that reports can put them beside ours.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+from ._mxnet import mx
+from .models import lenet, straight_dope_convnet
+
+VARIANTS = ("scratch", "gluon", "plain")
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """How a document's batch normalization differs from MXNet's operator, each named.
+
+    Attributes
+    ----------
+    momentum : float
+        The number the document passes.
+    momentum_on : {"moving", "batch"}
+        Which side of the moving average `momentum` weighs (see :mod:`gluon_bn.functional`).
+    eps : float
+        Added to the variance (or the standard deviation, with ``normalize_by="std_eps"``).
+    moving_var_init : float
+        Starting moving variance: 1 or 0.
+    moving_init : {"fixed", "first_batch"}
+        Whether the first batch seeds the moving statistics.
+    normalize_by : {"sqrt_var_eps", "std_eps"}
+        The denominator of the normalization.
+    update_in_prediction : bool
+        Whether prediction mode updates the moving statistics too.
+    """
+
+    momentum: float = 0.9
+    momentum_on: str = "moving"
+    eps: float = 1e-5
+    moving_var_init: float = 1.0
+    moving_init: str = "fixed"
+    normalize_by: str = "sqrt_var_eps"
+    update_in_prediction: bool = False
+
+    def layer_options(self) -> Dict[str, object]:
+        """Return the keywords of :class:`gluon_bn.BatchNorm` for these conventions."""
+        return dataclasses.asdict(self)
+
+    def gluon_momentum(self) -> float:
+        """Return the momentum that Gluon's ``nn.BatchNorm`` (MXNet's form) needs to match."""
+        return self.momentum if self.momentum_on == "moving" else 1.0 - self.momentum
+
+
+@dataclass(frozen=True)
+class EpochLine:
+    """One line a document printed: an epoch's loss, accuracies and time, where shown."""
+
+    epoch: int
+    loss: float
+    train_acc: float
+    test_acc: float
+    seconds: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class PrintedRun:
+    """What a document printed for one variant: per-epoch lines, or only the final one.
+
+    Attributes
+    ----------
+    variant : {"scratch", "gluon", "plain"}
+        Which network printed it.
+    device : str
+        Where it ran, as the document says (``"gpu(0)"``, ``"cpu(0)"``, ``"cuda:0"``).
+    lines : tuple of EpochLine
+        The printed lines; a document that printed only the end has one, numbered with
+        its last epoch.
+    examples_per_sec : float, optional
+        Training throughput, where the document printed it (seed 002).
+    note : str
+        Anything a reader must know to compare with it.
+    """
+
+    variant: str
+    device: str
+    lines: Tuple[EpochLine, ...]
+    examples_per_sec: Optional[float] = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A document, frozen: where it comes from, its conventions, its set-up and its numbers.
+
+    Attributes
+    ----------
+    name : str
+        The name to look it up by (``gluon-bn reproduce NAME``).
+    title, seed_file, section, dialect : str
+        Provenance: what the document is, which file of ``shared/seeds`` and which section.
+    conventions : Conventions
+        The scratch layer's conventions, as the document writes them.
+    network : {"lenet", "straight-dope"}
+        Which builder of :mod:`gluon_bn.models`.
+    pool : {"max", "avg"}
+        LeNet's pooling.
+    flatten : bool
+        An explicit Flatten before the first dense layer.
+    initializer : str
+        A name understood by :func:`make_initializer`.
+    learning_rate, batch_size, num_epochs : float, int, int
+        Plain SGD's step, the batch, the epochs.
+    loss_reduction : {"mean", "sum"}
+        ``"mean"``: the gradient of the batch-mean loss (``trainer.step(batch_size)`` on the
+        summed loss, as train_ch5). ``"sum"``: the gradient of the summed loss (seed 004's
+        hand-written SGD), run as a learning rate multiplied by the batch size.
+    dataset : {"fashion-mnist", "mnist"}
+        What the document trained on.
+    printed : tuple of PrintedRun
+        The numbers the document printed.
+    printed_gamma_beta : tuple, optional
+        The first BN layer's learned gamma and beta, where printed.
+    assumptions : tuple of str
+        What the document leaves out and we had to decide, and why.
+    alternatives : dict
+        Other conventions the document could be read with (name -> Conventions).
+    """
+
+    name: str
+    title: str
+    seed_file: str
+    section: str
+    dialect: str
+    conventions: Conventions
+    network: str = "lenet"
+    pool: str = "max"
+    flatten: bool = False
+    initializer: str = "xavier"
+    learning_rate: float = 1.0
+    batch_size: int = 256
+    num_epochs: int = 5
+    loss_reduction: str = "mean"
+    dataset: str = "fashion-mnist"
+    printed: Tuple[PrintedRun, ...] = ()
+    printed_gamma_beta: Optional[Tuple[Tuple[float, ...], Tuple[float, ...]]] = None
+    claim: str = ""
+    assumptions: Tuple[str, ...] = ()
+    alternatives: Dict[str, Conventions] = field(default_factory=dict)
+
+    def with_alternative(self, name: str) -> "Recipe":
+        """Return this recipe with the conventions of alternative `name`."""
+        if name not in self.alternatives:
+            known = ", ".join(self.alternatives) or "none"
+            raise ValueError(f"recipe {self.name!r} has no alternative {name!r} (it has: {known})")
+        return dataclasses.replace(self, name=f"{self.name}:{name}",
+                                   conventions=self.alternatives[name])
+
+    def printed_run(self, variant: str) -> Optional[PrintedRun]:
+        """Return what the document printed for `variant`, or None."""
+        return next((run for run in self.printed if run.variant == variant), None)
+
+    def trainer_learning_rate(self, learning_rate: Optional[float] = None) -> float:
+        """Return the learning rate to give ``gluon.Trainer`` when train_ch5 steps by the batch size."""
+        lr = self.learning_rate if learning_rate is None else learning_rate
+        return lr * self.batch_size if self.loss_reduction == "sum" else lr
+
+
+def _lines(*rows: Tuple[float, ...]) -> Tuple[EpochLine, ...]:
+    return tuple(EpochLine(i + 1, *row) for i, row in enumerate(rows))
+
+
+D2L_10 = Recipe(
+    name="d2l-1.0",
+    title="Dive into Deep Learning 1.0, Batch Normalization (MXNet numpy API)",
+    seed_file="000_32df65c4343fecbf.txt",
+    section="8.5 Batch Normalization: implementation from scratch, LeNet, concise implementation",
+    dialect="d2l 1.0, mxnet.np/npx, d2l.Classifier",
+    conventions=Conventions(momentum=0.1, momentum_on="batch", moving_var_init=1.0),
+    pool="avg",
+    initializer="default",
+    learning_rate=0.1,
+    batch_size=128,
+    num_epochs=10,
+    claim="Batch normalization trains faster than plain LeNet: the same accuracy in fewer epochs.",
+    assumptions=(
+        "The seed shows the networks but not the training call; the chapter trains with "
+        "batch size 128, learning rate 0.1 and 10 epochs (d2l.Trainer), which we use.",
+        "The networks call self.initialize() with no initialiser, so MXNet's default "
+        "(uniform on [-0.07, 0.07]) draws the weights.",
+        "d2l.Classifier minimises the batch-mean loss with plain SGD; train_ch5's summed "
+        "loss with trainer.step(batch_size) gives the same gradients.",
+        "The document printed no numbers, only curves: the claim is what we check.",
+    ),
+)
+
+D2L_EN = Recipe(
+    name="d2l-en",
+    title="Dive into Deep Learning (English, 2019), Batch Normalization (MXNet nd API)",
+    seed_file="001_baf934a867b59657.txt",
+    section="Batch Normalization: from scratch, LeNet with Batch Norm, Batch Norm in Gluon",
+    dialect="d2l 0.x, mxnet.nd, d2l.train_ch5",
+    conventions=Conventions(momentum=0.9, momentum_on="moving", moving_var_init=0.0),
+    pool="max",
+    initializer="xavier",
+    learning_rate=1.0,
+    batch_size=256,
+    num_epochs=5,
+    printed=(
+        PrintedRun("scratch", "gpu(0)", _lines(
+            (0.6847, 0.752, 0.792, 3.7), (0.4129, 0.850, 0.855, 3.6),
+            (0.3586, 0.870, 0.866, 3.6), (0.3320, 0.879, 0.874, 3.5),
+            (0.3108, 0.888, 0.864, 3.5))),
+        PrintedRun("gluon", "gpu(0)", _lines(
+            (0.6533, 0.768, 0.802, 2.3), (0.4023, 0.854, 0.876, 2.4),
+            (0.3536, 0.872, 0.863, 2.4), (0.3251, 0.883, 0.885, 2.4),
+            (0.3070, 0.889, 0.871, 2.3))),
+    ),
+    printed_gamma_beta=(
+        (1.7873654, 0.61735505, 1.7933072, 1.687522, 1.5147648, 1.6866305),
+        (0.91468376, 0.50423574, -0.01995357, 0.7233319, -0.65631443, -1.8838943),
+    ),
+    assumptions=("The document ran on an unnamed GPU; we run on CPU, so times differ.",),
+)
+
+D2L_017 = Recipe(
+    name="d2l-0.17",
+    title="Dive into Deep Learning 0.17 (PyTorch), 7.5 Batch Normalization, reproduced in MXNet",
+    seed_file="002_e852e6b8b47aeaf0.txt",
+    section="7.5.3 Implementation from Scratch, 7.5.4 Applying BN in LeNet, concise implementation",
+    dialect="d2l 0.17, PyTorch, d2l.train_ch6 (Colab notebook)",
+    conventions=Conventions(momentum=0.9, momentum_on="moving", moving_var_init=1.0),
+    pool="avg",
+    flatten=True,
+    initializer="xavier",
+    learning_rate=1.0,
+    batch_size=256,
+    num_epochs=10,
+    printed=(
+        PrintedRun("scratch", "cuda:0", (EpochLine(10, 0.267, 0.901, 0.786),),
+                   examples_per_sec=21544.3, note="only the final epoch was printed"),
+        PrintedRun("gluon", "cuda:0", (EpochLine(10, 0.268, 0.902, 0.853),),
+                   examples_per_sec=33000.3,
+                   note="built-in layer was PyTorch's nn.BatchNorm2d/1d; ours is nn.BatchNorm"),
+    ),
+    assumptions=(
+        "Reproduced in MXNet: train_ch6's xavier_uniform weights become init.Xavier() "
+        "(the same uniform bound); PyTorch's default bias draws become zeros.",
+        "The built-in variant in the document is PyTorch's BatchNorm, whose running variance "
+        "uses the unbiased batch variance; MXNet's nn.BatchNorm uses the biased one.",
+        "train_ch6 reports examples/sec over training time only; ours is reported the same way.",
+    ),
+)
+
+D2L_ZH = Recipe(
+    name="d2l-zh",
+    title="动手学深度学习 (d2l-zh), 批量归一化 (MXNet nd API)",
+    seed_file="003_a35f7be6518f7b29.txt",
+    section="批量归一化: 从零实现, 使用批量归一化层的LeNet",
+    dialect="d2lzh, mxnet.nd, d2l.train_ch5",
+    conventions=Conventions(momentum=0.9, momentum_on="batch", moving_var_init=0.0),
+    pool="max",
+    flatten=True,
+    initializer="normal-0.01",
+    learning_rate=0.9,
+    batch_size=256,
+    num_epochs=5,
+    printed=(
+        PrintedRun("scratch", "cpu(0)", _lines(
+            (0.8537, 0.681, 0.808, 57.2), (0.4769, 0.828, 0.842, 53.3),
+            (0.3950, 0.857, 0.871, 50.4), (0.3598, 0.871, 0.880, 48.5),
+            (0.3388, 0.877, 0.880, 48.1))),
+    ),
+    assumptions=(
+        "As written, the document updates moving = (1 - momentum) * moving + momentum * batch "
+        "with momentum 0.9, so the moving statistics follow the latest batch closely. Upstream "
+        "d2l-zh uses MXNet's form (momentum weighs the moving statistic); the alternative "
+        "'upstream' runs that.",
+        "The document trains only the scratch variant; the Gluon variant uses nn.BatchNorm "
+        "with the same set-up.",
+    ),
+    alternatives={"upstream": Conventions(momentum=0.9, momentum_on="moving",
+                                          moving_var_init=0.0)},
+)
+
+STRAIGHT_DOPE = Recipe(
+    name="straight-dope",
+    title="The Straight Dope (gluon.mxnet.io), Batch Normalization from scratch",
+    seed_file="004_bad4ad6cabfe7056.txt",
+    section="chapter04 convolutional neural networks: cnn-batch-norm-scratch",
+    dialect="MXNet nd, hand-written network, parameters and SGD",
+    conventions=Conventions(momentum=0.9, momentum_on="moving", moving_var_init=0.0,
+                            moving_init="first_batch", update_in_prediction=True),
+    network="straight-dope",
+    initializer="straight-dope",
+    learning_rate=0.001,
+    batch_size=64,
+    num_epochs=1,
+    loss_reduction="sum",
+    dataset="mnist",
+    printed=(
+        PrintedRun("scratch", "gpu(0)", (EpochLine(1, 0.06240094275482456, 0.9881667, 0.989),),
+                   note="loss is a 0.99/0.01 running average of batch-mean losses; train and "
+                        "test accuracy come from passes after training that also update the "
+                        "moving statistics (test first, then train)"),
+    ),
+    assumptions=(
+        "The document's SGD steps by lr * gradient of the summed batch loss with lr 0.001; "
+        "train_ch5 divides by the batch size, so the trainer gets 0.001 * 64.",
+        "Its moving statistics live in dicts keyed by layer name; here they belong to each "
+        "layer (first batch seeds them, prediction mode keeps updating them).",
+        "It trained on MNIST digits; where MNIST cannot be downloaded the recipe runs on "
+        "Fashion-MNIST, and reports say so.",
+        "moving_var_init does not matter here: the first batch replaces the starting values.",
+    ),
+)
+
+RECIPES: Dict[str, Recipe] = {r.name: r for r in (D2L_10, D2L_EN, D2L_017, D2L_ZH, STRAIGHT_DOPE)}
+
+
+def get_recipe(name: str) -> Recipe:
+    """Return the recipe called `name`, optionally ``NAME:ALTERNATIVE`` (e.g. ``d2l-zh:upstream``).
+
+    Raises
+    ------
+    KeyError
+        With the known names, when `name` is not one.
+    """
+    base, _, alternative = name.partition(":")
+    if base not in RECIPES:
+        raise KeyError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}")
+    recipe = RECIPES[base]
+    return recipe.with_alternative(alternative) if alternative else recipe
+
+
+def make_initializer(name: str) -> mx.init.Initializer:
+    """Return the MXNet initialiser a recipe names.
+
+    ``"xavier"``: ``init.Xavier()`` (uniform, seeds 001/002); ``"normal-0.01"``:
+    ``init.Normal(0.01)`` (seed 003); ``"default"``: ``init.Uniform()`` (MXNet's default,
+    seed 000); ``"straight-dope"``: the network draws its own parameters, so this only
+    fills what it leaves (nothing).
+    """
+    table = {"xavier": mx.init.Xavier, "normal-0.01": lambda: mx.init.Normal(0.01),
+             "default": mx.init.Uniform, "straight-dope": mx.init.Uniform}
+    if name not in table:
+        raise ValueError(f"unknown initializer {name!r}; known: {', '.join(table)}")
+    return table[name]()
+
+
+def build_net(recipe: Recipe, variant: str, *, bn_impl: str = "faithful") -> mx.gluon.nn.Sequential:
+    """Build the recipe's network for `variant` ("scratch", "gluon" or "plain").
+
+    Parameters
+    ----------
+    recipe : Recipe
+        Which document.
+    variant : {"scratch", "gluon", "plain"}
+        The scratch layer with the document's conventions, Gluon's ``nn.BatchNorm`` with the
+        matching momentum and eps, or no batch normalization.
+    bn_impl : {"faithful", "fast"}
+        The scratch layer's implementation (issue: the fast one computes the same numbers).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    conv = recipe.conventions
+    if variant == "scratch":
+        kind, options = "scratch", conv.layer_options()
+        if bn_impl == "fast":
+            options["impl"] = "fast"
+        elif bn_impl != "faithful":
+            raise ValueError(f"bn_impl must be 'faithful' or 'fast', got {bn_impl!r}")
+    elif variant == "gluon":
+        kind, options = "gluon", {"momentum": conv.gluon_momentum(), "eps": conv.eps}
+    else:
+        kind, options = "none", {}
+    if recipe.network == "straight-dope":
+        return straight_dope_convnet(kind, bn_options=options)
+    return lenet(kind, pool=recipe.pool, flatten=recipe.flatten, bn_options=options)

@@ -1,0 +1,110 @@
+"""Networks, recipes and the package's import behaviour."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gluon_bn import BatchNorm, get_recipe, RECIPES
+from gluon_bn._mxnet import mx
+from gluon_bn.models import count_parameters, lenet, straight_dope_convnet
+from gluon_bn.recipes import build_net
+
+nn = mx.gluon.nn
+FASHION_BATCH = (7, 1, 28, 28)
+
+LENET_PLAIN = (6 * 25 + 6) + (16 * 6 * 25 + 16) + (256 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+LENET_BN = LENET_PLAIN + 2 * (6 + 16 + 120 + 84)
+DOPE_BN = (20 * 9 + 20) + (50 * 20 * 25 + 50) + (800 * 128 + 128) + (128 * 10 + 10) + 2 * (20 + 50 + 128)
+
+
+@pytest.mark.parametrize("bn,expected", [("none", LENET_PLAIN), ("scratch", LENET_BN), ("gluon", LENET_BN)])
+@pytest.mark.parametrize("pool", ["max", "avg"])
+@pytest.mark.parametrize("flatten", [False, True])
+def test_lenet_shape_and_parameter_count(bn, expected, pool, flatten):
+    net = lenet(bn, pool=pool, flatten=flatten)
+    net.initialize()
+    assert net(mx.nd.zeros(FASHION_BATCH)).shape == (7, 10)
+    assert count_parameters(net) == expected
+    kinds = {type(b) for b in net}
+    assert (BatchNorm in kinds) == (bn == "scratch")
+    assert (nn.BatchNorm in kinds) == (bn == "gluon")
+    assert (nn.Flatten in kinds) == flatten
+    assert (nn.MaxPool2D if pool == "max" else nn.AvgPool2D) in kinds
+
+
+@pytest.mark.parametrize("bn", ["scratch", "gluon"])
+def test_straight_dope_convnet(bn):
+    net = straight_dope_convnet(bn)
+    net.initialize(mx.init.One())  # must not override the network's own draws
+    assert net(mx.nd.zeros(FASHION_BATCH)).shape == (7, 10)
+    assert count_parameters(net) == DOPE_BN
+    weights = net[0].weight.data().asnumpy()
+    assert abs(weights.mean()) < 0.005 and 0.005 < weights.std() < 0.015
+    gamma = net[1].gamma.data().asnumpy()
+    assert abs(gamma.mean() - 1) < 0.01 and 0.003 < gamma.std() < 0.02
+
+
+def test_scratch_and_gluon_lenet_compute_the_same():
+    """Same weights, same batches: the scratch layer is Gluon's, in outputs and statistics."""
+    nets = [lenet(kind) for kind in ("scratch", "gluon")]
+    for net in nets:
+        net.initialize(mx.init.Xavier())
+        net(mx.nd.zeros(FASHION_BATCH))
+    for (ours, theirs) in zip(nets[0], nets[1]):
+        for p, q in zip(ours.collect_params().values(), theirs.collect_params().values()):
+            q.set_data(p.data().reshape(q.shape))
+    x = mx.nd.array(np.random.default_rng(0).random(FASHION_BATCH).astype("float32"))
+    with mx.autograd.record():
+        outs = [net(x) for net in nets]
+    mx.autograd.backward(outs)  # on CPU, MXNet's operator updates its statistics in backward
+    np.testing.assert_allclose(outs[0].asnumpy(), outs[1].asnumpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(nets[0](x).asnumpy(), nets[1](x).asnumpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_every_recipe_builds_every_variant():
+    assert set(RECIPES) == {"d2l-1.0", "d2l-en", "d2l-0.17", "d2l-zh", "straight-dope"}
+    for name, recipe in RECIPES.items():
+        assert recipe.seed_file.endswith(".txt") and recipe.section
+        for variant in ("scratch", "gluon", "plain"):
+            net = build_net(recipe, variant)
+            net.initialize()
+            assert net(mx.nd.zeros(FASHION_BATCH)).shape == (7, 10)
+
+
+def test_recipe_conventions_follow_the_documents():
+    assert get_recipe("d2l-en").conventions.moving_var_init == 0.0
+    assert get_recipe("d2l-1.0").conventions.momentum_on == "batch"
+    assert get_recipe("d2l-1.0").conventions.gluon_momentum() == pytest.approx(0.9)
+    zh, upstream = get_recipe("d2l-zh"), get_recipe("d2l-zh:upstream")
+    assert (zh.conventions.momentum_on, upstream.conventions.momentum_on) == ("batch", "moving")
+    assert zh.learning_rate == 0.9 and zh.initializer == "normal-0.01"
+    dope = get_recipe("straight-dope")
+    assert dope.trainer_learning_rate() == pytest.approx(0.001 * 64)
+    layer = build_net(dope, "scratch")[1]
+    assert layer.seeded is not None
+    en = get_recipe("d2l-en").printed_run("gluon")
+    assert en.lines[-1].test_acc == 0.871 and len(en.lines) == 5
+    with pytest.raises(KeyError, match="known recipes"):
+        get_recipe("d2l-fr")
+    with pytest.raises(ValueError, match="no alternative"):
+        get_recipe("d2l-en:upstream")
+
+
+def test_recipes_are_frozen():
+    with pytest.raises(Exception):
+        get_recipe("d2l-en").learning_rate = 2.0
+
+
+def test_import_without_mxnet_names_the_extras():
+    code = "import sys; sys.modules['mxnet'] = None; import gluon_bn"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "ImportError" in proc.stderr
+    assert "gluon-bn[cpu]" in proc.stderr and "gluon-bn[cu112]" in proc.stderr
+
+
+def test_import_does_not_import_d2l():
+    code = "import sys, gluon_bn; print('d2l' in sys.modules, 'pandas' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["False", "False"]
