@@ -482,8 +482,8 @@ def _load_file(spec: IdxDataset, directory: Path, index: int, verify: bool) -> n
             f"{path} does not hold {spec.name} {'images' if is_images else 'labels'}:\n"
             f"  shape {array.shape}, expected {shape}.\n" + _fix_hint(spec, path))
     if not is_images and array.size and int(array.max()) >= spec.num_classes:
-        raise DataError(f"{path} has label {int(array.max())}, expected 0..{spec.num_classes - 1}.\n"
-                        + _fix_hint(spec, path))
+        raise DataError(f"{path} has label {int(array.max())}, "
+                        f"expected 0..{spec.num_classes - 1}.\n" + _fix_hint(spec, path))
     return array
 
 

@@ -1,0 +1,154 @@
+"""The ``gluon-bn`` command: list recipes, reproduce one, benchmark, check the installation."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+EXIT_USAGE, EXIT_DATA, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 4, 130
+
+
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``gluon-bn``."""
+    parser = argparse.ArgumentParser(
+        prog="gluon-bn", description="Reproduce d2l's Batch Normalization chapter with MXNet Gluon.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list the recipes and what each reproduces")
+
+    rep = sub.add_parser("reproduce", help="train a recipe's networks and compare with the document")
+    rep.add_argument("recipe", help="recipe name, e.g. d2l-en (see `gluon-bn list`); "
+                                    "NAME:ALTERNATIVE for other conventions, e.g. d2l-zh:upstream")
+    rep.add_argument("--variant", choices=("scratch", "gluon", "plain", "all"), default=None,
+                     help="which network (default: scratch and gluon; all adds plain LeNet)")
+    rep.add_argument("--epochs", type=_non_negative_int, help="default: the document's")
+    rep.add_argument("--lr", type=_positive_float, help="default: the document's")
+    rep.add_argument("--batch-size", type=_positive_int, help="default: the document's")
+    rep.add_argument("--seed", type=_int, nargs="+", default=[0], help="one or several seeds")
+    rep.add_argument("--device", default="auto",
+                     help="auto (a working GPU, else CPU), cpu, gpu, gpu:N, or cpu:0,cpu:1")
+    rep.add_argument("--pipeline", choices=("d2l", "fast"), default="d2l")
+    rep.add_argument("--bn-impl", choices=("faithful", "fast"), default="faithful",
+                     help="the scratch layer's implementation")
+    rep.add_argument("--hybridize", action="store_true", help="hybridize the networks")
+    rep.add_argument("--sync-every-batch", choices=("yes", "no"), default=None,
+                     help="read loss/accuracy back every batch as train_ch5 does "
+                          "(default: yes, except no with --pipeline fast)")
+    rep.add_argument("--dataset", choices=("auto", "fashion-mnist", "mnist"), default="auto")
+    rep.add_argument("--data-root", help="directory with the four IDX files")
+    rep.add_argument("--out", type=Path, default=Path("out"), help="where results go (default ./out)")
+    rep.add_argument("--limit", type=_positive_int, help="use only the first N training examples")
+    rep.add_argument("--test-limit", type=_positive_int, help="use only the first N test examples")
+    rep.add_argument("--checkpoint-dir", type=Path, help="checkpoint after every epoch here")
+    rep.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
+    return parser
+
+
+def cmd_list(args, out) -> int:
+    from .recipes import RECIPES
+    for recipe in RECIPES.values():
+        alternatives = "".join(f" [alternative: {recipe.name}:{a}]" for a in recipe.alternatives)
+        print(f"{recipe.name:14s} seed {recipe.seed_file[:3]}  {recipe.title}{alternatives}", file=out)
+        c = recipe.conventions
+        print(f"{'':14s} momentum {c.momentum} on the {c.momentum_on} statistic, moving_var "
+              f"starts at {c.moving_var_init}, {recipe.pool}-pool, init {recipe.initializer}, "
+              f"lr {recipe.learning_rate}, batch {recipe.batch_size}, {recipe.num_epochs} epoch(s), "
+              f"{recipe.dataset}", file=out)
+    return 0
+
+
+def cmd_reproduce(args, out) -> int:
+    from .device import parse_device
+    from .reproduce import RunOptions, reproduce
+    from .recipes import get_recipe
+
+    get_recipe(args.recipe)  # unknown names fail here, before any data is read
+    if args.resume and not args.checkpoint_dir:
+        raise ValueError("--resume needs --checkpoint-dir (where the checkpoints are)")
+    variants = {None: ("scratch", "gluon"), "all": ("scratch", "gluon", "plain")}.get(
+        args.variant, (args.variant,))
+    sync = args.pipeline != "fast" if args.sync_every_batch is None else args.sync_every_batch == "yes"
+    options = RunOptions(variants=variants, seeds=tuple(args.seed), epochs=args.epochs,
+                         lr=args.lr, batch_size=args.batch_size, pipeline=args.pipeline,
+                         bn_impl=args.bn_impl, hybridize=args.hybridize, sync_every_batch=sync,
+                         dataset=args.dataset, data_root=args.data_root, limit=args.limit,
+                         test_limit=args.test_limit)
+    options.check()
+    ctx = parse_device(args.device, file=out)
+    factory = None
+    if args.checkpoint_dir:
+        from .checkpoint import Checkpointer
+        factory = Checkpointer.factory(args.checkpoint_dir, args.recipe, options, resume=args.resume)
+    _, paths = reproduce(args.recipe, options, ctx, out_dir=args.out, file=out,
+                         checkpointer_factory=factory)
+    for kind, path in paths.items():
+        print(f"wrote {path}", file=out)
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run ``gluon-bn``; return the exit status. Errors are one clear message, no traceback."""
+    args = build_parser().parse_args(argv)
+    out = sys.stdout
+    try:
+        from .data import DataError
+        from .training import TrainingDiverged
+    except ImportError as err:  # MXNet missing: the message says how to install it
+        print(f"gluon-bn: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args, out)
+    except DataError as err:
+        print(f"gluon-bn: data error: {err}", file=sys.stderr)
+        return EXIT_DATA
+    except TrainingDiverged as err:
+        print(f"gluon-bn: training stopped: {err}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except (ValueError, KeyError, TypeError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"gluon-bn: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ngluon-bn: interrupted; finished runs are saved under --out"
+              + (", and --resume continues from the last checkpoint" if getattr(args, "checkpoint_dir", None) else ""),
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

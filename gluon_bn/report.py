@@ -1,0 +1,199 @@
+"""Results as files: the environment, a JSON record, a Markdown table beside the document, a PNG."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from ._mxnet import mx
+from .recipes import get_recipe
+
+METRICS = ("loss", "train_acc", "test_acc", "seconds")
+LABELS = {"loss": "loss", "train_acc": "train acc", "test_acc": "test acc", "seconds": "sec/epoch"}
+
+
+def environment(ctx=None) -> Dict[str, object]:
+    """Return versions, device and thread settings: what a reader needs to weigh the times."""
+    features = mx.runtime.Features()
+    return {
+        "python": platform.python_version(),
+        "mxnet": mx.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "device": str(ctx) if ctx is not None else None,
+        "mkldnn": features.is_enabled("MKLDNN"),
+        "cuda": features.is_enabled("CUDA"),
+        "threads": {k: os.environ.get(k) for k in
+                    ("OMP_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS", "MXNET_ENGINE_TYPE")},
+    }
+
+
+def mean_sd(values: Sequence[float]) -> tuple:
+    """Return (mean, sample standard deviation); the deviation is 0 for a single value."""
+    arr = np.asarray(values, dtype="float64")
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def summarize(runs: Iterable[dict], variant: str) -> List[Dict[str, tuple]]:
+    """Return, per epoch, (mean, sd) of every metric over the seeds that ran `variant`."""
+    histories = [run["history"] for run in runs if run["variant"] == variant]
+    if not histories:
+        return []
+    epochs = min(len(h) for h in histories)
+    return [{"epoch": histories[0][i]["epoch"],
+             **{m: mean_sd([h[i][m] for h in histories]) for m in METRICS + ("examples_per_sec",)}}
+            for i in range(epochs)]
+
+
+def _fmt(value: Optional[float], digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _fmt_ms(ms: tuple, digits: int, n: int) -> str:
+    mean, sd = ms
+    return f"{mean:.{digits}f}" if n < 2 else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def markdown_report(result: dict) -> str:
+    """Return the Markdown comparison of a result JSON: per variant and epoch, theirs beside ours.
+
+    Everything comes from `result` (what :func:`gluon_bn.reproduce.reproduce` wrote) and the
+    recipe it names, so the table can be regenerated from the JSON at any time.
+    """
+    recipe = get_recipe(result["recipe"])
+    cfg, env = result["config"], result["environment"]
+    lines = [f"# {recipe.name}: {recipe.title}", "",
+             f"Source: `{recipe.seed_file}`, {recipe.section}.", "",
+             f"Ours: dataset {result['dataset']}, device {env['device']}, "
+             f"pipeline `{cfg['pipeline']}`, BN implementation `{cfg['bn_impl']}`, "
+             f"{cfg['epochs']} epoch(s), lr {cfg['lr']}, batch {cfg['batch_size']}, "
+             f"seeds {cfg['seeds']}"
+             + (f", first {cfg['limit']} training examples" if cfg.get("limit") else "")
+             + f"; MXNet {env['mxnet']} on {env['cpu_count']} CPU(s) ({env['processor']}).",
+             ""]
+    if len(cfg["seeds"]) > 1:
+        lines += ["Our numbers are mean ± sample standard deviation over the seeds.", ""]
+    for variant in cfg["variants"]:
+        summary = summarize(result["runs"], variant)
+        printed = recipe.printed_run(variant)
+        theirs = {line.epoch: line for line in printed.lines} if printed else {}
+        n = sum(1 for run in result["runs"] if run["variant"] == variant)
+        lines += [f"## {variant}", ""]
+        if printed:
+            lines += [f"The document ran on {printed.device}." + (f" {printed.note}." if printed.note else ""), ""]
+        else:
+            lines += ["The document printed no numbers for this variant.", ""]
+        head = ["epoch"]
+        for m in METRICS:
+            head += ([f"{LABELS[m]} (doc)"] if theirs else []) + [f"{LABELS[m]} (ours)"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        digits = {"loss": 4, "train_acc": 3, "test_acc": 3, "seconds": 1}
+        for row in summary:
+            cells = [str(row["epoch"])]
+            doc = theirs.get(row["epoch"])
+            for m in METRICS:
+                if theirs:
+                    cells.append(_fmt(getattr(doc, m) if doc else None, digits[m]))
+                cells.append(_fmt_ms(row[m], digits[m], n))
+            lines.append("| " + " | ".join(cells) + " |")
+        if summary:
+            eps = summary[-1]["examples_per_sec"]
+            doc_eps = f" (document: {printed.examples_per_sec:.1f})" if printed and printed.examples_per_sec else ""
+            lines += ["", f"Training throughput, last epoch: {_fmt_ms(eps, 0, n)} examples/sec{doc_eps}."]
+        lines.append("")
+    ratio = time_ratio(result)
+    if ratio is not None:
+        doc_ratio = document_time_ratio(recipe)
+        lines += [f"Scratch/Gluon time per epoch: {ratio:.2f}x"
+                  + (f" (document: {doc_ratio:.2f}x)." if doc_ratio else "."), ""]
+    gamma_beta = [run for run in result["runs"] if run.get("first_bn_gamma")]
+    if recipe.printed_gamma_beta and gamma_beta:
+        run = gamma_beta[0]
+        lines += [f"First BN layer after training ({run['variant']}, seed {run['seed']}):", "",
+                  "| | document | ours |", "|---|---|---|",
+                  f"| gamma | {_vec(recipe.printed_gamma_beta[0])} | {_vec(run['first_bn_gamma'])} |",
+                  f"| beta | {_vec(recipe.printed_gamma_beta[1])} | {_vec(run['first_bn_beta'])} |", ""]
+    return "\n".join(lines)
+
+
+def _vec(values: Sequence[float]) -> str:
+    return " ".join(f"{v:.3f}" for v in values)
+
+
+def time_ratio(result: dict) -> Optional[float]:
+    """Return our mean seconds per epoch, scratch over Gluon, when both variants ran."""
+    means = {}
+    for variant in ("scratch", "gluon"):
+        summary = summarize(result["runs"], variant)
+        if summary:
+            means[variant] = float(np.mean([row["seconds"][0] for row in summary]))
+    return means["scratch"] / means["gluon"] if len(means) == 2 else None
+
+
+def document_time_ratio(recipe) -> Optional[float]:
+    """Return the document's scratch/Gluon time ratio (from seconds, or from examples/sec)."""
+    runs = {v: recipe.printed_run(v) for v in ("scratch", "gluon")}
+    if not all(runs.values()):
+        return None
+    secs = [[line.seconds for line in runs[v].lines if line.seconds] for v in ("scratch", "gluon")]
+    if all(secs):
+        return float(np.mean(secs[0]) / np.mean(secs[1]))
+    eps = [runs[v].examples_per_sec for v in ("scratch", "gluon")]
+    return eps[1] / eps[0] if all(eps) else None
+
+
+def plot_curves(result: dict, path: Path) -> None:
+    """Draw loss, train and test accuracy per epoch, ours (mean, band ± sd) and the document's points."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recipe = get_recipe(result["recipe"])
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    colors = {"scratch": "tab:blue", "gluon": "tab:orange", "plain": "tab:green"}
+    for variant in result["config"]["variants"]:
+        summary = summarize(result["runs"], variant)
+        printed = recipe.printed_run(variant)
+        for ax, m in zip(axes, ("loss", "train_acc", "test_acc")):
+            if summary:
+                x = [row["epoch"] for row in summary]
+                mean = np.array([row[m][0] for row in summary])
+                sd = np.array([row[m][1] for row in summary])
+                ax.plot(x, mean, "-o", ms=3, color=colors[variant], label=f"{variant} (ours)")
+                ax.fill_between(x, mean - sd, mean + sd, color=colors[variant], alpha=0.2)
+            if printed:
+                ax.plot([l.epoch for l in printed.lines], [getattr(l, m) for l in printed.lines],
+                        "x", ms=8, color=colors[variant], label=f"{variant} (document)")
+            ax.set_title(LABELS[m])
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{recipe.name} on {result['dataset']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_outputs(result: dict, out_dir: Path, stem: str) -> Dict[str, Path]:
+    """Write ``STEM.json``, ``STEM.md`` and ``STEM.png`` under `out_dir`; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("json", "md", "png")}
+    paths["json"].write_text(json.dumps(result, indent=1, default=_jsonable) + "\n")
+    paths["md"].write_text(markdown_report(result) + "\n")
+    plot_curves(result, paths["png"])
+    return paths
+
+
+def _jsonable(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -1,0 +1,225 @@
+"""Run a recipe: build its network, train it with train_ch5 on its data, record the outcome."""
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence, TextIO, Tuple, Union
+
+from ._mxnet import mx
+from . import data as gdata
+from .layers import BatchNorm
+from .recipes import Recipe, VARIANTS, build_net, get_recipe, make_initializer
+from .report import environment, write_outputs
+from .training import seed_everything, train_ch5
+
+DATASETS = ("auto", "fashion-mnist", "mnist")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a recipe; every field left None takes the document's value.
+
+    Attributes
+    ----------
+    variants : tuple of str
+        Any of "scratch", "gluon", "plain".
+    seeds : tuple of int
+        One run per seed and variant.
+    epochs, lr, batch_size : optional
+        Override the document's.
+    pipeline : {"d2l", "fast"}
+        The input pipeline (:mod:`gluon_bn.data`).
+    bn_impl : {"faithful", "fast"}
+        The scratch layer's implementation.
+    hybridize : bool
+        Hybridize the network before training.
+    sync_every_batch : bool
+        train_ch5's per-batch read-back (the documents) or one per epoch.
+    dataset : {"auto", "fashion-mnist", "mnist"}
+        "auto": the document's, falling back to Fashion-MNIST (and saying so) when the
+        document's MNIST cannot be found or downloaded.
+    data_root : str, optional
+        An explicit data directory.
+    limit, test_limit : int, optional
+        Use only the first N training / test examples.
+    """
+
+    variants: Tuple[str, ...] = ("scratch", "gluon")
+    seeds: Tuple[int, ...] = (0,)
+    epochs: Optional[int] = None
+    lr: Optional[float] = None
+    batch_size: Optional[int] = None
+    pipeline: str = "d2l"
+    bn_impl: str = "faithful"
+    hybridize: bool = False
+    sync_every_batch: bool = True
+    dataset: str = "auto"
+    data_root: Optional[str] = None
+    limit: Optional[int] = None
+    test_limit: Optional[int] = None
+
+    def check(self) -> None:
+        """Raise ValueError naming the first option that cannot work."""
+        bad = [v for v in self.variants if v not in VARIANTS]
+        if not self.variants or bad:
+            raise ValueError(f"variants must be among {VARIANTS}, got {list(self.variants)}")
+        if not self.seeds:
+            raise ValueError("give at least one seed")
+        for name in ("epochs", "batch_size", "limit", "test_limit"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < (0 if name == "epochs" else 1)):
+                least = "0 or more" if name == "epochs" else "a positive integer"
+                raise ValueError(f"{name} must be {least}, got {value!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.pipeline not in gdata.PIPELINES:
+            raise ValueError(f"pipeline must be one of {gdata.PIPELINES}, got {self.pipeline!r}")
+        if self.bn_impl not in ("faithful", "fast"):
+            raise ValueError(f"bn_impl must be 'faithful' or 'fast', got {self.bn_impl!r}")
+
+
+def first_bn(net: mx.gluon.Block):
+    """Return the first batch normalization layer of `net` (scratch or Gluon), or None."""
+    for block in net._children.values():
+        if isinstance(block, (BatchNorm, mx.gluon.nn.BatchNorm)):
+            return block
+    return None
+
+
+def resolve_dataset(recipe: Recipe, options: RunOptions, file: TextIO) -> str:
+    """Return the dataset to train on; for "auto", say so when falling back from MNIST."""
+    if options.dataset != "auto":
+        return options.dataset
+    if recipe.dataset == "mnist":
+        try:
+            gdata.find_data_root(gdata.MNIST, options.data_root)
+            return "mnist"
+        except gdata.DataError:
+            print(f"note: {recipe.name} trained on MNIST digits, which cannot be found or "
+                  f"downloaded here; running it on Fashion-MNIST instead (reports say so). "
+                  f"Use --dataset mnist where MNIST is available.", file=file)
+            return "fashion-mnist"
+    return recipe.dataset
+
+
+def load_data(dataset: str, batch_size: int, options: RunOptions, seed: int):
+    """Return (train_iter, test_iter) of `dataset` for one run."""
+    spec = gdata.MNIST if dataset == "mnist" else gdata.FASHION_MNIST
+    return gdata.load_data(spec, batch_size, root=options.data_root, pipeline=options.pipeline,
+                           seed=seed, limit=options.limit, test_limit=options.test_limit)
+
+
+def run_variant(recipe: Recipe, variant: str, seed: int, ctx, options: RunOptions,
+                dataset: str, *, file: Optional[TextIO] = None,
+                checkpoint=None) -> dict:
+    """Train one variant of `recipe` with one seed; return its record (history and first BN).
+
+    Parameters
+    ----------
+    recipe : Recipe
+        The document.
+    variant : {"scratch", "gluon", "plain"}
+        Which network.
+    seed : int
+        Seeds Python, NumPy and MXNet (initial weights) and the training-set shuffling.
+    ctx : Context or list of Context
+        Where to train.
+    options : RunOptions
+        Overrides and switches.
+    dataset : str
+        "fashion-mnist" or "mnist".
+    file : text stream, optional
+        Where train_ch5 prints.
+    checkpoint : gluon_bn.checkpoint.Checkpointer, optional
+        Saves after every epoch and restores a previous run's state.
+    """
+    file = file or sys.stdout
+    batch_size = options.batch_size or recipe.batch_size
+    epochs = recipe.num_epochs if options.epochs is None else options.epochs
+    seed_everything(seed)
+    train_iter, test_iter = load_data(dataset, batch_size, options, seed)
+    net = build_net(recipe, variant, bn_impl=options.bn_impl)
+    net.initialize(make_initializer(recipe.initializer), ctx=ctx)
+    if options.hybridize:
+        net.hybridize()
+    trainer = mx.gluon.Trainer(net.collect_params(), "sgd",
+                               {"learning_rate": recipe.trainer_learning_rate(options.lr)})
+    history, start_epoch, on_epoch_end = [], 0, None
+    if checkpoint is not None:
+        history, start_epoch = checkpoint.restore(net, trainer, train_iter, ctx)
+        on_epoch_end = checkpoint.saver(net, trainer, train_iter, history)
+    print(f"{recipe.name} / {variant} / seed {seed}", file=file)
+    history = history + [s.as_dict() for s in train_ch5(
+        net, train_iter, test_iter, batch_size, trainer, ctx, epochs, file=file,
+        start_epoch=start_epoch, sync_every_batch=options.sync_every_batch,
+        on_epoch_end=on_epoch_end)]
+    bn = first_bn(net)
+    gamma = bn.gamma.data(_first(ctx)).asnumpy().ravel().tolist() if bn is not None else None
+    beta = bn.beta.data(_first(ctx)).asnumpy().ravel().tolist() if bn is not None else None
+    return {"variant": variant, "seed": seed, "history": history,
+            "first_bn_gamma": gamma, "first_bn_beta": beta}
+
+
+def _first(ctx):
+    return ctx[0] if isinstance(ctx, (list, tuple)) else ctx
+
+
+def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[Path] = None,
+              file: Optional[TextIO] = None, checkpointer_factory=None) -> Tuple[dict, dict]:
+    """Run every variant and seed of a recipe and write JSON, Markdown and PNG under `out_dir`.
+
+    Parameters
+    ----------
+    recipe_name : str
+        A name :func:`gluon_bn.recipes.get_recipe` knows (``NAME[:ALTERNATIVE]``).
+    options : RunOptions
+        What to run.
+    ctx : Context or list of Context
+        Where to run.
+    out_dir : Path, optional
+        Where to write; nothing is written when None.
+    file : text stream, optional
+        Where progress lines go (default stdout).
+    checkpointer_factory : callable, optional
+        ``(variant, seed) -> Checkpointer`` for per-epoch checkpoints.
+
+    Returns
+    -------
+    (result, paths)
+        The result dict (what the JSON holds) and the written paths.
+    """
+    file = file or sys.stdout
+    options.check()
+    recipe = get_recipe(recipe_name)
+    dataset = resolve_dataset(recipe, options, file)
+    config = asdict(options)
+    config.update(epochs=recipe.num_epochs if options.epochs is None else options.epochs,
+                  lr=options.lr if options.lr is not None else recipe.learning_rate,
+                  batch_size=options.batch_size or recipe.batch_size,
+                  variants=list(options.variants), seeds=list(options.seeds))
+    result = {"recipe": recipe.name, "dataset": dataset, "config": config,
+              "environment": environment(ctx), "recipe_data": asdict(recipe), "runs": []}
+    paths = {}
+    for seed in options.seeds:
+        for variant in options.variants:
+            checkpoint = checkpointer_factory(variant, seed) if checkpointer_factory else None
+            result["runs"].append(run_variant(recipe, variant, seed, ctx, options, dataset,
+                                              file=file, checkpoint=checkpoint))
+            if out_dir is not None:  # rewrite after every run: nothing finished is lost
+                paths = write_outputs(result, Path(out_dir), output_stem(recipe.name, options))
+    return result, paths
+
+
+def output_stem(recipe_name: str, options: RunOptions) -> str:
+    """Return the file stem of a run's outputs, naming what distinguishes it."""
+    parts = [recipe_name.replace(":", "-")]
+    if options.pipeline != "d2l":
+        parts.append(options.pipeline)
+    if options.bn_impl != "faithful":
+        parts.append(f"bn-{options.bn_impl}")
+    if options.limit:
+        parts.append(f"limit{options.limit}")
+    return "_".join(parts)

@@ -1,0 +1,244 @@
+"""The documents' training loop (d2l's MXNet ``train_ch5``), with its history returned."""
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable, List, Optional, Sequence, TextIO, Union
+
+import numpy as np
+
+from ._mxnet import mx
+from .device import as_context_list
+
+nd, autograd, gluon = mx.nd, mx.autograd, mx.gluon
+Context = mx.context.Context
+
+
+@dataclass
+class EpochStats:
+    """What one epoch of :func:`train_ch5` measured.
+
+    Attributes
+    ----------
+    epoch : int
+        1-based.
+    loss, train_acc, test_acc : float
+        Mean summed-softmax-cross-entropy per example, accuracy over the epoch's training
+        batches (as the network stood when it saw each batch), accuracy on the test set.
+    seconds : float
+        Wall time of the epoch including the test evaluation (what train_ch5 prints).
+    train_seconds : float
+        Wall time of the training batches alone.
+    examples_per_sec : float
+        Training examples per training second.
+    """
+
+    epoch: int
+    loss: float
+    train_acc: float
+    test_acc: float
+    seconds: float
+    train_seconds: float
+    examples_per_sec: float
+
+    def line(self) -> str:
+        """Return the line train_ch5 prints for this epoch."""
+        return (f"epoch {self.epoch}, loss {self.loss:.4f}, train acc {self.train_acc:.3f}, "
+                f"test acc {self.test_acc:.3f}, time {self.seconds:.1f} sec")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# A mean cross-entropy this large means the predicted class probabilities are below
+# exp(-1e6): the weights have exploded even if float32 has not overflowed yet.
+MAX_LOSS = 1e6
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN, infinite, or larger than any model still learning produces."""
+
+    def __init__(self, epoch: int, batch: Optional[int], value: float):
+        where = f"epoch {epoch}, batch {batch}" if batch is not None else f"epoch {epoch}"
+        super().__init__(
+            f"the training loss became {value:.4g} per example at {where} (diverged: NaN, "
+            f"infinite or above {MAX_LOSS:g}). The usual cause is a learning rate too large "
+            f"for this network (try a smaller --lr), or NaN/inf in the input data.")
+        self.epoch, self.batch, self.value = epoch, batch, value
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and MXNet's generators (all devices) so CPU runs repeat exactly."""
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
+
+
+def _split(X, y, ctxs: List[Context]):
+    if len(ctxs) == 1:
+        return [X.as_in_context(ctxs[0])], [y.as_in_context(ctxs[0])]
+    return (gluon.utils.split_and_load(X, ctxs, even_split=False),
+            gluon.utils.split_and_load(y, ctxs, even_split=False))
+
+
+def evaluate_accuracy(data_iter: Iterable, net: gluon.Block,
+                      ctx: Union[Context, Sequence[Context]] = None) -> float:
+    """Return the accuracy of `net` on `data_iter`, in prediction mode.
+
+    Parameters
+    ----------
+    data_iter : iterable of (X, y)
+        Batches of NDArrays.
+    net : gluon.Block
+        Called outside ``autograd.record()``, so Gluon's and the scratch BN layers use their
+        moving statistics.
+    ctx : Context or list of Context
+        Where to compute; a list splits each batch across devices.
+    """
+    ctxs = as_context_list(ctx or mx.cpu())
+    correct = [nd.zeros((1,), ctx=c) for c in ctxs]
+    n = 0
+    for X, y in data_iter:
+        for i, (Xs, ys) in enumerate(zip(*_split(X, y, ctxs))):
+            correct[i] += (net(Xs).argmax(axis=1) == ys.astype("float32")).sum()
+        n += y.shape[0]
+    return sum(c.asscalar() for c in correct) / max(n, 1)
+
+
+class _Progress:
+    """A one-line progress counter, shown only on a terminal and erased before the epoch line."""
+
+    def __init__(self, file: TextIO, total: int, epoch: int):
+        self.file, self.total, self.epoch = file, total, epoch
+        self.enabled = getattr(file, "isatty", lambda: False)() and total > 0
+        self.last = 0.0
+
+    def update(self, done: int) -> None:
+        now = time.time()
+        if self.enabled and (now - self.last > 0.2 or done == self.total):
+            self.last = now
+            self.file.write(f"\repoch {self.epoch}: batch {done}/{self.total}")
+            self.file.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            self.file.write("\r\033[K")
+
+
+def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
+              trainer: gluon.Trainer, ctx: Union[Context, Sequence[Context]],
+              num_epochs: int, *, file: Optional[TextIO] = None, start_epoch: int = 0,
+              sync_every_batch: bool = True,
+              on_epoch_end: Optional[Callable[[EpochStats], None]] = None) -> List[EpochStats]:
+    """Train `net` as d2l's MXNet ``train_ch5`` does, print its lines and return the history.
+
+    Each batch: summed softmax cross-entropy under ``autograd.record()``, ``backward``,
+    ``trainer.step(batch_size)``. Each epoch prints
+    ``epoch N, loss L, train acc A, test acc B, time T sec``, the time including the test
+    evaluation. A first line says ``training on <ctx>``.
+
+    Parameters
+    ----------
+    net : gluon.Block
+        Initialised on `ctx`.
+    train_iter, test_iter : iterables of (X, y)
+        Batches of NDArrays (see :mod:`gluon_bn.data`).
+    batch_size : int
+        What ``trainer.step`` divides the summed gradient by.
+    trainer : gluon.Trainer
+        Over ``net.collect_params()``.
+    ctx : Context or list of Context
+        A list trains data-parallel: each batch is split with ``split_and_load``.
+    num_epochs : int
+        Last epoch to run (1-based), counting `start_epoch` epochs already done.
+    file : text stream, optional
+        Where the lines go (default stdout). A terminal also gets a progress counter within
+        each epoch; captured output never does.
+    start_epoch : int
+        Epochs already done (when resuming): training starts at epoch ``start_epoch + 1``.
+    sync_every_batch : bool
+        True (the documents): read loss and accuracy back to Python after every batch, as
+        train_ch5 does, which also stops on the first non-finite batch loss. False: keep
+        the sums on the device and read them once per epoch (faster; same numbers up to
+        float32 summation order).
+    on_epoch_end : callable, optional
+        Called with each epoch's :class:`EpochStats` after its line is printed
+        (checkpoints use it).
+
+    Returns
+    -------
+    list of EpochStats
+        One per epoch run.
+
+    Raises
+    ------
+    TrainingDiverged
+        When the loss becomes NaN or infinite.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 0:
+        raise ValueError(f"num_epochs must be a non-negative int, got {num_epochs!r}")
+    file = file or sys.stdout
+    ctxs = as_context_list(ctx)
+    print("training on", ctx, file=file, flush=True)
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    history = []
+    for epoch in range(start_epoch + 1, num_epochs + 1):
+        progress = _Progress(file, _length(train_iter), epoch)
+        loss_sum, correct_sum, n = 0.0, 0.0, 0
+        device_sums = [nd.zeros((2,), ctx=c) for c in ctxs]
+        start = time.time()
+        for batch, (X, y) in enumerate(train_iter, 1):
+            Xs, ys = _split(X, y, ctxs)
+            with autograd.record():
+                y_hats = [net(x) for x in Xs]
+                losses = [loss_fn(y_hat, t).sum() for y_hat, t in zip(y_hats, ys)]
+            autograd.backward(losses)
+            trainer.step(batch_size)
+            # Per device: [summed loss, correct predictions] of this batch, shape (2,).
+            sums = [nd.concat(l.reshape((1,)),
+                              (y_hat.argmax(axis=1) == t.astype("float32")).sum().reshape((1,)),
+                              dim=0)
+                    for l, y_hat, t in zip(losses, y_hats, ys)]
+            n += y.shape[0]
+            if sync_every_batch:
+                values = sum(s.asnumpy().astype("float64") for s in sums)
+                _check_loss(values[0] / y.shape[0], epoch, batch)
+                loss_sum += float(values[0])
+                correct_sum += float(values[1])
+            else:
+                for acc, s in zip(device_sums, sums):
+                    acc += s
+            progress.update(batch)
+        if not sync_every_batch:
+            values = sum(s.asnumpy().astype("float64") for s in device_sums)
+            loss_sum, correct_sum = float(values[0]), float(values[1])
+            _check_loss(loss_sum / max(n, 1), epoch, None)
+        nd.waitall()
+        train_seconds = time.time() - start
+        test_acc = evaluate_accuracy(test_iter, net, ctxs if len(ctxs) > 1 else ctxs[0])
+        seconds = time.time() - start
+        progress.clear()
+        stats = EpochStats(epoch, loss_sum / max(n, 1), correct_sum / max(n, 1), test_acc,
+                           seconds, train_seconds, n / max(train_seconds, 1e-9))
+        print(stats.line(), file=file, flush=True)
+        history.append(stats)
+        if on_epoch_end is not None:
+            on_epoch_end(stats)
+    return history
+
+
+def _check_loss(mean_loss: float, epoch: int, batch: Optional[int]) -> None:
+    if not (math.isfinite(mean_loss) and mean_loss <= MAX_LOSS):
+        raise TrainingDiverged(epoch, batch, float(mean_loss))
+
+
+def _length(iterable) -> int:
+    try:
+        return len(iterable)
+    except TypeError:
+        return 0
