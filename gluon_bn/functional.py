@@ -212,15 +212,35 @@ def batch_norm_step(F, X, gamma, beta, moving_mean, moving_var, *, training: boo
     # and imperatively the update is not even recorded (autograd keeps no history of it).
     mean, var = F.stop_gradient(mean), F.stop_gradient(var)
     with autograd.pause() if F is nd else contextlib.nullcontext():
-        new_mean = moving_average(moving_mean, mean, momentum, momentum_on)
-        new_var = moving_average(moving_var, var, momentum, momentum_on)
-        if seeded is not None:
-            # seeded in {0, 1}: 1 * average + 0 * batch is the average exactly, and vice versa.
-            new_mean = F.broadcast_add(F.broadcast_mul(seeded, new_mean),
-                                       F.broadcast_mul(1 - seeded, mean))
-            new_var = F.broadcast_add(F.broadcast_mul(seeded, new_var),
-                                      F.broadcast_mul(1 - seeded, var))
+        new_mean, new_var = update_moving(F, moving_mean, moving_var, mean, var, momentum,
+                                          momentum_on, seeded)
     return Y, new_mean, new_var
+
+
+def update_moving(F, moving_mean, moving_var, mean, var, momentum: float,
+                  momentum_on: str = "moving", seeded=None):
+    """Return both moving statistics after one update with the batch's `mean` and `var`.
+
+    Parameters
+    ----------
+    F : module
+        ``mx.nd`` or ``mx.sym``.
+    moving_mean, moving_var, mean, var : NDArray or Symbol
+        All of one shape, (1, C) or (1, C, 1, 1).
+    momentum, momentum_on
+        See :func:`moving_average`.
+    seeded : NDArray or Symbol, optional
+        Shape (1,), 0 or 1; where 0 the batch statistics replace the moving ones.
+    """
+    new_mean = moving_average(moving_mean, mean, momentum, momentum_on)
+    new_var = moving_average(moving_var, var, momentum, momentum_on)
+    if seeded is not None:
+        # seeded in {0, 1}: 1 * average + 0 * batch is the average exactly, and vice versa.
+        new_mean = F.broadcast_add(F.broadcast_mul(seeded, new_mean),
+                                   F.broadcast_mul(1 - seeded, mean))
+        new_var = F.broadcast_add(F.broadcast_mul(seeded, new_var),
+                                  F.broadcast_mul(1 - seeded, var))
+    return new_mean, new_var
 
 
 def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,

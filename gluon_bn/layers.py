@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from . import fast
 from ._mxnet import mx
 from .functional import (batch_norm_step, check_conventions, check_input, reduction_axes,
                          stats_shape)
@@ -24,6 +25,7 @@ gluon = mx.gluon
 init = mx.init
 
 MOVING_INIT = ("fixed", "first_batch")
+IMPLS = ("faithful", "fast")
 
 
 class _BatchNormKernel(gluon.HybridBlock):
@@ -75,6 +77,10 @@ class BatchNorm(gluon.Block):
         Keep updating the moving statistics in prediction mode (seed 004).
     gamma_initializer, beta_initializer : mx.init.Initializer, optional
         Default ones and zeros.
+    impl : {"faithful", "fast"}
+        ``"faithful"`` runs :mod:`gluon_bn.functional` (the documents' code, hybridizable);
+        ``"fast"`` runs :mod:`gluon_bn.fast` (same numbers, hand-written backward,
+        imperative only).
     """
 
     def __init__(self, num_features: int, num_dims: int, *, eps: float = 1e-5,
@@ -82,8 +88,11 @@ class BatchNorm(gluon.Block):
                  moving_var_init: float = 1.0, moving_init: str = "fixed",
                  normalize_by: str = "sqrt_var_eps", update_in_prediction: bool = False,
                  gamma_initializer: Optional[init.Initializer] = None,
-                 beta_initializer: Optional[init.Initializer] = None, **kwargs):
+                 beta_initializer: Optional[init.Initializer] = None,
+                 impl: str = "faithful", **kwargs):
         super().__init__(**kwargs)
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
             raise ValueError(f"num_features must be a positive int, got {num_features!r}")
         reduction_axes(num_dims)  # raises ValueError for anything but 2 or 4
@@ -92,7 +101,10 @@ class BatchNorm(gluon.Block):
             raise ValueError(f"moving_init must be one of {MOVING_INIT}, got {moving_init!r}")
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must lie in [0, 1], got {momentum!r}")
-        self.num_features, self.num_dims = num_features, num_dims
+        self.num_features, self.num_dims, self.impl = num_features, num_dims, impl
+        self._conventions = dict(eps=eps, momentum=momentum, momentum_on=momentum_on,
+                                 normalize_by=normalize_by,
+                                 update_in_prediction=update_in_prediction)
         shape = stats_shape(num_features, num_dims)
         first_batch = moving_init == "first_batch"
         statistic = dict(shape=shape, grad_req="null", differentiable=False)
@@ -108,34 +120,38 @@ class BatchNorm(gluon.Block):
             self.seeded = (self.params.get("seeded", shape=(1,), init=init.Zero(),
                                            grad_req="null", differentiable=False)
                            if first_batch else None)
-            kernel = dict(num_dims=num_dims, eps=eps, momentum=momentum,
-                          momentum_on=momentum_on, normalize_by=normalize_by,
-                          update_in_prediction=update_in_prediction, first_batch=first_batch)
-            self.train_kernel = _BatchNormKernel(True, **kernel)
-            self.predict_kernel = _BatchNormKernel(False, **kernel)
+            self.train_kernel = _BatchNormKernel(True, num_dims, first_batch=first_batch,
+                                                 **self._conventions)
+            self.predict_kernel = _BatchNormKernel(False, num_dims, first_batch=first_batch,
+                                                   **self._conventions)
         self._repr = (f"{num_features}, num_dims={num_dims}, eps={eps}, momentum={momentum}, "
                       f"momentum_on={momentum_on!r}, moving_var_init={moving_var_init}, "
                       f"moving_init={moving_init!r}, normalize_by={normalize_by!r}, "
-                      f"update_in_prediction={update_in_prediction}")
+                      f"update_in_prediction={update_in_prediction}, impl={impl!r}")
 
     def forward(self, X):
         check_input(X, self.num_features, self.num_dims)
         ctx = X.context
-        kernel = self.train_kernel if autograd.is_training() else self.predict_kernel
         stats = [self.moving_mean.data(ctx), self.moving_var.data(ctx)]
-        inputs = [X, self.gamma.data(ctx), self.beta.data(ctx)] + stats
-        if kernel._first_batch:
-            inputs.append(self.seeded.data(ctx))
-        out = kernel(*inputs)
-        if not kernel.updates:
-            return out
-        Y, new_mean, new_var = out
-        # Write the new statistics into this device's copies, outside autograd's history.
-        with autograd.pause():
-            stats[0][:] = new_mean
-            stats[1][:] = new_var
-            if kernel._first_batch:
-                self.seeded.data(ctx)[:] = 1
+        seeded = self.seeded.data(ctx) if self.seeded is not None else None
+        gamma, beta = self.gamma.data(ctx), self.beta.data(ctx)
+        if self.impl == "fast":
+            Y, new_mean, new_var = fast.batch_norm(X, gamma, beta, *stats, seeded=seeded,
+                                                   **self._conventions)
+            updated = new_mean is not stats[0]
+        else:
+            kernel = self.train_kernel if autograd.is_training() else self.predict_kernel
+            extra = [seeded] if kernel._first_batch else []
+            out = kernel(X, gamma, beta, *stats, *extra)
+            updated = kernel.updates
+            Y, new_mean, new_var = out if updated else (out, None, None)
+        if updated:
+            # Write the new statistics into this device's copies, outside autograd's history.
+            with autograd.pause():
+                stats[0][:] = new_mean
+                stats[1][:] = new_var
+                if seeded is not None:
+                    seeded[:] = 1
         return Y
 
     def __repr__(self) -> str:

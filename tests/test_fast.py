@@ -1,0 +1,103 @@
+"""The fast scratch layer computes what the faithful one and MXNet's operator compute."""
+import numpy as np
+import pytest
+
+from gluon_bn import BatchNorm
+from gluon_bn._mxnet import mx
+from gluon_bn.models import lenet
+
+nd, autograd = mx.nd, mx.autograd
+RTOL, ATOL = 1e-4, 1e-5
+SHAPES = {2: (32, 7), 4: (16, 3, 9, 7)}
+CONVENTIONS = [
+    dict(),
+    dict(momentum=0.1, momentum_on="batch"),
+    dict(moving_var_init=0.0, momentum_on="batch"),
+    dict(normalize_by="std_eps", eps=1e-3),
+    dict(moving_init="first_batch", update_in_prediction=True, moving_var_init=0.0),
+]
+
+
+def step(layer, X, head, training):
+    x = nd.array(X)
+    x.attach_grad()
+    with autograd.record(train_mode=training):
+        y = layer(x)
+    y.backward(nd.array(head))
+    params = layer.collect_params()
+    grads = [p.grad().asnumpy().ravel() for p in params.values() if p.grad_req != "null"]
+    stats = [layer.moving_mean.data().asnumpy().ravel(), layer.moving_var.data().asnumpy().ravel()]
+    return [y.asnumpy(), x.grad.asnumpy()] + grads + stats
+
+
+@pytest.mark.parametrize("num_dims", [2, 4])
+@pytest.mark.parametrize("conventions", CONVENTIONS)
+def test_fast_equals_faithful(num_dims, conventions):
+    rng = np.random.default_rng(num_dims)
+    shape = SHAPES[num_dims]
+    layers = [BatchNorm(shape[1], num_dims, impl=impl, **conventions) for impl in ("faithful", "fast")]
+    for layer in layers:
+        layer.initialize(mx.init.Uniform(1.0))  # gamma and beta away from 1 and 0
+    layers[1].gamma.set_data(layers[0].gamma.data())
+    layers[1].beta.set_data(layers[0].beta.data())
+    for training in (True, True, False, True, False):
+        X = rng.normal(0.5, 2.0, size=shape).astype("float32")
+        head = rng.normal(size=shape).astype("float32")
+        a, b = (step(layer, X, head, training) for layer in layers)
+        names = ["output", "grad X", "grad gamma", "grad beta", "moving_mean", "moving_var"]
+        for name, u, v in zip(names, a, b):
+            np.testing.assert_allclose(v, u, rtol=RTOL, atol=ATOL, err_msg=f"{name}, training={training}")
+
+
+@pytest.mark.parametrize("num_dims", [2, 4])
+def test_fast_equals_mxnet_operator(num_dims):
+    rng = np.random.default_rng(10 + num_dims)
+    shape = SHAPES[num_dims]
+    ours = BatchNorm(shape[1], num_dims, impl="fast")
+    theirs = mx.gluon.nn.BatchNorm(in_channels=shape[1])
+    ours.initialize()
+    theirs.initialize()
+    for _ in range(3):
+        X = rng.normal(-1.0, 3.0, size=shape).astype("float32")
+        head = rng.normal(size=shape).astype("float32")
+        a = step(ours, X, head, True)
+        x = nd.array(X)
+        x.attach_grad()
+        with autograd.record():
+            y = theirs(x)
+        y.backward(nd.array(head))
+        b = [y.asnumpy(), x.grad.asnumpy(), theirs.gamma.grad().asnumpy(), theirs.beta.grad().asnumpy(),
+             theirs.running_mean.data().asnumpy(), theirs.running_var.data().asnumpy()]
+        for u, v in zip(a, b):
+            np.testing.assert_allclose(u, v, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(ours(nd.array(X)).asnumpy(), theirs(nd.array(X)).asnumpy(),
+                               rtol=RTOL, atol=ATOL)
+
+
+def test_fast_lenet_trains_like_faithful_lenet():
+    """Three SGD steps of the whole LeNet: the same losses to float32 rounding."""
+    rng = np.random.default_rng(0)
+    X = nd.array(rng.random((32, 1, 28, 28)).astype("float32"))
+    y = nd.array(rng.integers(0, 10, 32))
+    losses = []
+    for impl in ("faithful", "fast"):
+        mx.random.seed(1)
+        net = lenet("scratch", bn_options={"impl": impl, "moving_var_init": 0.0})
+        net.initialize(mx.init.Xavier())
+        trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 1.0})
+        run = []
+        for _ in range(3):
+            with autograd.record():
+                loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()(net(X), y).sum()
+            loss.backward()
+            trainer.step(32)
+            run.append(loss.asscalar())
+        run.append(net(X).asnumpy())
+        losses.append(run)
+    np.testing.assert_allclose(losses[1][:3], losses[0][:3], rtol=1e-4)
+    np.testing.assert_allclose(losses[1][3], losses[0][3], rtol=1e-3, atol=1e-4)
+
+
+def test_bad_impl_is_a_value_error():
+    with pytest.raises(ValueError, match="impl"):
+        BatchNorm(3, 4, impl="turbo")
