@@ -73,7 +73,41 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--test-limit", type=_positive_int, help="use only the first N test examples")
     rep.add_argument("--checkpoint-dir", type=Path, help="checkpoint after every epoch here")
     rep.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
+    ben = sub.add_parser("bench", help="time training epochs of every BN path, after warm-up")
+    ben.add_argument("--recipe", default="d2l-en", help="whose network and batch size (default d2l-en)")
+    ben.add_argument("--fraction", type=_positive_float, default=1.0,
+                     help="time this share of an epoch and scale up (e.g. 0.05 for a quick look)")
+    ben.add_argument("--pipeline", choices=("d2l", "fast", "both"), default="both")
+    ben.add_argument("--bn-impl", choices=("faithful", "fast", "both"), default="both",
+                     help="which scratch implementations to time")
+    ben.add_argument("--device", default="cpu", help="as for reproduce (default cpu)")
+    ben.add_argument("--data-root", help="directory with the four IDX files")
+    ben.add_argument("--out", type=Path, default=Path("out"), help="where bench.json/.md/.png go")
     return parser
+
+
+def cmd_bench(args, out) -> int:
+    import json
+    from .bench import bench, default_configs, format_table, plot_bars
+    from .device import parse_device
+
+    if args.fraction > 1:
+        raise ValueError(f"--fraction must be at most 1, got {args.fraction}")
+    pipelines = ("d2l", "fast") if args.pipeline == "both" else (args.pipeline,)
+    impls = ("faithful", "fast") if args.bn_impl == "both" else (args.bn_impl,)
+    configs = [c for c in default_configs(pipelines) if c.variant != "scratch" or c.bn_impl in impls]
+    ctx = parse_device(args.device, file=out)
+    result = bench(configs, args.recipe, fraction=args.fraction, ctx=ctx, file=out,
+                   data_root=args.data_root)
+    table = format_table(result)
+    print(table, file=out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / "bench.md").write_text(table + "\n")
+    plot_bars(result, args.out / "bench.png")
+    for ext in ("json", "md", "png"):
+        print(f"wrote {args.out / ('bench.' + ext)}", file=out)
+    return 0
 
 
 def cmd_list(args, out) -> int:
@@ -118,7 +152,7 @@ def cmd_reproduce(args, out) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce}
+COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce, "bench": cmd_bench}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

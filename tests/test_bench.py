@@ -1,0 +1,27 @@
+"""`gluon-bn bench` runs on a tiny fraction and writes what it says."""
+import json
+
+from gluon_bn import cli
+
+
+def test_bench_runs_on_a_tiny_fraction(fashion_root, tmp_path, capsys):
+    status = cli.main(["bench", "--fraction", "0.01", "--pipeline", "fast", "--bn-impl", "fast",
+                       "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 0
+    result = json.loads((tmp_path / "bench.json").read_text())
+    labels = [row["label"] for row in result["rows"]]
+    assert labels == ["scratch fast / fast", "gluon / fast", "gluon hybrid / fast", "plain hybrid / fast"]
+    for row in result["rows"]:
+        assert row["timed_examples"] == 768  # 1% of 60000, rounded up to whole batches of 256
+        assert row["seconds_per_epoch"] > row["timed_seconds"] > 0
+    builtin = next(r for r in result["rows"] if r["label"] == "gluon / fast")
+    assert builtin["ratio_to_builtin"] == 1.0
+    table = (tmp_path / "bench.md").read_text()
+    assert table.splitlines()[0].startswith("| path | s/epoch") and table.strip() in out
+    assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_rejects_a_fraction_above_one(capsys):
+    assert cli.main(["bench", "--fraction", "2"]) == 2
+    assert "at most 1" in capsys.readouterr().err
