@@ -155,6 +155,24 @@ def cmd_reproduce(args, out) -> int:
 COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce, "bench": cmd_bench}
 
 
+# What scripts/reproduce_all.py runs: the published results/ (every recipe, three seeds).
+PUBLISHED_RUNS = {
+    "d2l-en": [],
+    "d2l-zh": [],
+    "d2l-0.17": [],
+    "straight-dope": ["--dataset", "fashion-mnist"],
+    "d2l-1.0": ["--variant", "all"],
+}
+PUBLISHED_OPTIONS = ["--seed", "0", "1", "2", "--pipeline", "fast", "--bn-impl", "fast",
+                     "--out", "results"]
+
+
+def reproduce_all(extra: List[str]) -> int:
+    """Run every published recipe (extra arguments appended); return the worst exit status."""
+    return max(main(["reproduce", name, *PUBLISHED_OPTIONS, *options, *extra])
+               for name, options in PUBLISHED_RUNS.items())
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run ``gluon-bn``; return the exit status. Errors are one clear message, no traceback."""
     args = build_parser().parse_args(argv)
