@@ -1,0 +1,50 @@
+"""The companion notebooks: stored without outputs, and each one runs headless in smoke mode."""
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat", reason="pip install -e '.[test]' (nbformat)")
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+EXPECTED = ("d2l-1.0", "d2l-en", "d2l-0.17", "d2l-zh", "straight-dope", "scratch-vs-gluon")
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+CELL_TIMEOUT = 300  # seconds per cell
+
+
+def test_every_document_has_a_notebook():
+    assert {p.stem for p in NOTEBOOKS} >= set(EXPECTED)
+
+
+def test_notebooks_are_stored_without_outputs():
+    dirty = []
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            if cell.get("outputs") or cell.get("execution_count") is not None:
+                dirty.append(f"{path.name} cell {index}")
+    assert not dirty, ("notebooks must be saved without outputs or execution counts "
+                       "(clear them before saving): " + ", ".join(dirty))
+
+
+def test_notebooks_have_the_smoke_switch():
+    switch = 'SMOKE = os.environ.get("GLUON_BN_SMOKE") == "1"'
+    missing = [p.name for p in NOTEBOOKS
+               if not any(switch in c.source for c in nbformat.read(p, as_version=4).cells)]
+    assert not missing, f"no smoke switch in: {missing}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_in_smoke_mode(path, fashion_root, monkeypatch):
+    nbclient = pytest.importorskip("nbclient", reason="pip install -e '.[test]' (nbclient)")
+    pytest.importorskip("ipykernel", reason="pip install -e '.[test]' (ipykernel)")
+    pytest.importorskip("d2l", reason="pip install -e '.[test]' (d2l, for its Animator)")
+    # The kernel inherits this process's environment.
+    monkeypatch.setenv("GLUON_BN_SMOKE", "1")
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
