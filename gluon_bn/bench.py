@@ -79,7 +79,7 @@ def time_config(config: BenchConfig, recipe_name: str = "d2l-en", *, fraction: f
     batch = recipe.batch_size
     seed_everything(seed)
     net = build_net(recipe, config.variant, bn_impl=config.bn_impl)
-    net.initialize(make_initializer(recipe.initializer), ctx=ctx)
+    net.initialize(make_initializer(recipe.initializer_for(config.variant)), ctx=ctx)
     if config.hybridize:
         net.hybridize()
     trainer = mx.gluon.Trainer(net.collect_params(), "sgd",

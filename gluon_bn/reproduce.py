@@ -142,7 +142,7 @@ def run_variant(recipe: Recipe, variant: str, seed: int, ctx, options: RunOption
     seed_everything(seed)
     train_iter, test_iter = load_data(dataset, batch_size, options, seed)
     net = build_net(recipe, variant, bn_impl=options.bn_impl)
-    net.initialize(make_initializer(recipe.initializer), ctx=ctx)
+    net.initialize(make_initializer(recipe.initializer_for(variant)), ctx=ctx)
     if options.hybridize:
         net.hybridize()
     trainer = mx.gluon.Trainer(net.collect_params(), "sgd",
