@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--test-limit", type=_positive_int, help="use only the first N test examples")
     rep.add_argument("--checkpoint-dir", type=Path, help="checkpoint after every epoch here")
     rep.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
+    doc = sub.add_parser("doctor", help="check MXNet, numpy, threads, data and GPUs; "
+                                        "exit 0 when `reproduce` can run")
+    doc.add_argument("--data-root", help="also look in this data directory")
     ben = sub.add_parser("bench", help="time training epochs of every BN path, after warm-up")
     ben.add_argument("--recipe", default="d2l-en", help="whose network and batch size (default d2l-en)")
     ben.add_argument("--fraction", type=_positive_float, default=1.0,
@@ -127,6 +130,7 @@ def cmd_reproduce(args, out) -> int:
     from .device import parse_device
     from .reproduce import RunOptions, reproduce
     from .recipes import get_recipe
+    from .training import TrainingDiverged
 
     get_recipe(args.recipe)  # unknown names fail here, before any data is read
     if args.resume and not args.checkpoint_dir:
@@ -144,15 +148,46 @@ def cmd_reproduce(args, out) -> int:
     factory = None
     if args.checkpoint_dir:
         from .checkpoint import Checkpointer
-        factory = Checkpointer.factory(args.checkpoint_dir, args.recipe, options, resume=args.resume)
-    _, paths = reproduce(args.recipe, options, ctx, out_dir=args.out, file=out,
-                         checkpointer_factory=factory)
+        factory = Checkpointer.factory(args.checkpoint_dir, args.recipe, options,
+                                       resume=args.resume, file=out)
+    try:
+        _, paths = reproduce(args.recipe, options, ctx, out_dir=args.out, file=out,
+                             checkpointer_factory=factory)
+    except TrainingDiverged as err:  # say what is kept: the epochs before it are checkpointed
+        if factory is not None:
+            err.args = (f"{err.args[0]}\nCheckpoints: {factory.describe()}. A smaller --lr is "
+                        f"a new configuration: give it another --checkpoint-dir.",)
+        raise
     for kind, path in paths.items():
         print(f"wrote {path}", file=out)
     return 0
 
 
-COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce, "bench": cmd_bench}
+def cmd_doctor(args, out) -> int:
+    """Print the installation report; 0 when `reproduce` can run, else 1."""
+    from .doctor import run_doctor
+    return run_doctor(file=out, data_root=args.data_root)
+
+
+def _interrupted_message(args, argv: List[str]) -> str:
+    """Say what Ctrl-C left behind and, with checkpoints, the exact command that continues."""
+    import shlex
+    lines = ["", "gluon-bn: interrupted."]
+    if getattr(args, "out", None) is not None:
+        lines.append(f"Runs that finished are saved under {args.out}.")
+    if getattr(args, "checkpoint_dir", None):
+        command = ["gluon-bn", *argv] + ([] if "--resume" in argv else ["--resume"])
+        lines.append(f"Every completed epoch is checkpointed in {args.checkpoint_dir}; "
+                     f"to continue from the last one, run:")
+        lines.append(f"  {shlex.join(command)}")
+    elif args.command == "reproduce":
+        lines.append("The run in progress is lost; add --checkpoint-dir DIR to checkpoint "
+                     "every epoch (and --resume to continue).")
+    return "\n".join(lines)
+
+
+COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce, "bench": cmd_bench,
+            "doctor": cmd_doctor}
 
 
 # What scripts/reproduce_all.py runs: the published results/ (every recipe, three seeds).
@@ -175,8 +210,14 @@ def reproduce_all(extra: List[str]) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run ``gluon-bn``; return the exit status. Errors are one clear message, no traceback."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     out = sys.stdout
+    if args.command == "doctor":  # before importing MXNet: the doctor reports a broken one
+        try:
+            return cmd_doctor(args, out)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
     try:
         from .data import DataError
         from .training import TrainingDiverged
@@ -196,9 +237,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"gluon-bn: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("\ngluon-bn: interrupted; finished runs are saved under --out"
-              + (", and --resume continues from the last checkpoint" if getattr(args, "checkpoint_dir", None) else ""),
-              file=sys.stderr)
+        print(_interrupted_message(args, argv), file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
