@@ -114,7 +114,7 @@ def load_data(dataset: str, batch_size: int, options: RunOptions, seed: int):
 
 def run_variant(recipe: Recipe, variant: str, seed: int, ctx, options: RunOptions,
                 dataset: str, *, file: Optional[TextIO] = None,
-                checkpoint=None) -> dict:
+                checkpoint=None, on_epoch_end=None, return_net: bool = False):
     """Train one variant of `recipe` with one seed; return its record (history and first BN).
 
     Parameters
@@ -135,6 +135,10 @@ def run_variant(recipe: Recipe, variant: str, seed: int, ctx, options: RunOption
         Where train_ch5 prints.
     checkpoint : gluon_bn.checkpoint.Checkpointer, optional
         Saves after every epoch and restores a previous run's state.
+    on_epoch_end : callable, optional
+        Called with each epoch's EpochStats (after the checkpoint, if any): live curves.
+    return_net : bool
+        Return ``(record, trained_net)`` instead of the record alone.
     """
     file = file or sys.stdout
     batch_size = options.batch_size or recipe.batch_size
@@ -147,20 +151,28 @@ def run_variant(recipe: Recipe, variant: str, seed: int, ctx, options: RunOption
         net.hybridize()
     trainer = mx.gluon.Trainer(net.collect_params(), "sgd",
                                {"learning_rate": recipe.trainer_learning_rate(options.lr)})
-    history, start_epoch, on_epoch_end = [], 0, None
+    history, start_epoch, callbacks = [], 0, []
     if checkpoint is not None:
         history, start_epoch = checkpoint.restore(net, trainer, train_iter, ctx)
-        on_epoch_end = checkpoint.saver(net, trainer, train_iter, history)
+        callbacks.append(checkpoint.saver(net, trainer, train_iter, history))
+    if on_epoch_end is not None:
+        callbacks.append(on_epoch_end)
+
+    def after_epoch(stats) -> None:
+        for callback in callbacks:
+            callback(stats)
+
     print(f"{recipe.name} / {variant} / seed {seed}", file=file)
     history = history + [s.as_dict() for s in train_ch5(
         net, train_iter, test_iter, batch_size, trainer, ctx, epochs, file=file,
         start_epoch=start_epoch, sync_every_batch=options.sync_every_batch,
-        on_epoch_end=on_epoch_end)]
+        on_epoch_end=after_epoch)]
     bn = first_bn(net)
     gamma = bn.gamma.data(_first(ctx)).asnumpy().ravel().tolist() if bn is not None else None
     beta = bn.beta.data(_first(ctx)).asnumpy().ravel().tolist() if bn is not None else None
-    return {"variant": variant, "seed": seed, "history": history,
-            "first_bn_gamma": gamma, "first_bn_beta": beta}
+    record = {"variant": variant, "seed": seed, "history": history,
+              "first_bn_gamma": gamma, "first_bn_beta": beta}
+    return (record, net) if return_net else record
 
 
 def _first(ctx):
