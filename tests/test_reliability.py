@@ -36,7 +36,7 @@ EPOCH = re.compile(r"^epoch (\d+), loss (\S+), train acc (\S+), test acc (\S+), 
 # 32 batches per epoch: an epoch lasts long enough (~0.1 s) to stop the run between two.
 SMALL = ["reproduce", "d2l-en", "--variant", "gluon", "--limit", "512", "--test-limit", "256",
          "--pipeline", "fast", "--device", "cpu", "--batch-size", "16"]
-EPOCHS = 4
+EPOCHS = 10  # long enough that a signal sent after epoch 1 or 2 lands mid-run, even on a loaded machine
 TIMEOUT = 120
 
 
