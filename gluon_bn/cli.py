@@ -151,8 +151,9 @@ def cmd_reproduce(args, out) -> int:
         factory = Checkpointer.factory(args.checkpoint_dir, args.recipe, options,
                                        resume=args.resume, file=out)
     try:
-        _, paths = reproduce(args.recipe, options, ctx, out_dir=args.out, file=out,
-                             checkpointer_factory=factory)
+        with _CtrlC() as ctrl_c:
+            _, paths = reproduce(args.recipe, options, ctx, out_dir=args.out, file=out,
+                                 checkpointer_factory=factory, stop_requested=ctrl_c.requested)
     except TrainingDiverged as err:  # say what is kept: the epochs before it are checkpointed
         if factory is not None:
             err.args = (f"{err.args[0]}\nCheckpoints: {factory.describe()}. A smaller --lr is "
@@ -206,6 +207,36 @@ def reproduce_all(extra: List[str]) -> int:
     """Run every published recipe (extra arguments appended); return the worst exit status."""
     return max(main(["reproduce", name, *PUBLISHED_OPTIONS, *options, *extra])
                for name, options in PUBLISHED_RUNS.items())
+
+
+class _CtrlC:
+    """Within ``with``: the first SIGINT is remembered, a second one interrupts at once.
+
+    A KeyboardInterrupt raised by the signal itself can land inside an NDArray's
+    ``__del__``, where Python drops it with a printed traceback; so the first Ctrl-C only
+    sets a flag, and training raises KeyboardInterrupt at the end of the current batch.
+    """
+
+    def __init__(self):
+        self.seen = False
+        self._previous = None
+
+    def requested(self) -> bool:
+        return self.seen
+
+    def _handle(self, signum, frame):
+        if self.seen:
+            raise KeyboardInterrupt
+        self.seen = True
+
+    def __enter__(self) -> "_CtrlC":
+        import signal
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+        signal.signal(signal.SIGINT, self._previous)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -114,7 +114,8 @@ def load_data(dataset: str, batch_size: int, options: RunOptions, seed: int):
 
 def run_variant(recipe: Recipe, variant: str, seed: int, ctx, options: RunOptions,
                 dataset: str, *, file: Optional[TextIO] = None,
-                checkpoint=None, on_epoch_end=None, return_net: bool = False):
+                checkpoint=None, on_epoch_end=None, return_net: bool = False,
+                stop_requested=None):
     """Train one variant of `recipe` with one seed; return its record (history and first BN).
 
     Parameters
@@ -139,6 +140,8 @@ def run_variant(recipe: Recipe, variant: str, seed: int, ctx, options: RunOption
         Called with each epoch's EpochStats (after the checkpoint, if any): live curves.
     return_net : bool
         Return ``(record, trained_net)`` instead of the record alone.
+    stop_requested : callable, optional
+        Passed to :func:`gluon_bn.training.train_ch5`.
     """
     file = file or sys.stdout
     batch_size = options.batch_size or recipe.batch_size
@@ -166,7 +169,7 @@ def run_variant(recipe: Recipe, variant: str, seed: int, ctx, options: RunOption
     history = history + [s.as_dict() for s in train_ch5(
         net, train_iter, test_iter, batch_size, trainer, ctx, epochs, file=file,
         start_epoch=start_epoch, sync_every_batch=options.sync_every_batch,
-        on_epoch_end=after_epoch)]
+        on_epoch_end=after_epoch, stop_requested=stop_requested)]
     bn = first_bn(net)
     gamma = bn.gamma.data(_first(ctx)).asnumpy().ravel().tolist() if bn is not None else None
     beta = bn.beta.data(_first(ctx)).asnumpy().ravel().tolist() if bn is not None else None
@@ -180,7 +183,8 @@ def _first(ctx):
 
 
 def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[Path] = None,
-              file: Optional[TextIO] = None, checkpointer_factory=None) -> Tuple[dict, dict]:
+              file: Optional[TextIO] = None, checkpointer_factory=None,
+              stop_requested=None) -> Tuple[dict, dict]:
     """Run every variant and seed of a recipe and write JSON, Markdown and PNG under `out_dir`.
 
     Parameters
@@ -197,6 +201,8 @@ def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[P
         Where progress lines go (default stdout).
     checkpointer_factory : callable, optional
         ``(variant, seed) -> Checkpointer`` for per-epoch checkpoints.
+    stop_requested : callable, optional
+        Asked after every batch; True stops the run with KeyboardInterrupt.
 
     Returns
     -------
@@ -219,7 +225,8 @@ def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[P
         for variant in options.variants:
             checkpoint = checkpointer_factory(variant, seed) if checkpointer_factory else None
             result["runs"].append(run_variant(recipe, variant, seed, ctx, options, dataset,
-                                              file=file, checkpoint=checkpoint))
+                                              file=file, checkpoint=checkpoint,
+                                              stop_requested=stop_requested))
             if out_dir is not None:  # rewrite after every run: nothing finished is lost
                 paths = write_outputs(result, Path(out_dir), output_stem(recipe.name, options))
     return result, paths

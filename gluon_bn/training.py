@@ -132,7 +132,8 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
               trainer: gluon.Trainer, ctx: Union[Context, Sequence[Context]],
               num_epochs: int, *, file: Optional[TextIO] = None, start_epoch: int = 0,
               sync_every_batch: bool = True,
-              on_epoch_end: Optional[Callable[[EpochStats], None]] = None) -> List[EpochStats]:
+              on_epoch_end: Optional[Callable[[EpochStats], None]] = None,
+              stop_requested: Optional[Callable[[], bool]] = None) -> List[EpochStats]:
     """Train `net` as d2l's MXNet ``train_ch5`` does, print its lines and return the history.
 
     Each batch: summed softmax cross-entropy under ``autograd.record()``, ``backward``,
@@ -167,6 +168,10 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
     on_epoch_end : callable, optional
         Called with each epoch's :class:`EpochStats` after its line is printed
         (checkpoints use it).
+    stop_requested : callable, optional
+        Asked after every batch; when it returns True, KeyboardInterrupt is raised there.
+        The CLI uses it because a Ctrl-C that lands inside an NDArray's ``__del__`` is
+        swallowed by Python ("Exception ignored in ..."); the flag it set is not.
 
     Returns
     -------
@@ -214,6 +219,8 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
                 for acc, s in zip(device_sums, sums):
                     acc += s
             progress.update(batch)
+            if stop_requested is not None and stop_requested():
+                raise KeyboardInterrupt
         if not sync_every_batch:
             values = sum(s.asnumpy().astype("float64") for s in device_sums)
             loss_sum, correct_sum = float(values[0]), float(values[1])
