@@ -67,13 +67,18 @@ def _inverse_scale(var, eps: float, normalize_by: str):
     return nd.rsqrt(var + eps)
 
 
-def moments(X) -> Tuple[object, object]:
-    """Return the per-channel batch mean and biased variance of `X`, each (1, C)."""
-    layout = _Layout(X.shape, X.context, X.dtype)
-    R = layout.rows(X)
+def _centred_moments(layout: _Layout, R):
+    """Per-channel mean (1, C), the centred rows, and the biased variance (1, C) of rows `R`."""
     mean = layout.channel_sum(R) / layout.count
     centred = nd.broadcast_sub(R, layout.spread(mean))
     var = layout.channel_sum(nd.square(centred)) / layout.count
+    return mean, centred, var
+
+
+def moments(X) -> Tuple[object, object]:
+    """Return the per-channel batch mean and biased variance of `X`, each (1, C)."""
+    layout = _Layout(X.shape, X.context, X.dtype)
+    mean, _, var = _centred_moments(layout, layout.rows(X))
     return mean, var
 
 
@@ -86,10 +91,7 @@ class _TrainingBatchNorm(autograd.Function):
 
     def forward(self, X, gamma, beta):
         layout = self.layout = _Layout(X.shape, X.context, X.dtype)
-        R = layout.rows(X)
-        mean = layout.channel_sum(R) / layout.count                     # (1, C)
-        centred = nd.broadcast_sub(R, layout.spread(mean))             # rows
-        var = layout.channel_sum(nd.square(centred)) / layout.count    # (1, C)
+        mean, centred, var = _centred_moments(layout, layout.rows(X))
         inv = _inverse_scale(var, self.eps, self.normalize_by)          # (1, C)
         scale = gamma.reshape((1, layout.C)) * inv                       # (1, C)
         Y = layout.times_plus(centred, scale, beta.reshape((1, layout.C)))

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, TextIO, Tuple, Union
+from typing import Optional, TextIO, Tuple
 
 from ._mxnet import mx
 from . import data as gdata
