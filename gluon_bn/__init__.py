@@ -1,10 +1,33 @@
-"""gluon-bn: the Batch Normalization chapter of Dive into Deep Learning in MXNet Gluon."""
-from ._mxnet import mx  # noqa: F401  (fails with install instructions when MXNet is missing)
-from .functional import batch_norm, pure_batch_norm
-from .layers import BatchNorm
-from . import models, recipes
-from .recipes import get_recipe, RECIPES
+"""gluon-bn: the Batch Normalization chapter of Dive into Deep Learning in MXNet Gluon.
+
+MXNet loads on first use of a name below, not on ``import gluon_bn``: the command line
+chooses MXNet's engine and threads (:mod:`gluon_bn.runtime`) before it loads, and
+``gluon-bn doctor`` can report an MXNet that fails to import.
+"""
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["batch_norm", "pure_batch_norm", "BatchNorm", "models", "recipes", "get_recipe",
-           "RECIPES", "__version__"]
+
+# public name -> (module, attribute or None for the module itself)
+_EXPORTS = {
+    "batch_norm": ("functional", "batch_norm"),
+    "pure_batch_norm": ("functional", "pure_batch_norm"),
+    "BatchNorm": ("layers", "BatchNorm"),
+    "models": ("models", None),
+    "recipes": ("recipes", None),
+    "get_recipe": ("recipes", "get_recipe"),
+    "RECIPES": ("recipes", "RECIPES"),
+}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'gluon_bn' has no attribute {name!r}")
+    module_name, attribute = _EXPORTS[name]
+    module = importlib.import_module(f".{module_name}", __name__)
+    return module if attribute is None else getattr(module, attribute)
+
+
+def __dir__():
+    return sorted(__all__)

@@ -38,6 +38,10 @@ def _preload_cuda_runtime() -> None:
                 pass  # a library this MXNet does not need; MXNet itself reports what is missing
 
 
+# The settings MXNet reads once, when it loads (see gluon_bn.runtime).
+RUNTIME_VARIABLES = ("MXNET_ENGINE_TYPE", "OMP_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS")
+
+
 def import_mxnet():
     """Return the `mxnet` module, or raise ImportError that names the extras to install."""
     _preload_cuda_runtime()
@@ -60,4 +64,6 @@ def _numpy_version() -> str:
         return "(not installed)"
 
 
+# What MXNet loads with; if something imported it earlier, what the environment says now.
+LOADED_WITH = {key: os.environ.get(key) for key in RUNTIME_VARIABLES}
 mx = import_mxnet()

@@ -62,10 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--pipeline", choices=("d2l", "fast"), default="d2l")
     rep.add_argument("--bn-impl", choices=("faithful", "fast"), default="faithful",
                      help="the scratch layer's implementation")
-    rep.add_argument("--hybridize", action="store_true", help="hybridize the networks")
+    rep.add_argument("--hybridize", nargs="?", const="layers", default="auto",
+                     choices=("auto", "none", "layers", "graph"),
+                     help="none; layers (each layer compiled, as the documents' "
+                          "net.hybridize()); graph (runs of hybridizable layers compiled as "
+                          "one static graph); auto (default): graph with --pipeline fast, "
+                          "else none. A bare --hybridize means layers")
     rep.add_argument("--sync-every-batch", choices=("yes", "no"), default=None,
                      help="read loss/accuracy back every batch as train_ch5 does "
                           "(default: yes, except no with --pipeline fast)")
+    _add_runtime_argument(rep)
     rep.add_argument("--dataset", choices=("auto", "fashion-mnist", "mnist"), default="auto")
     rep.add_argument("--data-root", help="directory with the four IDX files")
     rep.add_argument("--out", type=Path, default=Path("out"), help="where results go (default ./out)")
@@ -84,9 +90,30 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--bn-impl", choices=("faithful", "fast", "both"), default="both",
                      help="which scratch implementations to time")
     ben.add_argument("--device", default="cpu", help="as for reproduce (default cpu)")
+    _add_runtime_argument(ben)
+    ben.add_argument("--repeat", type=_positive_int, default=1,
+                     help="time each path this many times and keep the fastest (default 1)")
     ben.add_argument("--data-root", help="directory with the four IDX files")
     ben.add_argument("--out", type=Path, default=Path("out"), help="where bench.json/.md/.png go")
     return parser
+
+
+def _add_runtime_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runtime", choices=("auto", "default", "tuned"), default="auto",
+        help="MXNet's engine and OpenMP threads, set before MXNet loads: default (MXNet's "
+             "own), tuned (NaiveEngine, one OpenMP thread per core; chosen by measurement "
+             "on the CPU), auto (default): tuned with --pipeline fast on the CPU, else "
+             "default. MXNET_ENGINE_TYPE / OMP_NUM_THREADS set in the environment win")
+
+
+def _select_runtime(args, out) -> None:
+    """Set MXNet's engine and threads for `args` before MXNet loads, and say what runs."""
+    from . import runtime
+    choice = runtime.choose(args.runtime, pipeline=args.pipeline, device=args.device)
+    for note in runtime.apply(choice):
+        print(note, file=out)
+    print(f"runtime: {runtime.describe()}", file=out, flush=True)
 
 
 def cmd_bench(args, out) -> int:
@@ -101,7 +128,7 @@ def cmd_bench(args, out) -> int:
     configs = [c for c in default_configs(pipelines) if c.variant != "scratch" or c.bn_impl in impls]
     ctx = parse_device(args.device, file=out)
     result = bench(configs, args.recipe, fraction=args.fraction, ctx=ctx, file=out,
-                   data_root=args.data_root)
+                   data_root=args.data_root, repeat=args.repeat)
     table = format_table(result)
     print(table, file=out)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -138,9 +165,12 @@ def cmd_reproduce(args, out) -> int:
     variants = {None: ("scratch", "gluon"), "all": ("scratch", "gluon", "plain")}.get(
         args.variant, (args.variant,))
     sync = args.pipeline != "fast" if args.sync_every_batch is None else args.sync_every_batch == "yes"
+    hybridize = args.hybridize
+    if hybridize == "auto":
+        hybridize = "graph" if args.pipeline == "fast" else "none"
     options = RunOptions(variants=variants, seeds=tuple(args.seed), epochs=args.epochs,
                          lr=args.lr, batch_size=args.batch_size, pipeline=args.pipeline,
-                         bn_impl=args.bn_impl, hybridize=args.hybridize, sync_every_batch=sync,
+                         bn_impl=args.bn_impl, hybridize=hybridize, sync_every_batch=sync,
                          dataset=args.dataset, data_root=args.data_root, limit=args.limit,
                          test_limit=args.test_limit)
     options.check()
@@ -249,6 +279,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return cmd_doctor(args, out)
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
+    if args.command in ("reproduce", "bench"):
+        _select_runtime(args, out)  # before anything imports MXNet
     try:
         from .data import DataError
         from .training import TrainingDiverged

@@ -11,6 +11,7 @@ init = mx.init
 
 BN_KINDS = ("none", "scratch", "gluon")
 POOLS = ("max", "avg")
+HYBRIDIZE_MODES = ("none", "layers", "graph")
 
 
 def make_bn(kind: str, num_features: int, num_dims: int,
@@ -146,6 +147,66 @@ def straight_dope_convnet(bn: str = "scratch", *, num_classes: int = 10,
          make_bn(bn, 128, 2, options), nn.Activation("relu"))
     net.add(nn.Dense(num_classes, weight_initializer=drawn, bias_initializer=drawn))
     return net
+
+
+def hybridize_network(net: nn.Sequential, mode: str) -> mx.gluon.Block:
+    """Return `net` compiled as `mode` says; the parameters stay the same objects.
+
+    Parameters
+    ----------
+    net : nn.Sequential
+        Built by :func:`lenet` or :func:`straight_dope_convnet`, initialised or not.
+    mode : {"none", "layers", "graph"}
+        ``"none"``: `net` as it is (imperative). ``"layers"``: ``net.hybridize()``, as the
+        documents do: every hybridizable layer becomes its own compiled graph.
+        ``"graph"``: every run of consecutive hybridizable layers is moved into one
+        ``HybridSequential`` compiled with static memory and shapes
+        (``static_alloc=True, static_shape=True``): one graph for a whole Gluon LeNet, and
+        the segments between the scratch layers (which stay Blocks, their own kernels
+        hybridized) for the scratch one.
+
+    Returns
+    -------
+    gluon.Block
+        `net` itself for "none" and "layers"; for "graph" a new ``nn.Sequential`` of the
+        segments (or one ``HybridSequential``), so parameter names in saved files gain the
+        segment index.
+    """
+    if mode not in HYBRIDIZE_MODES:
+        raise ValueError(f"hybridize must be one of {HYBRIDIZE_MODES}, got {mode!r}")
+    if mode == "none":
+        return net
+    if mode == "layers":
+        net.hybridize()
+        return net
+    segments: list = []  # HybridSequential runs and the non-hybrid blocks between them
+    for block in net._children.values():
+        if isinstance(block, mx.gluon.HybridBlock):
+            if not segments or not isinstance(segments[-1], nn.HybridSequential):
+                segments.append(nn.HybridSequential(prefix=""))
+            segments[-1].add(block)
+        else:
+            block.hybridize()  # the scratch layer's per-mode kernels
+            segments.append(block)
+    for segment in segments:
+        if isinstance(segment, nn.HybridSequential):
+            segment.hybridize(static_alloc=True, static_shape=True)
+    if len(segments) == 1:
+        return segments[0]
+    graph = nn.Sequential(prefix="")
+    graph.add(*segments)
+    return graph
+
+
+def find_bn(net: mx.gluon.Block) -> Optional[mx.gluon.Block]:
+    """Return the first batch normalization layer (scratch or Gluon) in `net`, depth first."""
+    for block in net._children.values():
+        if isinstance(block, (BatchNorm, nn.BatchNorm)):
+            return block
+        found = find_bn(block)
+        if found is not None:
+            return found
+    return None
 
 
 def count_parameters(net: mx.gluon.Block, trainable_only: bool = True) -> int:

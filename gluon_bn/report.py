@@ -10,8 +10,9 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from ._mxnet import mx
+from ._mxnet import LOADED_WITH, mx
 from .recipes import get_recipe
+from .runtime import describe as describe_runtime
 
 METRICS = ("loss", "train_acc", "test_acc", "seconds")
 LABELS = {"loss": "loss", "train_acc": "train acc", "test_acc": "test acc", "seconds": "sec/epoch"}
@@ -30,8 +31,8 @@ def environment(ctx=None) -> Dict[str, object]:
         "device": str(ctx) if ctx is not None else None,
         "mkldnn": features.is_enabled("MKLDNN"),
         "cuda": features.is_enabled("CUDA"),
-        "threads": {k: os.environ.get(k) for k in
-                    ("OMP_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS", "MXNET_ENGINE_TYPE")},
+        "threads": dict(LOADED_WITH),
+        "runtime": describe_runtime(LOADED_WITH),
     }
 
 
@@ -61,6 +62,11 @@ def _fmt_ms(ms: tuple, digits: int, n: int) -> str:
     return f"{mean:.{digits}f}" if n < 2 else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
+def compiled_as(hybridize) -> str:
+    """Return a run's hybridize mode; records older than the modes stored True/False."""
+    return {None: "none", False: "none", True: "layers"}.get(hybridize, hybridize)
+
+
 def markdown_report(result: dict) -> str:
     """Return the Markdown comparison of a result JSON: per variant and epoch, theirs beside ours.
 
@@ -73,10 +79,12 @@ def markdown_report(result: dict) -> str:
              f"Source: `{recipe.seed_file}`, {recipe.section}.", "",
              f"Ours: dataset {result['dataset']}, device {env['device']}, "
              f"pipeline `{cfg['pipeline']}`, BN implementation `{cfg['bn_impl']}`, "
+             f"hybridize `{compiled_as(cfg.get('hybridize'))}`, "
              f"{cfg['epochs']} epoch(s), lr {cfg['lr']}, batch {cfg['batch_size']}, "
              f"seeds {cfg['seeds']}"
              + (f", first {cfg['limit']} training examples" if cfg.get("limit") else "")
-             + f"; MXNet {env['mxnet']} on {env['cpu_count']} CPU(s) ({env['processor']}).",
+             + f"; MXNet {env['mxnet']} on {env['cpu_count']} CPU(s) ({env['processor']}), "
+             f"{describe_runtime({k: v for k, v in (env.get('threads') or {}).items() if v})}.",
              ""]
     if len(cfg["seeds"]) > 1:
         lines += ["Our numbers are mean ± sample standard deviation over the seeds.", ""]

@@ -8,7 +8,7 @@ from typing import Optional, TextIO, Tuple
 
 from ._mxnet import mx
 from . import data as gdata
-from .layers import BatchNorm
+from .models import HYBRIDIZE_MODES, find_bn, hybridize_network
 from .recipes import Recipe, VARIANTS, build_net, get_recipe, make_initializer
 from .report import environment, write_outputs
 from .training import seed_everything, train_ch5
@@ -32,8 +32,8 @@ class RunOptions:
         The input pipeline (:mod:`gluon_bn.data`).
     bn_impl : {"faithful", "fast"}
         The scratch layer's implementation.
-    hybridize : bool
-        Hybridize the network before training.
+    hybridize : {"none", "layers", "graph"}
+        How the network is compiled (:func:`gluon_bn.models.hybridize_network`).
     sync_every_batch : bool
         train_ch5's per-batch read-back (the documents) or one per epoch.
     dataset : {"auto", "fashion-mnist", "mnist"}
@@ -52,7 +52,7 @@ class RunOptions:
     batch_size: Optional[int] = None
     pipeline: str = "d2l"
     bn_impl: str = "faithful"
-    hybridize: bool = False
+    hybridize: str = "none"
     sync_every_batch: bool = True
     dataset: str = "auto"
     data_root: Optional[str] = None
@@ -77,16 +77,10 @@ class RunOptions:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.pipeline not in gdata.PIPELINES:
             raise ValueError(f"pipeline must be one of {gdata.PIPELINES}, got {self.pipeline!r}")
+        if self.hybridize not in HYBRIDIZE_MODES:
+            raise ValueError(f"hybridize must be one of {HYBRIDIZE_MODES}, got {self.hybridize!r}")
         if self.bn_impl not in ("faithful", "fast"):
             raise ValueError(f"bn_impl must be 'faithful' or 'fast', got {self.bn_impl!r}")
-
-
-def first_bn(net: mx.gluon.Block):
-    """Return the first batch normalization layer of `net` (scratch or Gluon), or None."""
-    for block in net._children.values():
-        if isinstance(block, (BatchNorm, mx.gluon.nn.BatchNorm)):
-            return block
-    return None
 
 
 def resolve_dataset(recipe: Recipe, options: RunOptions, file: TextIO) -> str:
@@ -148,10 +142,9 @@ def run_variant(recipe: Recipe, variant: str, seed: int, ctx, options: RunOption
     epochs = recipe.num_epochs if options.epochs is None else options.epochs
     seed_everything(seed)
     train_iter, test_iter = load_data(dataset, batch_size, options, seed)
-    net = build_net(recipe, variant, bn_impl=options.bn_impl)
+    net = hybridize_network(build_net(recipe, variant, bn_impl=options.bn_impl),
+                            options.hybridize)
     net.initialize(make_initializer(recipe.initializer_for(variant)), ctx=ctx)
-    if options.hybridize:
-        net.hybridize()
     trainer = mx.gluon.Trainer(net.collect_params(), "sgd",
                                {"learning_rate": recipe.trainer_learning_rate(options.lr)})
     history, start_epoch, callbacks = [], 0, []
@@ -170,7 +163,7 @@ def run_variant(recipe: Recipe, variant: str, seed: int, ctx, options: RunOption
         net, train_iter, test_iter, batch_size, trainer, ctx, epochs, file=file,
         start_epoch=start_epoch, sync_every_batch=options.sync_every_batch,
         on_epoch_end=after_epoch, stop_requested=stop_requested)]
-    bn = first_bn(net)
+    bn = find_bn(net)
     gamma = bn.gamma.data(_first(ctx)).asnumpy().ravel().tolist() if bn is not None else None
     beta = bn.beta.data(_first(ctx)).asnumpy().ravel().tolist() if bn is not None else None
     record = {"variant": variant, "seed": seed, "history": history,

@@ -6,15 +6,19 @@ from gluon_bn import cli
 
 def test_bench_runs_on_a_tiny_fraction(fashion_root, tmp_path, capsys):
     status = cli.main(["bench", "--fraction", "0.01", "--pipeline", "fast", "--bn-impl", "fast",
-                       "--out", str(tmp_path)])
+                       "--repeat", "2", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert status == 0
     result = json.loads((tmp_path / "bench.json").read_text())
     labels = [row["label"] for row in result["rows"]]
-    assert labels == ["scratch fast / fast", "gluon / fast", "gluon hybrid / fast", "plain hybrid / fast"]
+    assert labels == ["scratch fast / fast", "gluon / fast", "gluon hybrid / fast", "plain hybrid / fast",
+                      "scratch fast graph / fast", "gluon graph / fast", "plain graph / fast"]
+    assert result["environment"]["runtime"].startswith("engine ")
     for row in result["rows"]:
         assert row["timed_examples"] == 768  # 1% of 60000, rounded up to whole batches of 256
         assert row["seconds_per_epoch"] > row["timed_seconds"] > 0
+        assert row["seconds_per_epoch"] == min(row["all_seconds_per_epoch"])
+        assert len(row["all_seconds_per_epoch"]) == 2
     builtin = next(r for r in result["rows"] if r["label"] == "gluon / fast")
     assert builtin["ratio_to_builtin"] == 1.0
     table = (tmp_path / "bench.md").read_text()

@@ -7,7 +7,7 @@ import pytest
 
 from gluon_bn import BatchNorm, get_recipe, RECIPES
 from gluon_bn._mxnet import mx
-from gluon_bn.models import count_parameters, lenet, straight_dope_convnet
+from gluon_bn.models import count_parameters, hybridize_network, lenet, straight_dope_convnet
 from gluon_bn.recipes import build_net
 
 nn = mx.gluon.nn
@@ -96,15 +96,74 @@ def test_recipes_are_frozen():
         get_recipe("d2l-en").learning_rate = 2.0
 
 
-def test_import_without_mxnet_names_the_extras():
-    code = "import sys; sys.modules['mxnet'] = None; import gluon_bn"
+def test_use_without_mxnet_names_the_extras():
+    code = "import sys; sys.modules['mxnet'] = None; import gluon_bn; gluon_bn.BatchNorm"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "ImportError" in proc.stderr
     assert "gluon-bn[cpu]" in proc.stderr and "gluon-bn[cu112]" in proc.stderr
 
 
-def test_import_does_not_import_d2l():
-    code = "import sys, gluon_bn; print('d2l' in sys.modules, 'pandas' in sys.modules)"
+def test_import_loads_neither_mxnet_nor_d2l():
+    # MXNet reads its engine and thread settings when it loads: the CLI sets them first.
+    code = ("import sys, gluon_bn, gluon_bn.cli, gluon_bn.runtime; "
+            "print(*(m in sys.modules for m in ('mxnet', 'd2l', 'pandas')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.split() == ["False", "False"]
+    assert proc.stdout.split() == ["False", "False", "False"]
+    code = "import sys, gluon_bn; gluon_bn.BatchNorm; print('mxnet' in sys.modules, 'd2l' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["True", "False"]
+
+
+def _copy_params(src, dst):
+    for a, b in zip(src.collect_params().values(), dst.collect_params().values()):  # layer order
+        b.set_data(a.data())
+
+
+@pytest.mark.parametrize("variant", ["scratch", "gluon", "plain"])
+@pytest.mark.parametrize("mode", ["layers", "graph"])
+def test_hybridized_network_computes_what_the_imperative_one_does(variant, mode):
+    """Outputs, gradients and moving statistics of a compiled network equal the imperative ones.
+
+    Two batch sizes in turn (a static graph re-plans for the last, smaller batch of an epoch).
+    """
+    recipe = get_recipe("d2l-en")
+    nets = []
+    for compiled in ("none", mode):
+        mx.random.seed(3)
+        net = hybridize_network(build_net(recipe, variant, bn_impl="fast"), compiled)
+        net.initialize(mx.init.Xavier())
+        net(mx.nd.zeros(FASHION_BATCH))
+        nets.append(net)
+    _copy_params(*nets)
+    if mode == "graph":
+        segments = [type(b) for b in nets[1]._children.values()]
+        if variant == "scratch":  # hybrid runs between the four scratch layers
+            assert segments == [nn.HybridSequential, BatchNorm] * 4 + [nn.HybridSequential]
+        else:
+            assert isinstance(nets[1], nn.HybridSequential)
+    rng = np.random.default_rng(0)
+    for batch in (16, 5, 16):
+        X = mx.nd.array(rng.random((batch, 1, 28, 28)))
+        head = mx.nd.array(rng.standard_normal((batch, 10)))  # dLoss/dY, the same for both
+        outs, grads, stats = [], [], []
+        for net in nets:
+            with mx.autograd.record():
+                Y = net(X)
+            Y.backward(head)
+            params = list(net.collect_params().values())
+            outs.append(Y.asnumpy())
+            grads.append([p.grad().asnumpy() for p in params if p.grad_req != "null"])
+            stats.append([p.data().asnumpy() for p in params if p.grad_req == "null"])
+        np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+        for a, b in zip(*grads):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        for a, b in zip(*stats):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        predictions = [net(X).asnumpy() for net in nets]  # outside record(): moving statistics
+        np.testing.assert_allclose(*predictions, rtol=1e-5, atol=1e-6)
+
+
+def test_hybridize_network_rejects_an_unknown_mode():
+    with pytest.raises(ValueError, match="hybridize must be one of"):
+        hybridize_network(lenet("gluon"), "static")
