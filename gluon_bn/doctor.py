@@ -143,7 +143,7 @@ def check_features() -> List[Check]:
 
 
 def check_threads(env: Optional[Dict[str, str]] = None) -> List[Check]:
-    """Return the thread settings (OMP_NUM_THREADS, MXNET_CPU_WORKER_NTHREADS) and the cores."""
+    """Return the thread settings (engine, OMP_NUM_THREADS, MXNET_CPU_WORKER_NTHREADS) and the cores."""
     env = os.environ if env is None else env
     cores = os.cpu_count() or 1
     try:
@@ -152,14 +152,19 @@ def check_threads(env: Optional[Dict[str, str]] = None) -> List[Check]:
         usable = cores
     omp = env.get("OMP_NUM_THREADS")
     workers = env.get("MXNET_CPU_WORKER_NTHREADS")
+    engine = env.get("MXNET_ENGINE_TYPE")
     details = [f"os.cpu_count() = {cores}, usable by this process = {usable}",
+               f"MXNET_ENGINE_TYPE = {engine or 'unset (ThreadedEnginePerDevice)'}; "
+               f"`reproduce`/`bench --pipeline fast` on the CPU select NaiveEngine and "
+               f"OMP_NUM_THREADS={usable} by themselves (--runtime)",
                f"OMP_NUM_THREADS = {omp if omp else f'unset (OpenMP uses {usable})'}",
                f"MXNET_CPU_WORKER_NTHREADS = {workers if workers else 'unset (1)'}"]
     message = f"{usable} core(s); OMP_NUM_THREADS {omp or 'unset'}, " \
               f"MXNET_CPU_WORKER_NTHREADS {workers or 'unset'}"
     try:
         omp_n = int(omp) if omp else usable
-        worker_n = int(workers) if workers else 1
+        # NaiveEngine runs every operator on the calling thread: no worker threads.
+        worker_n = int(workers) if workers and engine != "NaiveEngine" else 1
     except ValueError:
         return [Check("threads", WARN, message, details,
                       fix="OMP_NUM_THREADS and MXNET_CPU_WORKER_NTHREADS must be integers")]

@@ -507,3 +507,16 @@ def test_doctor_thread_oversubscription_is_a_warning():
     check = doctor.check_threads({"OMP_NUM_THREADS": str(cores * 4)})[0]
     assert check.status == doctor.WARN and "oversubscribe" in check.fix
     assert doctor.check_threads({"OMP_NUM_THREADS": "1"})[0].status == doctor.OK
+    naive = {"MXNET_ENGINE_TYPE": "NaiveEngine", "OMP_NUM_THREADS": str(cores),
+             "MXNET_CPU_WORKER_NTHREADS": "4"}  # workers are not used by NaiveEngine
+    assert doctor.check_threads(naive)[0].status == doctor.OK
+
+
+def test_doctor_reports_an_mxnet_that_fails_to_import():
+    """`import gluon_bn` does not load MXNet, so the doctor can describe a broken one."""
+    code = ("import sys; sys.modules['mxnet'] = None; from gluon_bn.cli import main; "
+            "sys.exit(main(['doctor']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "[FAIL] mxnet" in proc.stdout and "pip install 'gluon-bn[cpu]'" in proc.stdout
+    assert "Traceback" not in proc.stderr
