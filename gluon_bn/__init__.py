@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 # public name -> (module, attribute or None for the module itself)
 _EXPORTS = {
+    "mx": ("_mxnet", "mx"),  # the mxnet module, loaded with the GPU wheel's CUDA runtime
     "batch_norm": ("functional", "batch_norm"),
     "pure_batch_norm": ("functional", "pure_batch_norm"),
     "BatchNorm": ("layers", "BatchNorm"),

@@ -162,9 +162,11 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
         Epochs already done (when resuming): training starts at epoch ``start_epoch + 1``.
     sync_every_batch : bool
         True (the documents): read loss and accuracy back to Python after every batch, as
-        train_ch5 does, which also stops on the first non-finite batch loss. False: keep
-        the sums on the device and read them once per epoch (faster; same numbers up to
-        float32 summation order).
+        train_ch5 does, which also stops on the first diverged batch. False: keep the sums,
+        and each batch's summed loss (one scalar per batch), on the device and read them once
+        per epoch (faster; same numbers up to float32 summation order). Divergence is then
+        checked on the epoch's mean loss at the epoch's end, and the error names the epoch's
+        first diverged batch (the one True stops at).
     on_epoch_end : callable, optional
         Called with each epoch's :class:`EpochStats` after its line is printed
         (checkpoints use it).
@@ -181,7 +183,8 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
     Raises
     ------
     TrainingDiverged
-        When the loss becomes NaN or infinite.
+        When the mean loss per example becomes NaN, infinite or above MAX_LOSS (with
+        ``sync_every_batch=False``: the epoch's, checked at the epoch's end).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -196,6 +199,9 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
         progress = _Progress(file, _length(train_iter), epoch)
         loss_sum, correct_sum, n = 0.0, 0.0, 0
         device_sums = [nd.zeros((2,), ctx=c) for c in ctxs]
+        # Per batch (sync_every_batch=False): its loss summed over devices, shape (1,) on
+        # ctxs[0], and its example count.
+        batch_losses, batch_sizes = [], []
         start = time.time()
         for batch, (X, y) in enumerate(train_iter, 1):
             Xs, ys = _split(X, y, ctxs)
@@ -218,12 +224,21 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
             else:
                 for acc, s in zip(device_sums, sums):
                     acc += s
+                batch_losses.append(nd.add_n(*[s[0:1].as_in_context(ctxs[0]) for s in sums]))
+                batch_sizes.append(y.shape[0])
             progress.update(batch)
             if stop_requested is not None and stop_requested():
                 raise KeyboardInterrupt
         if not sync_every_batch:
             values = sum(s.asnumpy().astype("float64") for s in device_sums)
             loss_sum, correct_sum = float(values[0]), float(values[1])
+            if batch_losses and _diverged(loss_sum / n):
+                # Shape (batches,): each batch's loss per example, read back in one copy.
+                per_example = (nd.concat(*batch_losses, dim=0).asnumpy().astype("float64")
+                               / np.array(batch_sizes))
+                for batch, value in enumerate(per_example, 1):
+                    _check_loss(float(value), epoch, batch)
+            # Raises only if no single batch diverged (float32 rounding of the epoch's sum).
             _check_loss(loss_sum / max(n, 1), epoch, None)
         nd.waitall()
         train_seconds = time.time() - start
@@ -239,8 +254,12 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
     return history
 
 
+def _diverged(mean_loss: float) -> bool:
+    return not (math.isfinite(mean_loss) and mean_loss <= MAX_LOSS)
+
+
 def _check_loss(mean_loss: float, epoch: int, batch: Optional[int]) -> None:
-    if not (math.isfinite(mean_loss) and mean_loss <= MAX_LOSS):
+    if _diverged(mean_loss):
         raise TrainingDiverged(epoch, batch, float(mean_loss))
 
 

@@ -77,6 +77,19 @@ def test_divergence_names_epoch_and_batch(fashion_root):
         train_small(fashion_root, lr=1e30, variant="plain")
 
 
+def test_per_epoch_sync_names_the_batch_that_diverged_first(fashion_root):
+    errors = {}
+    for sync in (True, False):
+        with pytest.raises(TrainingDiverged) as exc:
+            train_small(fashion_root, seed=0, lr=1e30, variant="plain", sync=sync)
+        errors[sync] = exc.value
+    # Same seed, data and arithmetic up to that batch, and one device: the same batch and value.
+    assert isinstance(errors[False].batch, int) and errors[False].batch >= 1
+    assert (errors[False].epoch, errors[False].batch) == (errors[True].epoch, errors[True].batch)
+    assert errors[False].value == errors[True].value
+    assert f"epoch 1, batch {errors[True].batch} (" in str(errors[False])
+
+
 def test_try_gpu_falls_back_to_cpu_with_a_reason():
     err = io.StringIO()
     assert try_gpu(file=err) == mx.cpu()
