@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import io
+import json
 import math
+import os
+import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, TextIO
@@ -13,6 +17,7 @@ from . import data as gdata
 from .models import HYBRIDIZE_MODES, hybridize_network
 from .recipes import build_net, get_recipe, make_initializer
 from .report import environment
+from .runtime import DEFAULT, VARIABLES, Runtime, describe
 from .training import seed_everything, train_ch5
 
 TRAIN_SIZE = 60000  # Fashion-MNIST's training set: what "per epoch" scales to
@@ -172,3 +177,63 @@ def plot_bars(result: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# What `bench --sweep-runtimes` compares: MXNet's default, then engine x OpenMP threads.
+SWEEP = (DEFAULT, Runtime("threaded", 1), Runtime("threaded", 2), Runtime("naive", 1),
+         Runtime("naive", 2))
+
+
+def sweep_runtimes(bench_args: Sequence[str], runtimes: Sequence[Runtime] = SWEEP, *,
+                   file: Optional[TextIO] = None) -> dict:
+    """Run ``gluon-bn bench`` once per runtime, each in a fresh process; return every table.
+
+    The engine and threads are read by MXNet when it loads, so each runtime needs its own
+    process. Each child gets `bench_args` plus ``--runtime default`` and only that
+    runtime's variables (any inherited MXNET_ENGINE_TYPE / OMP_NUM_THREADS removed).
+
+    Returns
+    -------
+    dict
+        ``{"runs": [{"runtime": words, "variables": {...}, "result": bench result}, ...]}``.
+    """
+    file = file or sys.stdout
+    runs = []
+    for i, rt in enumerate(runtimes, 1):
+        env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+        env.update(rt.variables())
+        words = describe(rt.variables())
+        print(f"== runtime {i}/{len(runtimes)}: {words}", file=file, flush=True)
+        with tempfile.TemporaryDirectory() as out:
+            proc = subprocess.run([sys.executable, "-m", "gluon_bn.cli", "bench", *bench_args,
+                                   "--runtime", "default", "--out", out],
+                                  env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"bench under {words} failed:\n{proc.stderr[-2000:]}")
+            result = json.loads((Path(out) / "bench.json").read_text())
+        print(format_table(result), file=file, flush=True)
+        runs.append({"runtime": words, "variables": rt.variables(), "result": result})
+    return {"runs": runs}
+
+
+def _short(variables: Dict[str, str]) -> str:
+    """A runtime's table heading, e.g. ``NaiveEngine, OMP 2``."""
+    if not variables:
+        return "MXNet's default"
+    engine = variables.get("MXNET_ENGINE_TYPE", "default engine")
+    return f"{engine}, OMP {variables.get('OMP_NUM_THREADS', 'default')}"
+
+
+def format_sweep(sweep: dict) -> str:
+    """Return the Markdown table of a runtime sweep: seconds per epoch, a column per runtime."""
+    runs = sweep["runs"]
+    labels = [row["label"] for row in runs[0]["result"]["rows"]]
+    names = [_short(run["variables"]) for run in runs]
+    lines = ["| path | " + " | ".join(names) + " |", "|---" * (len(runs) + 1) + "|"]
+    for label in labels:
+        cells = []
+        for run in runs:
+            row = next(r for r in run["result"]["rows"] if r["label"] == label)
+            cells.append(f"{row['seconds_per_epoch']:.2f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

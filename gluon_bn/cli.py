@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_argument(ben)
     ben.add_argument("--repeat", type=_positive_int, default=1,
                      help="time each path this many times and keep the fastest (default 1)")
+    ben.add_argument("--sweep-runtimes", action="store_true",
+                     help="run the bench once per engine and OpenMP thread setting, each in "
+                          "its own process, and write runtimes.json/.md")
     ben.add_argument("--data-root", help="directory with the four IDX files")
     ben.add_argument("--out", type=Path, default=Path("out"), help="where bench.json/.md/.png go")
     return parser
@@ -111,7 +114,9 @@ def _select_runtime(args, out) -> None:
     """Set MXNet's engine and threads for `args` before MXNet loads, and say what runs."""
     from . import runtime
     choice = runtime.choose(args.runtime, pipeline=args.pipeline, device=args.device)
-    for note in runtime.apply(choice):
+    notes = runtime.apply(choice)
+    warning = runtime.busy_warning(choice) if "mxnet" not in sys.modules else None
+    for note in notes + ([warning] if warning else []):
         print(note, file=out)
     print(f"runtime: {runtime.describe()}", file=out, flush=True)
 
@@ -126,6 +131,8 @@ def cmd_bench(args, out) -> int:
     pipelines = ("d2l", "fast") if args.pipeline == "both" else (args.pipeline,)
     impls = ("faithful", "fast") if args.bn_impl == "both" else (args.bn_impl,)
     configs = [c for c in default_configs(pipelines) if c.variant != "scratch" or c.bn_impl in impls]
+    if args.sweep_runtimes:
+        return _sweep(args, out)
     ctx = parse_device(args.device, file=out)
     result = bench(configs, args.recipe, fraction=args.fraction, ctx=ctx, file=out,
                    data_root=args.data_root, repeat=args.repeat)
@@ -137,6 +144,23 @@ def cmd_bench(args, out) -> int:
     plot_bars(result, args.out / "bench.png")
     for ext in ("json", "md", "png"):
         print(f"wrote {args.out / ('bench.' + ext)}", file=out)
+    return 0
+
+
+def _sweep(args, out) -> int:
+    import json
+    from .bench import format_sweep, sweep_runtimes
+
+    child = ["--recipe", args.recipe, "--fraction", str(args.fraction), "--pipeline",
+             args.pipeline, "--bn-impl", args.bn_impl, "--device", args.device,
+             "--repeat", str(args.repeat)] + (["--data-root", args.data_root] if args.data_root else [])
+    sweep = sweep_runtimes(child, file=out)
+    table = format_sweep(sweep)
+    print(table, file=out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "runtimes.json").write_text(json.dumps(sweep, indent=1) + "\n")
+    (args.out / "runtimes.md").write_text(table + "\n")
+    print(f"wrote {args.out / 'runtimes.json'}\nwrote {args.out / 'runtimes.md'}", file=out)
     return 0
 
 

@@ -10,6 +10,12 @@ two OpenMP threads under it are slower still (the worker and two OpenMP threads 
 share two cores). The synchronous ``NaiveEngine`` with one OpenMP thread per core runs
 every operator on the calling thread with all cores, and every path trains faster. It
 would serialise a GPU's streams, so it is chosen only for runs on the CPU.
+
+It assumes the cores are free: with another process keeping one of two cores busy, the
+OpenMP threads wait on each other and an epoch took 4x longer than under MXNet's default
+(measured), so the command line warns when the load average says the cores are taken.
+The OpenMP thread count also changes MXNet's parallel random draws, hence the initial
+weights of a seed: runs repeat exactly under the same runtime, not across runtimes.
 """
 from __future__ import annotations
 
@@ -146,6 +152,33 @@ def apply(runtime: Runtime, environ: Optional[MutableMapping[str, str]] = None,
         else:
             environ[key] = value
     return notes
+
+
+def busy_warning(runtime: Runtime, load: Optional[float] = None) -> Optional[str]:
+    """Return a warning when `runtime` spreads OpenMP over cores that other processes use.
+
+    Parameters
+    ----------
+    runtime : Runtime
+        What is about to be applied.
+    load : float, optional
+        The 1-minute load average (default: ``os.getloadavg()``), taken before MXNet loads,
+        so it counts other processes only.
+    """
+    if runtime.engine != "naive" or not runtime.omp_threads or runtime.omp_threads < 2:
+        return None
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            return None
+    busy = int(load + 0.5)
+    if busy < 1:
+        return None
+    return (f"warning: the load average ({load:.1f}) says about {busy} of {usable_cores()} "
+            f"core(s) are busy; {runtime.omp_threads} OpenMP threads then wait on each other "
+            f"and training can be several times slower. If other work keeps running, use "
+            f"--runtime default (or OMP_NUM_THREADS=1).")
 
 
 def describe(environ: Optional[MutableMapping[str, str]] = None) -> str:

@@ -1,4 +1,5 @@
 """`gluon-bn bench` runs on a tiny fraction and writes what it says."""
+import io
 import json
 
 from gluon_bn import cli
@@ -29,3 +30,17 @@ def test_bench_runs_on_a_tiny_fraction(fashion_root, tmp_path, capsys):
 def test_bench_rejects_a_fraction_above_one(capsys):
     assert cli.main(["bench", "--fraction", "2"]) == 2
     assert "at most 1" in capsys.readouterr().err
+
+
+def test_runtime_sweep_runs_each_runtime_in_its_own_process(fashion_root, tmp_path):
+    """Two runtimes, one path: each child process reports the engine it was started with."""
+    from gluon_bn.bench import format_sweep, sweep_runtimes
+    from gluon_bn.runtime import DEFAULT, Runtime
+
+    args = ["--fraction", "0.005", "--pipeline", "fast", "--bn-impl", "fast"]
+    sweep = sweep_runtimes(args, (DEFAULT, Runtime("naive", 1)), file=io.StringIO())
+    engines = [run["result"]["environment"]["threads"]["MXNET_ENGINE_TYPE"] for run in sweep["runs"]]
+    assert engines == [None, "NaiveEngine"]
+    table = format_sweep(sweep).splitlines()
+    assert table[0] == "| path | MXNet's default | NaiveEngine, OMP 1 |"
+    assert len(table) == 2 + len(sweep["runs"][0]["result"]["rows"])

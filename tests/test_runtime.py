@@ -46,6 +46,15 @@ def test_apply_says_when_mxnet_is_already_loaded():
                          modules={"mxnet": object()}) == []
 
 
+def test_busy_cores_are_warned_about_only_for_the_threaded_openmp_runtime():
+    tuned = runtime.Runtime("naive", 2)
+    assert runtime.busy_warning(tuned, load=0.3) is None
+    warning = runtime.busy_warning(tuned, load=1.2)
+    assert "about 1 of" in warning and "--runtime default" in warning
+    assert runtime.busy_warning(runtime.DEFAULT, load=5.0) is None
+    assert runtime.busy_warning(runtime.Runtime("naive", 1), load=5.0) is None
+
+
 def test_runtime_rejects_what_mxnet_does_not_have():
     with pytest.raises(ValueError, match="engine must be one of"):
         runtime.Runtime("parallel")
