@@ -303,7 +303,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return cmd_doctor(args, out)
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
-    if args.command in ("reproduce", "bench"):
+    if args.command == "reproduce" or (args.command == "bench" and not args.sweep_runtimes):
         _select_runtime(args, out)  # before anything imports MXNet
     try:
         from .data import DataError

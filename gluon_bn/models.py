@@ -1,6 +1,7 @@
 """The networks of the documents: LeNet with and without batch normalization, and seed 004's convnet."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping, Optional
 
 from ._mxnet import mx
@@ -177,7 +178,9 @@ def hybridize_network(net: nn.Sequential, mode: str) -> mx.gluon.Block:
     if mode == "none":
         return net
     if mode == "layers":
-        net.hybridize()
+        with warnings.catch_warnings():  # MXNet's advice to use HybridSequential: see "graph"
+            warnings.filterwarnings("ignore", message="All children of this Sequential")
+            net.hybridize()
         return net
     segments: list = []  # HybridSequential runs and the non-hybrid blocks between them
     for block in net._children.values():

@@ -12,8 +12,8 @@ every operator on the calling thread with all cores, and every path trains faste
 would serialise a GPU's streams, so it is chosen only for runs on the CPU.
 
 It assumes the cores are free: with another process keeping one of two cores busy, the
-OpenMP threads wait on each other and an epoch took 4x longer than under MXNet's default
-(measured), so the command line warns when the load average says the cores are taken.
+OpenMP threads wait on each other and an epoch took 2.6x longer than under MXNet's
+default (measured), so the command line warns when it sees the cores taken.
 The OpenMP thread count also changes MXNet's parallel random draws, hence the initial
 weights of a seed: runs repeat exactly under the same runtime, not across runtimes.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Dict, List, MutableMapping, Optional
 
@@ -154,30 +155,48 @@ def apply(runtime: Runtime, environ: Optional[MutableMapping[str, str]] = None,
     return notes
 
 
-def busy_warning(runtime: Runtime, load: Optional[float] = None) -> Optional[str]:
+def busy_cores(interval: float = 0.3) -> Optional[float]:
+    """Return how many cores other processes keep busy now, from two reads of /proc/stat.
+
+    Called before MXNet loads, while this process is idle. None where /proc/stat is missing.
+    (The load average would do, but it trails by a minute: it still counts a run that
+    just ended.)
+    """
+    def totals():
+        with open("/proc/stat") as stat:
+            values = [int(v) for v in stat.readline().split()[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return sum(values) - idle, sum(values)
+
+    try:
+        busy0, total0 = totals()
+        time.sleep(interval)
+        busy1, total1 = totals()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (busy1 - busy0) / (total1 - total0) * (os.cpu_count() or 1)
+
+
+def busy_warning(runtime: Runtime, busy: Optional[float] = None) -> Optional[str]:
     """Return a warning when `runtime` spreads OpenMP over cores that other processes use.
 
     Parameters
     ----------
     runtime : Runtime
         What is about to be applied.
-    load : float, optional
-        The 1-minute load average (default: ``os.getloadavg()``), taken before MXNet loads,
-        so it counts other processes only.
+    busy : float, optional
+        Cores in use by others (default: :func:`busy_cores`).
     """
     if runtime.engine != "naive" or not runtime.omp_threads or runtime.omp_threads < 2:
         return None
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:
-            return None
-    busy = int(load + 0.5)
-    if busy < 1:
+    busy = busy_cores() if busy is None else busy
+    if busy is None or busy < 0.5:
         return None
-    return (f"warning: the load average ({load:.1f}) says about {busy} of {usable_cores()} "
-            f"core(s) are busy; {runtime.omp_threads} OpenMP threads then wait on each other "
-            f"and training can be several times slower. If other work keeps running, use "
+    return (f"warning: other processes keep about {busy:.1f} of {usable_cores()} core(s) "
+            f"busy; {runtime.omp_threads} OpenMP threads then wait on each other and "
+            f"training can be several times slower. If that work keeps running, use "
             f"--runtime default (or OMP_NUM_THREADS=1).")
 
 

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -48,11 +49,23 @@ def test_apply_says_when_mxnet_is_already_loaded():
 
 def test_busy_cores_are_warned_about_only_for_the_threaded_openmp_runtime():
     tuned = runtime.Runtime("naive", 2)
-    assert runtime.busy_warning(tuned, load=0.3) is None
-    warning = runtime.busy_warning(tuned, load=1.2)
-    assert "about 1 of" in warning and "--runtime default" in warning
-    assert runtime.busy_warning(runtime.DEFAULT, load=5.0) is None
-    assert runtime.busy_warning(runtime.Runtime("naive", 1), load=5.0) is None
+    assert runtime.busy_warning(tuned, busy=0.2) is None
+    warning = runtime.busy_warning(tuned, busy=1.0)
+    assert "about 1.0 of" in warning and "--runtime default" in warning
+    assert runtime.busy_warning(runtime.DEFAULT, busy=2.0) is None
+    assert runtime.busy_warning(runtime.Runtime("naive", 1), busy=2.0) is None
+
+
+def test_busy_cores_counts_a_process_that_spins():
+    idle = runtime.busy_cores(0.2)
+    if idle is None:
+        pytest.skip("no /proc/stat here")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        assert runtime.busy_cores(0.5) >= 0.7  # the spinner holds one core
+    finally:
+        spinner.kill()
 
 
 def test_runtime_rejects_what_mxnet_does_not_have():
