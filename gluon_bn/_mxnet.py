@@ -7,6 +7,8 @@ import importlib.metadata
 import os
 import sys
 
+from .runtime import RECORDED
+
 _INSTALL_HINT = (
     "gluon_bn needs Apache MXNet 1.9.1, which comes through one of two extras "
     "(they both provide the module `mxnet`; install exactly one):\n"
@@ -38,10 +40,6 @@ def _preload_cuda_runtime() -> None:
                 pass  # a library this MXNet does not need; MXNet itself reports what is missing
 
 
-# The settings MXNet reads once, when it loads (see gluon_bn.runtime).
-RUNTIME_VARIABLES = ("MXNET_ENGINE_TYPE", "OMP_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS")
-
-
 def import_mxnet():
     """Return the `mxnet` module, or raise ImportError that names the extras to install."""
     _preload_cuda_runtime()
@@ -65,5 +63,5 @@ def _numpy_version() -> str:
 
 
 # What MXNet loads with; if something imported it earlier, what the environment says now.
-LOADED_WITH = {key: os.environ.get(key) for key in RUNTIME_VARIABLES}
+LOADED_WITH = {key: os.environ.get(key) for key in RECORDED}
 mx = import_mxnet()

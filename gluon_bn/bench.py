@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, TextIO
 
 from ._mxnet import mx
 from . import data as gdata
-from .models import HYBRIDIZE_MODES, hybridize_network
+from .models import check_hybridize_mode, hybridize_network
 from .recipes import build_net, get_recipe, make_initializer
 from .report import environment
 from .runtime import DEFAULT, VARIABLES, Runtime, describe
@@ -33,8 +33,7 @@ class BenchConfig:
     pipeline: str = "d2l"
 
     def __post_init__(self):
-        if self.hybridize not in HYBRIDIZE_MODES:
-            raise ValueError(f"hybridize must be one of {HYBRIDIZE_MODES}, got {self.hybridize!r}")
+        check_hybridize_mode(self.hybridize)
 
     @property
     def label(self) -> str:

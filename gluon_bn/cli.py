@@ -128,11 +128,11 @@ def cmd_bench(args, out) -> int:
 
     if args.fraction > 1:
         raise ValueError(f"--fraction must be at most 1, got {args.fraction}")
+    if args.sweep_runtimes:
+        return _sweep(args, out)
     pipelines = ("d2l", "fast") if args.pipeline == "both" else (args.pipeline,)
     impls = ("faithful", "fast") if args.bn_impl == "both" else (args.bn_impl,)
     configs = [c for c in default_configs(pipelines) if c.variant != "scratch" or c.bn_impl in impls]
-    if args.sweep_runtimes:
-        return _sweep(args, out)
     ctx = parse_device(args.device, file=out)
     result = bench(configs, args.recipe, fraction=args.fraction, ctx=ctx, file=out,
                    data_root=args.data_root, repeat=args.repeat)

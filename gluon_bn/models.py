@@ -150,6 +150,12 @@ def straight_dope_convnet(bn: str = "scratch", *, num_classes: int = 10,
     return net
 
 
+def check_hybridize_mode(mode: str) -> None:
+    """Raise ValueError unless `mode` is one of :data:`HYBRIDIZE_MODES`."""
+    if mode not in HYBRIDIZE_MODES:
+        raise ValueError(f"hybridize must be one of {HYBRIDIZE_MODES}, got {mode!r}")
+
+
 def hybridize_network(net: nn.Sequential, mode: str) -> mx.gluon.Block:
     """Return `net` compiled as `mode` says; the parameters stay the same objects.
 
@@ -173,8 +179,7 @@ def hybridize_network(net: nn.Sequential, mode: str) -> mx.gluon.Block:
         segments (or one ``HybridSequential``), so parameter names in saved files gain the
         segment index.
     """
-    if mode not in HYBRIDIZE_MODES:
-        raise ValueError(f"hybridize must be one of {HYBRIDIZE_MODES}, got {mode!r}")
+    check_hybridize_mode(mode)
     if mode == "none":
         return net
     if mode == "layers":

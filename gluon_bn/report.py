@@ -84,7 +84,7 @@ def markdown_report(result: dict) -> str:
              f"seeds {cfg['seeds']}"
              + (f", first {cfg['limit']} training examples" if cfg.get("limit") else "")
              + f"; MXNet {env['mxnet']} on {env['cpu_count']} CPU(s) ({env['processor']}), "
-             f"{describe_runtime({k: v for k, v in (env.get('threads') or {}).items() if v})}.",
+             f"{describe_runtime(env.get('threads') or {})}.",
              ""]
     if len(cfg["seeds"]) > 1:
         lines += ["Our numbers are mean ± sample standard deviation over the seeds.", ""]

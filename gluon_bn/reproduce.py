@@ -8,7 +8,7 @@ from typing import Optional, TextIO, Tuple
 
 from ._mxnet import mx
 from . import data as gdata
-from .models import HYBRIDIZE_MODES, find_bn, hybridize_network
+from .models import check_hybridize_mode, find_bn, hybridize_network
 from .recipes import Recipe, VARIANTS, build_net, get_recipe, make_initializer
 from .report import environment, write_outputs
 from .training import seed_everything, train_ch5
@@ -77,8 +77,7 @@ class RunOptions:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.pipeline not in gdata.PIPELINES:
             raise ValueError(f"pipeline must be one of {gdata.PIPELINES}, got {self.pipeline!r}")
-        if self.hybridize not in HYBRIDIZE_MODES:
-            raise ValueError(f"hybridize must be one of {HYBRIDIZE_MODES}, got {self.hybridize!r}")
+        check_hybridize_mode(self.hybridize)
         if self.bn_impl not in ("faithful", "fast"):
             raise ValueError(f"bn_impl must be 'faithful' or 'fast', got {self.bn_impl!r}")
 

@@ -28,7 +28,8 @@ from typing import Dict, List, MutableMapping, Optional
 
 ENGINES = {"threaded": "ThreadedEnginePerDevice", "naive": "NaiveEngine"}
 REQUESTS = ("auto", "default", "tuned")
-VARIABLES = ("MXNET_ENGINE_TYPE", "OMP_NUM_THREADS")
+VARIABLES = ("MXNET_ENGINE_TYPE", "OMP_NUM_THREADS")  # what a Runtime sets
+RECORDED = VARIABLES + ("MXNET_CPU_WORKER_NTHREADS",)  # what reports record
 
 
 @dataclass(frozen=True)

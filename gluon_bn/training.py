@@ -199,9 +199,9 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
         progress = _Progress(file, _length(train_iter), epoch)
         loss_sum, correct_sum, n = 0.0, 0.0, 0
         device_sums = [nd.zeros((2,), ctx=c) for c in ctxs]
-        # Per batch (sync_every_batch=False): its loss summed over devices, shape (1,) on
-        # ctxs[0], and its example count.
-        batch_losses, batch_sizes = [], []
+        # Per batch (sync_every_batch=False): its per-device sums (kept, read back only if
+        # the epoch diverged) and its example count.
+        batch_sums, batch_sizes = [], []
         start = time.time()
         for batch, (X, y) in enumerate(train_iter, 1):
             Xs, ys = _split(X, y, ctxs)
@@ -224,7 +224,7 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
             else:
                 for acc, s in zip(device_sums, sums):
                     acc += s
-                batch_losses.append(nd.add_n(*[s[0:1].as_in_context(ctxs[0]) for s in sums]))
+                batch_sums.append(sums)
                 batch_sizes.append(y.shape[0])
             progress.update(batch)
             if stop_requested is not None and stop_requested():
@@ -232,12 +232,8 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
         if not sync_every_batch:
             values = sum(s.asnumpy().astype("float64") for s in device_sums)
             loss_sum, correct_sum = float(values[0]), float(values[1])
-            if batch_losses and _diverged(loss_sum / n):
-                # Shape (batches,): each batch's loss per example, read back in one copy.
-                per_example = (nd.concat(*batch_losses, dim=0).asnumpy().astype("float64")
-                               / np.array(batch_sizes))
-                for batch, value in enumerate(per_example, 1):
-                    _check_loss(float(value), epoch, batch)
+            if batch_sums and _diverged(loss_sum / n):
+                _check_batches(batch_sums, batch_sizes, epoch)
             # Raises only if no single batch diverged (float32 rounding of the epoch's sum).
             _check_loss(loss_sum / max(n, 1), epoch, None)
         nd.waitall()
@@ -252,6 +248,15 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
         if on_epoch_end is not None:
             on_epoch_end(stats)
     return history
+
+
+def _check_batches(batch_sums: list, batch_sizes: List[int], epoch: int) -> None:
+    """Raise TrainingDiverged for the first batch whose loss per example diverged."""
+    # Per device: the batches' (2,) sums stacked to (batches, 2) and read back once; summed
+    # over devices in float64, as the per-batch read-back does.
+    values = sum(nd.stack(*column).asnumpy().astype("float64") for column in zip(*batch_sums))
+    for batch, (loss, size) in enumerate(zip(values[:, 0], batch_sizes), 1):
+        _check_loss(loss / size, epoch, batch)
 
 
 def _diverged(mean_loss: float) -> bool:
