@@ -20,7 +20,8 @@ from __future__ import annotations
 from typing import Tuple
 
 from ._mxnet import mx
-from .functional import check_conventions, check_input, update_moving
+from .functional import (as_kind, as_legacy, check_conventions, check_input, is_numpy_array,
+                         update_moving)
 
 nd, autograd = mx.nd, mx.autograd
 
@@ -145,10 +146,15 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
     Returns
     -------
     (Y, moving_mean, moving_var)
-        The moving statistics without autograd history, shaped like the ones passed.
+        Of the kind of `X` (``mx.nd`` or ``mx.np``); the moving statistics without autograd
+        history, shaped like the ones passed.
     """
     check_input(X)
     check_conventions(momentum_on, normalize_by)
+    numpy_api = is_numpy_array(X)
+    given = (moving_mean, moving_var)
+    X, gamma, beta, moving_mean, moving_var, seeded = (
+        as_legacy(a) for a in (X, gamma, beta, moving_mean, moving_var, seeded))
     shape = moving_mean.shape
     if autograd.is_training():
         op = _TrainingBatchNorm(eps, normalize_by)
@@ -156,8 +162,8 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
         mean, var = op.mean, op.var
     else:
         if not update_in_prediction:
-            return predict(X, gamma, beta, moving_mean, moving_var, eps, normalize_by), \
-                moving_mean, moving_var
+            Y = predict(X, gamma, beta, moving_mean, moving_var, eps, normalize_by)
+            return (as_kind(Y, numpy_api), *given)
         # The caller overwrites the moving statistics in place after this call, while a
         # recorded graph of Y would still read them in backward: give it copies.
         Y = predict(X, gamma, beta, moving_mean.copy(), moving_var.copy(), eps, normalize_by)
@@ -166,4 +172,4 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
     with autograd.pause():
         new_mean, new_var = update_moving(nd, moving_mean, moving_var, mean.reshape(shape),
                                           var.reshape(shape), momentum, momentum_on, seeded)
-    return Y, new_mean, new_var
+    return tuple(as_kind(a, numpy_api) for a in (Y, new_mean, new_var))

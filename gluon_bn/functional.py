@@ -20,6 +20,12 @@ Conventions, named after where they come from:
 
 The variance is always the biased one (divided by the number of values reduced), as in
 MXNet's operator and in every document.
+
+Array APIs. MXNet has two: the legacy ``mx.nd`` arrays (documents 001, 003, 004) and the
+numpy-compatible ``mx.np`` arrays of ``npx.set_np()`` (document 000). The mathematics is
+written once, in legacy operators; the public functions accept either kind, work on legacy
+views of the same memory (``as_nd_ndarray`` keeps autograd's history, so gradients reach
+the caller's arrays) and return results of the kind `X` came in.
 """
 from __future__ import annotations
 
@@ -35,6 +41,46 @@ autograd = mx.autograd
 
 MOMENTUM_ON = ("moving", "batch")
 NORMALIZE_BY = ("sqrt_var_eps", "std_eps")
+
+
+def is_numpy_array(x) -> bool:
+    """Return True for MXNet numpy-API values (``mx.np.ndarray`` or a numpy-API Symbol)."""
+    return isinstance(x, (mx.np.ndarray, mx.sym.np._Symbol))
+
+
+def as_legacy(x):
+    """Return `x` as a legacy ``mx.nd``/``mx.sym`` value over the same memory; None stays None."""
+    return x.as_nd_ndarray() if is_numpy_array(x) else x
+
+
+def as_kind(x, numpy_api: bool):
+    """Return legacy `x` as an ``mx.np`` value when `numpy_api` is true, else unchanged."""
+    if numpy_api and x is not None and not is_numpy_array(x):
+        return x.as_np_ndarray()
+    return x
+
+
+def check_block_input(X, who: str) -> bool:
+    """Return whether `X` is an ``mx.np`` array; raise TypeError for a legacy one in numpy mode.
+
+    In numpy mode (``npx.set_np()``) Gluon requires every Block to return ``mx.np`` arrays,
+    so a layer cannot hand a legacy array back to a caller who passed one.
+
+    Parameters
+    ----------
+    X : mx.nd.NDArray or mx.np.ndarray
+        The layer's input.
+    who : str
+        The layer's name, for the message.
+    """
+    numpy_api = is_numpy_array(X)
+    if not numpy_api and mx.util.is_np_array():
+        raise TypeError(
+            f"{who} got a legacy mx.nd.NDArray while MXNet's numpy mode is on "
+            f"(npx.set_np()), where Gluon blocks must return mx.np arrays. Pass "
+            f"X.as_np_ndarray() (or build the batch with mx.np), or run without npx.set_np() "
+            f"(npx.reset_np()) to stay with mx.nd arrays.")
+    return numpy_api
 
 
 def reduction_axes(num_dims: int) -> Tuple[int, ...]:
@@ -92,7 +138,7 @@ def check_input(X, num_features: Optional[int] = None, num_dims: Optional[int] =
 
     Parameters
     ----------
-    X : mx.nd.NDArray
+    X : mx.nd.NDArray or mx.np.ndarray
         The input batch.
     num_features : int, optional
         The channel count the layer was built for (axis 1 of `X`).
@@ -100,7 +146,8 @@ def check_input(X, num_features: Optional[int] = None, num_dims: Optional[int] =
         The rank the layer was built for.
     """
     if not isinstance(X, nd.NDArray):
-        raise TypeError(f"batch_norm takes an mx.nd.NDArray, got {type(X).__name__}")
+        raise TypeError(f"batch_norm takes an mx.nd.NDArray or an mx.np.ndarray, got "
+                        f"{type(X).__name__}; convert it first, e.g. mx.np.array(x)")
     if X.ndim not in (2, 4):
         raise ValueError(
             f"batch_norm takes 2-D (batch, features) or 4-D (batch, channels, height, width) "
@@ -254,11 +301,11 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
 
     Parameters
     ----------
-    X : mx.nd.NDArray
+    X : mx.nd.NDArray or mx.np.ndarray
         (N, C) or (N, C, H, W), floating point.
-    gamma, beta : mx.nd.NDArray
+    gamma, beta : mx.nd.NDArray or mx.np.ndarray
         Scale and shift, shape (1, C) or (1, C, 1, 1).
-    moving_mean, moving_var : mx.nd.NDArray or None
+    moving_mean, moving_var : mx.nd.NDArray, mx.np.ndarray or None
         The moving statistics, same shape as `gamma`. ``None`` for both means "not seeded
         yet": the batch statistics become the moving statistics (seed 004's first batch).
     eps : float
@@ -278,13 +325,17 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
 
     Returns
     -------
-    Y : mx.nd.NDArray
+    Y : same kind as `X`
         Same shape as `X`.
-    moving_mean, moving_var : mx.nd.NDArray
+    moving_mean, moving_var : same kind as `X`
         The updated moving statistics, without autograd history.
     """
     check_input(X)
     check_conventions(momentum_on, normalize_by)
+    numpy_api = is_numpy_array(X)
+    given = (moving_mean, moving_var)
+    X, gamma, beta, moving_mean, moving_var = (
+        as_legacy(a) for a in (X, gamma, beta, moving_mean, moving_var))
     training = autograd.is_training()
     seeded = None
     if moving_mean is None or moving_var is None:
@@ -299,7 +350,9 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
         nd, X, gamma, beta, moving_mean, moving_var, training=training, num_dims=X.ndim,
         eps=eps, momentum=momentum, momentum_on=momentum_on, normalize_by=normalize_by,
         update_in_prediction=update_in_prediction, seeded=seeded)
-    return Y, new_mean, new_var
+    if new_mean is moving_mean:  # not updated: hand back the caller's own arrays
+        return (as_kind(Y, numpy_api), *given)
+    return tuple(as_kind(a, numpy_api) for a in (Y, new_mean, new_var))
 
 
 def pure_batch_norm(X, gamma, beta, eps: float = 1e-5):
@@ -307,19 +360,21 @@ def pure_batch_norm(X, gamma, beta, eps: float = 1e-5):
 
     Parameters
     ----------
-    X : mx.nd.NDArray
+    X : mx.nd.NDArray or mx.np.ndarray
         (N, C) or (N, C, H, W).
-    gamma, beta : mx.nd.NDArray
+    gamma, beta : mx.nd.NDArray or mx.np.ndarray
         Anything that broadcasts against `X` (seed 004 passes shape (C,)).
     eps : float
         Added to the standard deviation.
 
     Returns
     -------
-    mx.nd.NDArray
+    same kind as `X`
         Same shape as `X`.
     """
     check_input(X)
+    numpy_api = is_numpy_array(X)
+    X, gamma, beta = as_legacy(X), as_legacy(gamma), as_legacy(beta)
     mean, var = moments(nd, X, reduction_axes(X.ndim))
     X_hat = (X - mean) / (nd.sqrt(var) + eps)
-    return gamma * X_hat + beta
+    return as_kind(gamma * X_hat + beta, numpy_api)

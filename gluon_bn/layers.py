@@ -16,8 +16,8 @@ from typing import Optional
 
 from . import fast
 from ._mxnet import mx
-from .functional import (batch_norm_step, check_conventions, check_input, reduction_axes,
-                         stats_shape)
+from .functional import (as_kind, as_legacy, batch_norm_step, check_block_input,
+                         check_conventions, check_input, reduction_axes, stats_shape)
 
 nd = mx.nd
 autograd = mx.autograd
@@ -42,11 +42,18 @@ class _BatchNormKernel(gluon.HybridBlock):
         self._first_batch = first_batch and self.updates
 
     def hybrid_forward(self, F, X, gamma, beta, moving_mean, moving_var, seeded=None):
+        # The step is written in legacy operators; in numpy mode Gluon hands over mx.np
+        # arrays or symbols and requires mx.np ones back.
+        X, gamma, beta, moving_mean, moving_var, seeded = (
+            as_legacy(a) for a in (X, gamma, beta, moving_mean, moving_var, seeded))
         Y, new_mean, new_var = batch_norm_step(
             F, X, gamma, beta, moving_mean, moving_var,
             seeded=seeded if self._first_batch else None, **self._step)
+        numpy_api = mx.util.is_np_array()
         # Without an update, only Y leaves the graph (an input cannot also be an output).
-        return (Y, new_mean, new_var) if self.updates else Y
+        if not self.updates:
+            return as_kind(Y, numpy_api)
+        return tuple(as_kind(a, numpy_api) for a in (Y, new_mean, new_var))
 
 
 class BatchNorm(gluon.Block):
@@ -81,6 +88,11 @@ class BatchNorm(gluon.Block):
         ``"faithful"`` runs :mod:`gluon_bn.functional` (the documents' code, hybridizable);
         ``"fast"`` runs :mod:`gluon_bn.fast` (same numbers, hand-written backward,
         imperative only).
+
+    Both array APIs work: the layer returns ``mx.np`` arrays for ``mx.np`` input (numpy
+    mode, document 000) and ``mx.nd`` arrays for ``mx.nd`` input. In numpy mode a legacy
+    input is refused with a TypeError that says how to convert it (Gluon itself would reject
+    the legacy output).
     """
 
     def __init__(self, num_features: int, num_dims: int, *, eps: float = 1e-5,
@@ -131,10 +143,14 @@ class BatchNorm(gluon.Block):
 
     def forward(self, X):
         check_input(X, self.num_features, self.num_dims)
+        numpy_api = check_block_input(X, type(self).__name__)
         ctx = X.context
-        stats = [self.moving_mean.data(ctx), self.moving_var.data(ctx)]
-        seeded = self.seeded.data(ctx) if self.seeded is not None else None
-        gamma, beta = self.gamma.data(ctx), self.beta.data(ctx)
+        # Legacy views of this device's copies: writes below land in the Parameters, and
+        # gamma's and beta's views keep autograd's link to their gradients.
+        stats = [as_legacy(self.moving_mean.data(ctx)), as_legacy(self.moving_var.data(ctx))]
+        seeded = as_legacy(self.seeded.data(ctx)) if self.seeded is not None else None
+        gamma, beta = as_legacy(self.gamma.data(ctx)), as_legacy(self.beta.data(ctx))
+        X = as_legacy(X)
         if self.impl == "fast":
             Y, new_mean, new_var = fast.batch_norm(X, gamma, beta, *stats, seeded=seeded,
                                                    **self._conventions)
@@ -144,7 +160,7 @@ class BatchNorm(gluon.Block):
             extra = [seeded] if kernel._first_batch else []
             out = kernel(X, gamma, beta, *stats, *extra)
             updated = kernel.updates
-            Y, new_mean, new_var = out if updated else (out, None, None)
+            Y, new_mean, new_var = (as_legacy(a) for a in (out if updated else (out, None, None)))
         if updated:
             # Write the new statistics into this device's copies, outside autograd's history.
             with autograd.pause():
@@ -152,7 +168,7 @@ class BatchNorm(gluon.Block):
                 stats[1][:] = new_var
                 if seeded is not None:
                     seeded[:] = 1
-        return Y
+        return as_kind(Y, numpy_api)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._repr})"
