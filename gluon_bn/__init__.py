@@ -18,6 +18,14 @@ _EXPORTS = {
     "recipes": ("recipes", None),
     "get_recipe": ("recipes", "get_recipe"),
     "RECIPES": ("recipes", "RECIPES"),
+    # d2l 1.0.3's offline Fashion-MNIST data module (loads d2l on first use)
+    "FashionMNIST": ("d2l_data", "FashionMNIST"),
+    # the names the legacy-nd documents call through `import d2l` (d2l's positional signatures)
+    "load_data_fashion_mnist": ("data", "load_data_fashion_mnist"),
+    "train_ch5": ("training", "train_ch5"),
+    "evaluate_accuracy": ("training", "evaluate_accuracy"),
+    "try_gpu": ("device", "try_gpu"),
+    "try_all_gpus": ("device", "try_all_gpus"),
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--pipeline", choices=("d2l", "fast"), default="d2l")
     rep.add_argument("--bn-impl", choices=("faithful", "fast"), default="faithful",
                      help="the scratch layer's implementation")
+    rep.add_argument("--loop", choices=("auto", "train_ch5", "d2l.Trainer"), default="auto",
+                     help="the training loop: train_ch5 (d2l's nd-API loop, documents 001-004) "
+                          "or d2l.Trainer (d2l 1.0's, numpy mode, document 000); auto "
+                          "(default): the document's, train_ch5 with --pipeline fast")
     rep.add_argument("--hybridize", nargs="?", const="layers", default="auto",
                      choices=("auto", "none", "layers", "graph"),
                      help="none; layers (each layer compiled, as the documents' "
@@ -196,7 +200,7 @@ def cmd_reproduce(args, out) -> int:
                          lr=args.lr, batch_size=args.batch_size, pipeline=args.pipeline,
                          bn_impl=args.bn_impl, hybridize=hybridize, sync_every_batch=sync,
                          dataset=args.dataset, data_root=args.data_root, limit=args.limit,
-                         test_limit=args.test_limit)
+                         test_limit=args.test_limit, loop=args.loop)
     options.check()
     ctx = parse_device(args.device, file=out)
     factory = None
@@ -246,13 +250,15 @@ COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce, "bench": cmd_bench,
 
 
 # What scripts/reproduce_all.py runs: the published results/ (every recipe, three seeds).
-PUBLISHED_RUNS = {
-    "d2l-en": [],
-    "d2l-zh": [],
-    "d2l-0.17": [],
-    "straight-dope": ["--dataset", "fashion-mnist"],
-    "d2l-1.0": ["--variant", "all"],
-}
+PUBLISHED_RUNS = [
+    ("d2l-en", []),
+    ("d2l-zh", []),
+    ("d2l-0.17", []),
+    ("straight-dope", ["--dataset", "fashion-mnist"]),
+    # document 000's own loop (d2l.Trainer reads the book's pipeline), and train_ch5 beside it
+    ("d2l-1.0", ["--variant", "all", "--pipeline", "d2l", "--loop", "d2l.Trainer"]),
+    ("d2l-1.0", ["--variant", "all"]),
+]
 PUBLISHED_OPTIONS = ["--seed", "0", "1", "2", "--pipeline", "fast", "--bn-impl", "fast",
                      "--out", "results"]
 
@@ -260,7 +266,7 @@ PUBLISHED_OPTIONS = ["--seed", "0", "1", "2", "--pipeline", "fast", "--bn-impl",
 def reproduce_all(extra: List[str]) -> int:
     """Run every published recipe (extra arguments appended); return the worst exit status."""
     return max(main(["reproduce", name, *PUBLISHED_OPTIONS, *options, *extra])
-               for name, options in PUBLISHED_RUNS.items())
+               for name, options in PUBLISHED_RUNS)
 
 
 class _CtrlC:

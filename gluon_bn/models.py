@@ -50,7 +50,7 @@ def _add(net: nn.Sequential, *blocks: Optional[mx.gluon.Block]) -> None:
 
 
 def lenet(bn: str = "scratch", *, pool: str = "max", flatten: bool = False,
-          activation: str = "sigmoid", num_classes: int = 10,
+          activation: str = "sigmoid", num_classes: int = 10, padding: int = 0,
           bn_options: Optional[Mapping[str, Any]] = None) -> nn.Sequential:
     """Build LeNet as the documents do, with batch normalization after each conv and dense layer.
 
@@ -72,6 +72,9 @@ def lenet(bn: str = "scratch", *, pool: str = "max", flatten: bool = False,
         Any ``nn.Activation`` name; the documents use ``"sigmoid"``.
     num_classes : int
         Width of the output layer.
+    padding : int
+        Zero padding of the first convolution: 0 in every document's BN LeNet, 2 in the
+        book's plain LeNet (then conv1 gives (N, 6, 28, 28) and dense 120 sees 400 inputs).
     bn_options : mapping, optional
         Passed to :func:`make_bn`.
     """
@@ -79,7 +82,7 @@ def lenet(bn: str = "scratch", *, pool: str = "max", flatten: bool = False,
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     Pool = nn.MaxPool2D if pool == "max" else nn.AvgPool2D
     net = nn.Sequential()
-    _add(net, nn.Conv2D(6, kernel_size=5), make_bn(bn, 6, 4, bn_options),
+    _add(net, nn.Conv2D(6, kernel_size=5, padding=padding), make_bn(bn, 6, 4, bn_options),
          nn.Activation(activation), Pool(pool_size=2, strides=2))
     _add(net, nn.Conv2D(16, kernel_size=5), make_bn(bn, 16, 4, bn_options),
          nn.Activation(activation), Pool(pool_size=2, strides=2))
@@ -228,3 +231,14 @@ def count_parameters(net: mx.gluon.Block, trainable_only: bool = True) -> int:
             size *= dim
         total += size
     return total
+
+
+# d2l 1.0's model classes (document 000) subclass d2l.Classifier, so they load d2l: only on use.
+_BOOK_MODELS = ("LeNet", "BNLeNetScratch", "BNLeNet")
+
+
+def __getattr__(name: str):
+    if name in _BOOK_MODELS:
+        from . import d2l_models
+        return getattr(d2l_models, name)
+    raise AttributeError(f"module 'gluon_bn.models' has no attribute {name!r}")

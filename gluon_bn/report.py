@@ -15,7 +15,31 @@ from .recipes import get_recipe
 from .runtime import describe as describe_runtime
 
 METRICS = ("loss", "train_acc", "test_acc", "seconds")
-LABELS = {"loss": "loss", "train_acc": "train acc", "test_acc": "test acc", "seconds": "sec/epoch"}
+# What each training loop records per epoch (train_ch5's printed line, d2l.Trainer's board).
+LOOP_METRICS = {"train_ch5": METRICS,
+                "d2l.Trainer": ("train_loss", "val_loss", "val_acc", "seconds")}
+LABELS = {"loss": "loss", "train_acc": "train acc", "test_acc": "test acc", "seconds": "sec/epoch",
+          "train_loss": "train loss", "val_loss": "val loss", "val_acc": "val acc"}
+DIGITS = {"loss": 4, "train_acc": 3, "test_acc": 3, "seconds": 1, "train_loss": 4,
+          "val_loss": 4, "val_acc": 3}
+
+
+def loop_of(result: dict) -> str:
+    """Return the training loop a result ran: the one its config names, else what its history shows.
+
+    Records made before the choice existed, and configs still saying "auto", are read from
+    the metrics their histories hold.
+    """
+    loop = result["config"].get("loop")
+    if loop in LOOP_METRICS:
+        return loop
+    first = next((run["history"][0] for run in result["runs"] if run["history"]), {})
+    return "d2l.Trainer" if "val_acc" in first else "train_ch5"
+
+
+def metrics_of(result: dict) -> tuple:
+    """Return the per-epoch metrics a result's loop records, seconds last."""
+    return LOOP_METRICS[loop_of(result)]
 
 
 def environment(ctx=None) -> Dict[str, object]:
@@ -43,13 +67,14 @@ def mean_sd(values: Sequence[float]) -> tuple:
 
 
 def summarize(runs: Iterable[dict], variant: str) -> List[Dict[str, tuple]]:
-    """Return, per epoch, (mean, sd) of every metric over the seeds that ran `variant`."""
+    """Return, per epoch, (mean, sd) of every recorded metric over the seeds that ran `variant`."""
     histories = [run["history"] for run in runs if run["variant"] == variant]
     if not histories:
         return []
     epochs = min(len(h) for h in histories)
+    names = [k for k in histories[0][0] if k != "epoch"] if epochs else []
     return [{"epoch": histories[0][i]["epoch"],
-             **{m: mean_sd([h[i][m] for h in histories]) for m in METRICS + ("examples_per_sec",)}}
+             **{m: mean_sd([h[i][m] for h in histories]) for m in names}}
             for i in range(epochs)]
 
 
@@ -78,6 +103,7 @@ def markdown_report(result: dict) -> str:
     lines = [f"# {recipe.name}: {recipe.title}", "",
              f"Source: `{recipe.seed_file}`, {recipe.section}.", "",
              f"Ours: dataset {result['dataset']}, device {env['device']}, "
+             f"loop `{loop_of(result)}`, "
              f"pipeline `{cfg['pipeline']}`, BN implementation `{cfg['bn_impl']}`, "
              f"hybridize `{compiled_as(cfg.get('hybridize'))}`, "
              f"{cfg['epochs']} epoch(s), lr {cfg['lr']}, batch {cfg['batch_size']}, "
@@ -88,9 +114,10 @@ def markdown_report(result: dict) -> str:
              ""]
     if len(cfg["seeds"]) > 1:
         lines += ["Our numbers are mean ± sample standard deviation over the seeds.", ""]
+    metrics = metrics_of(result)
     for variant in cfg["variants"]:
         summary = summarize(result["runs"], variant)
-        printed = recipe.printed_run(variant)
+        printed = recipe.printed_run(variant) if metrics == METRICS else None
         theirs = {line.epoch: line for line in printed.lines} if printed else {}
         n = sum(1 for run in result["runs"] if run["variant"] == variant)
         lines += [f"## {variant}", ""]
@@ -99,19 +126,18 @@ def markdown_report(result: dict) -> str:
         else:
             lines += ["The document printed no numbers for this variant.", ""]
         head = ["epoch"]
-        for m in METRICS:
+        for m in metrics:
             head += ([f"{LABELS[m]} (doc)"] if theirs else []) + [f"{LABELS[m]} (ours)"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        digits = {"loss": 4, "train_acc": 3, "test_acc": 3, "seconds": 1}
         for row in summary:
             cells = [str(row["epoch"])]
             doc = theirs.get(row["epoch"])
-            for m in METRICS:
+            for m in metrics:
                 if theirs:
-                    cells.append(_fmt(getattr(doc, m) if doc else None, digits[m]))
-                cells.append(_fmt_ms(row[m], digits[m], n))
+                    cells.append(_fmt(getattr(doc, m) if doc else None, DIGITS[m]))
+                cells.append(_fmt_ms(row[m], DIGITS[m], n))
             lines.append("| " + " | ".join(cells) + " |")
-        if summary:
+        if summary and "examples_per_sec" in summary[-1]:
             eps = summary[-1]["examples_per_sec"]
             doc_eps = f" (document: {printed.examples_per_sec:.1f})" if printed and printed.examples_per_sec else ""
             lines += ["", f"Training throughput, last epoch: {_fmt_ms(eps, 0, n)} examples/sec{doc_eps}."]
@@ -166,10 +192,11 @@ def plot_curves(result: dict, path: Path) -> None:
     recipe = get_recipe(result["recipe"])
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     colors = {"scratch": "tab:blue", "gluon": "tab:orange", "plain": "tab:green"}
+    metrics = metrics_of(result)
     for variant in result["config"]["variants"]:
         summary = summarize(result["runs"], variant)
-        printed = recipe.printed_run(variant)
-        for ax, m in zip(axes, ("loss", "train_acc", "test_acc")):
+        printed = recipe.printed_run(variant) if metrics == METRICS else None
+        for ax, m in zip(axes, metrics[:3]):
             if summary:
                 x = [row["epoch"] for row in summary]
                 mean = np.array([row[m][0] for row in summary])
@@ -183,7 +210,7 @@ def plot_curves(result: dict, path: Path) -> None:
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{recipe.name} on {result['dataset']}", fontsize=10)
+    fig.suptitle(f"{recipe.name} on {result['dataset']} ({loop_of(result)} loop)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -4,12 +4,13 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional, TextIO, Tuple
+from typing import Optional, Sequence, TextIO, Tuple
 
 from ._mxnet import mx
 from . import data as gdata
+from .device import as_context_list
 from .models import check_hybridize_mode, find_bn, hybridize_network
-from .recipes import Recipe, VARIANTS, build_net, get_recipe, make_initializer
+from .recipes import LOOPS, Recipe, VARIANTS, build_net, get_recipe, make_initializer
 from .report import environment, write_outputs
 from .training import seed_everything, train_ch5
 
@@ -43,6 +44,9 @@ class RunOptions:
         An explicit data directory.
     limit, test_limit : int, optional
         Use only the first N training / test examples.
+    loop : {"auto", "train_ch5", "d2l.Trainer"}
+        "auto": the document's loop (:attr:`Recipe.loop`), except that ``pipeline="fast"``
+        (which only train_ch5 reads) picks train_ch5.
     """
 
     variants: Tuple[str, ...] = ("scratch", "gluon")
@@ -58,6 +62,7 @@ class RunOptions:
     data_root: Optional[str] = None
     limit: Optional[int] = None
     test_limit: Optional[int] = None
+    loop: str = "auto"
 
     def check(self) -> None:
         """Raise ValueError naming the first option that cannot work."""
@@ -80,6 +85,19 @@ class RunOptions:
         check_hybridize_mode(self.hybridize)
         if self.bn_impl not in ("faithful", "fast"):
             raise ValueError(f"bn_impl must be 'faithful' or 'fast', got {self.bn_impl!r}")
+        if self.loop not in ("auto",) + LOOPS:
+            raise ValueError(f"loop must be one of {('auto',) + LOOPS}, got {self.loop!r}")
+        if self.loop == "d2l.Trainer" and self.pipeline != "d2l":
+            raise ValueError("the d2l.Trainer loop reads its data through gluon_bn.FashionMNIST "
+                             "(the book's pipeline): use --pipeline d2l, or --loop train_ch5 "
+                             "for the fast pipeline")
+
+
+def resolve_loop(recipe: Recipe, options: RunOptions) -> str:
+    """Return the training loop a run uses ("train_ch5" or "d2l.Trainer")."""
+    if options.loop != "auto":
+        return options.loop
+    return "train_ch5" if options.pipeline == "fast" else recipe.loop
 
 
 def resolve_dataset(recipe: Recipe, options: RunOptions, file: TextIO) -> str:
@@ -139,6 +157,16 @@ def run_variant(recipe: Recipe, variant: str, seed: int, ctx, options: RunOption
     file = file or sys.stdout
     batch_size = options.batch_size or recipe.batch_size
     epochs = recipe.num_epochs if options.epochs is None else options.epochs
+    if resolve_loop(recipe, options) == "d2l.Trainer":
+        if checkpoint is not None:
+            raise ValueError("checkpoints are kept by the train_ch5 loop only; drop "
+                             "--checkpoint-dir or add --loop train_ch5")
+        print(f"{recipe.name} / {variant} / seed {seed} (d2l.Trainer)", file=file)
+        history, net = train_book_variant(recipe, variant, seed, ctx, options, dataset,
+                                          batch_size, epochs, file=file,
+                                          on_epoch_end=on_epoch_end)
+        record = _record(variant, seed, history, net, ctx)
+        return (record, net) if return_net else record
     seed_everything(seed)
     train_iter, test_iter = load_data(dataset, batch_size, options, seed)
     net = hybridize_network(build_net(recipe, variant, bn_impl=options.bn_impl),
@@ -162,12 +190,60 @@ def run_variant(recipe: Recipe, variant: str, seed: int, ctx, options: RunOption
         net, train_iter, test_iter, batch_size, trainer, ctx, epochs, file=file,
         start_epoch=start_epoch, sync_every_batch=options.sync_every_batch,
         on_epoch_end=after_epoch, stop_requested=stop_requested)]
-    bn = find_bn(net)
-    gamma = bn.gamma.data(_first(ctx)).asnumpy().ravel().tolist() if bn is not None else None
-    beta = bn.beta.data(_first(ctx)).asnumpy().ravel().tolist() if bn is not None else None
-    record = {"variant": variant, "seed": seed, "history": history,
-              "first_bn_gamma": gamma, "first_bn_beta": beta}
+    record = _record(variant, seed, history, net, ctx)
     return (record, net) if return_net else record
+
+
+def train_book_variant(recipe: Recipe, variant: str, seed: int, ctx, options: RunOptions,
+                       dataset: str, batch_size: int, epochs: int, *,
+                       file: Optional[TextIO] = None, on_epoch_end=None):
+    """Train one variant with d2l 1.0's Trainer in numpy mode; return (history dicts, net).
+
+    The book's call, ``d2l.Trainer(max_epochs, num_gpus=1).fit(model, FashionMNIST(...))``,
+    with :mod:`gluon_bn.d2l_models` for the models and :class:`gluon_bn.FashionMNIST` for
+    the data. ``num_gpus`` is 1 when `ctx` is a GPU, else 0 (d2l then trains on the CPU).
+    """
+    from .d2l_data import FashionMNIST
+    from .d2l_models import BNLeNet, BNLeNetScratch, LeNet
+    from .d2l_trainer import fit, numpy_mode
+
+    if dataset != "fashion-mnist":
+        raise ValueError(f"the d2l.Trainer loop trains on Fashion-MNIST (the book's data), "
+                         f"not {dataset}; use --loop train_ch5")
+    lr = options.lr if options.lr is not None else recipe.learning_rate
+    num_gpus = int(any(c.device_type == "gpu" for c in as_context_list(ctx)))
+    with numpy_mode():
+        seed_everything(seed)  # initial weights (MXNet's RNG) and the loader's order (numpy's)
+        model = {"plain": lambda: LeNet(lr=lr),
+                 "scratch": lambda: BNLeNetScratch(lr=lr, impl=options.bn_impl),
+                 "gluon": lambda: BNLeNet(lr=lr)}[variant]()
+        compiled = hybridize_network(model.net, options.hybridize)
+        if compiled is not model.net:
+            if not isinstance(compiled, mx.gluon.nn.Sequential):  # one HybridSequential:
+                wrapper = mx.gluon.nn.Sequential(prefix="")  # Block forbids changing the
+                wrapper.add(compiled)                          # attribute's type
+                compiled = wrapper
+            model.net = compiled
+        data = FashionMNIST(batch_size=batch_size, root=options.data_root,
+                            limit=options.limit, val_limit=options.test_limit)
+        history = fit(model, data, epochs, num_gpus=num_gpus, file=file,
+                      on_epoch_end=on_epoch_end)
+    return [h.as_dict() for h in history], model.net
+
+
+def _record(variant: str, seed: int, history: list, net, ctx) -> dict:
+    """Return one run's record: its history and the first BN layer's learned gamma and beta."""
+    bn = find_bn(net)
+    values = {}
+    for name in ("gamma", "beta"):
+        if bn is None:
+            values[name] = None
+            continue
+        param = getattr(bn, name)
+        device = param.list_ctx()[0] if _first(ctx) not in param.list_ctx() else _first(ctx)
+        values[name] = param.data(device).asnumpy().ravel().tolist()
+    return {"variant": variant, "seed": seed, "history": history,
+            "first_bn_gamma": values["gamma"], "first_bn_beta": values["beta"]}
 
 
 def _first(ctx):
@@ -205,13 +281,7 @@ def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[P
     options.check()
     recipe = get_recipe(recipe_name)
     dataset = resolve_dataset(recipe, options, file)
-    config = asdict(options)
-    config.update(epochs=recipe.num_epochs if options.epochs is None else options.epochs,
-                  lr=options.lr if options.lr is not None else recipe.learning_rate,
-                  batch_size=options.batch_size or recipe.batch_size,
-                  variants=list(options.variants), seeds=list(options.seeds))
-    result = {"recipe": recipe.name, "dataset": dataset, "config": config,
-              "environment": environment(ctx), "recipe_data": asdict(recipe), "runs": []}
+    result = make_result(recipe, options, ctx, dataset)
     paths = {}
     for seed in options.seeds:
         for variant in options.variants:
@@ -224,9 +294,38 @@ def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[P
     return result, paths
 
 
+def make_result(recipe: Recipe, options: RunOptions, ctx, dataset: str,
+                runs: Sequence[dict] = ()) -> dict:
+    """Return a reproduction's result (what its JSON holds), with the options' defaults resolved.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        The document.
+    options : RunOptions
+        What was run; fields left to the document are filled in from `recipe`.
+    ctx : Context or list of Context
+        Where it ran.
+    dataset : str
+        "fashion-mnist" or "mnist".
+    runs : sequence of dict
+        Run records (:func:`run_variant`), if any yet.
+    """
+    config = asdict(options)
+    config.update(loop=resolve_loop(recipe, options),
+                  epochs=recipe.num_epochs if options.epochs is None else options.epochs,
+                  lr=options.lr if options.lr is not None else recipe.learning_rate,
+                  batch_size=options.batch_size or recipe.batch_size,
+                  variants=list(options.variants), seeds=list(options.seeds))
+    return {"recipe": recipe.name, "dataset": dataset, "config": config,
+            "environment": environment(ctx), "recipe_data": asdict(recipe), "runs": list(runs)}
+
+
 def output_stem(recipe_name: str, options: RunOptions) -> str:
     """Return the file stem of a run's outputs, naming what distinguishes it."""
     parts = [recipe_name.replace(":", "-")]
+    if options.loop == "train_ch5" and get_recipe(recipe_name).loop != "train_ch5":
+        parts.append("train_ch5")
     if options.pipeline != "d2l":
         parts.append(options.pipeline)
     if options.bn_impl != "faithful":
