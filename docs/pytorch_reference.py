@@ -13,7 +13,7 @@ from torch import nn
 
 
 def lenet_bn() -> nn.Sequential:
-    """LeNet with BN after each conv/dense layer, sigmoid, max-pool (seed 001's network)."""
+    """LeNet with BN after each conv/dense layer, sigmoid, max-pool (document 001's network)."""
     return nn.Sequential(
         nn.Conv2d(1, 6, 5), nn.BatchNorm2d(6), nn.Sigmoid(), nn.MaxPool2d(2, 2),
         nn.Conv2d(6, 16, 5), nn.BatchNorm2d(16), nn.Sigmoid(), nn.MaxPool2d(2, 2),

@@ -172,7 +172,7 @@ def cmd_list(args, out) -> int:
     from .recipes import RECIPES
     for recipe in RECIPES.values():
         alternatives = "".join(f" [alternative: {recipe.name}:{a}]" for a in recipe.alternatives)
-        print(f"{recipe.name:14s} seed {recipe.seed_file[:3]}  {recipe.title}{alternatives}", file=out)
+        print(f"{recipe.name:14s} document {recipe.source_file[:3]}  {recipe.title}{alternatives}", file=out)
         c = recipe.conventions
         print(f"{'':14s} momentum {c.momentum} on the {c.momentum_on} statistic, moving_var "
               f"starts at {c.moving_var_init}, {recipe.pool}-pool, init {recipe.initializer}, "

@@ -62,7 +62,7 @@ class _Layout:
 
 
 def _inverse_scale(var, eps: float, normalize_by: str):
-    """1 / sqrt(var + eps), or 1 / (sqrt(var) + eps) for seed 004's pure_batch_norm."""
+    """1 / sqrt(var + eps), or 1 / (sqrt(var) + eps) for document 004's pure_batch_norm."""
     if normalize_by == "std_eps":
         return 1.0 / (nd.sqrt(var) + eps)
     return nd.rsqrt(var + eps)

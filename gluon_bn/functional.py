@@ -9,13 +9,13 @@ Conventions, named after where they come from:
 
 ``momentum_on``
     ``"moving"``: ``moving = momentum * moving + (1 - momentum) * batch`` (MXNet's operator,
-    seeds 001, 002, 004). ``"batch"``: ``moving = (1 - momentum) * moving + momentum * batch``
-    (seed 000 with momentum 0.1, seed 003 as written with momentum 0.9).
+    documents 001, 002, 004). ``"batch"``: ``moving = (1 - momentum) * moving + momentum * batch``
+    (document 000 with momentum 0.1, document 003 as written with momentum 0.9).
 ``normalize_by``
     ``"sqrt_var_eps"``: ``(X - mean) / sqrt(var + eps)`` (MXNet, every document's training
-    layer). ``"std_eps"``: ``(X - mean) / (sqrt(var) + eps)`` (seed 004's `pure_batch_norm`).
+    layer). ``"std_eps"``: ``(X - mean) / (sqrt(var) + eps)`` (document 004's `pure_batch_norm`).
 ``update_in_prediction``
-    Seed 004 updates its moving statistics with the batch statistics even when it evaluates
+    Document 004 updates its moving statistics with the batch statistics even when it evaluates
     (after normalising with the old moving statistics); everyone else leaves them alone.
 
 The variance is always the biased one (divided by the number of values reduced), as in
@@ -238,7 +238,7 @@ def batch_norm_step(F, X, gamma, beta, moving_mean, moving_var, *, training: boo
         See the module docstring.
     seeded : NDArray or Symbol, optional
         Shape (1,) holding 0 or 1. Where 0, the moving statistics are replaced by the batch
-        statistics instead of averaged with them (seed 004 seeds them from its first batch).
+        statistics instead of averaged with them (document 004 seeds them from its first batch).
 
     Returns
     -------
@@ -307,21 +307,21 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
         Scale and shift, shape (1, C) or (1, C, 1, 1).
     moving_mean, moving_var : mx.nd.NDArray, mx.np.ndarray or None
         The moving statistics, same shape as `gamma`. ``None`` for both means "not seeded
-        yet": the batch statistics become the moving statistics (seed 004's first batch).
+        yet": the batch statistics become the moving statistics (document 004's first batch).
     eps : float
         Added to the variance (or to the standard deviation, see `normalize_by`).
     momentum : float
         Weight of the moving statistic (``momentum_on="moving"``, the default, as MXNet's
-        operator and seed 001) or of the batch statistic (``momentum_on="batch"``, seeds 000
+        operator and document 001) or of the batch statistic (``momentum_on="batch"``, documents 000
         and 003 as written).
     momentum_on : {"moving", "batch"}
         Which side of the moving average `momentum` weighs.
     normalize_by : {"sqrt_var_eps", "std_eps"}
-        ``sqrt(var + eps)`` (the default) or ``sqrt(var) + eps`` (seed 004's
+        ``sqrt(var + eps)`` (the default) or ``sqrt(var) + eps`` (document 004's
         `pure_batch_norm`).
     update_in_prediction : bool
         Update the moving statistics with the batch statistics in prediction mode too
-        (seed 004's network), after normalising with the old ones.
+        (document 004's network), after normalising with the old ones.
 
     Returns
     -------
@@ -356,14 +356,14 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
 
 
 def pure_batch_norm(X, gamma, beta, eps: float = 1e-5):
-    """Normalise `X` with its own batch statistics by ``std + eps`` (seed 004's first function).
+    """Normalise `X` with its own batch statistics by ``std + eps`` (document 004's first function).
 
     Parameters
     ----------
     X : mx.nd.NDArray or mx.np.ndarray
         (N, C) or (N, C, H, W).
     gamma, beta : mx.nd.NDArray or mx.np.ndarray
-        Anything that broadcasts against `X` (seed 004 passes shape (C,)).
+        Anything that broadcasts against `X` (document 004 passes shape (C,)).
     eps : float
         Added to the standard deviation.
 

@@ -70,18 +70,18 @@ class BatchNorm(gluon.Block):
     momentum : float
         Moving-average weight, read according to `momentum_on` (default 0.9, as Gluon).
     momentum_on : {"moving", "batch"}
-        ``"moving"``: momentum weighs the old moving statistic (MXNet, seeds 001, 002, 004);
-        ``"batch"``: it weighs the batch statistic (seeds 000 and 003 as written).
+        ``"moving"``: momentum weighs the old moving statistic (MXNet, documents 001, 002, 004);
+        ``"batch"``: it weighs the batch statistic (documents 000 and 003 as written).
     moving_var_init : float
-        Starting value of the moving variance: 1 as Gluon and seeds 000/002, 0 in seeds
+        Starting value of the moving variance: 1 as Gluon and documents 000/002, 0 in seeds
         001 and 003.
     moving_init : {"fixed", "first_batch"}
         ``"first_batch"``: the first batch's statistics replace the starting values instead
-        of being averaged in (seed 004).
+        of being averaged in (document 004).
     normalize_by : {"sqrt_var_eps", "std_eps"}
         See :mod:`gluon_bn.functional`.
     update_in_prediction : bool
-        Keep updating the moving statistics in prediction mode (seed 004).
+        Keep updating the moving statistics in prediction mode (document 004).
     gamma_initializer, beta_initializer : mx.init.Initializer, optional
         Default ones and zeros.
     impl : {"faithful", "fast"}

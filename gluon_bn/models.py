@@ -1,4 +1,4 @@
-"""The networks of the documents: LeNet with and without batch normalization, and seed 004's convnet."""
+"""The networks of the documents: LeNet with and without batch normalization, and document 004's convnet."""
 from __future__ import annotations
 
 import warnings
@@ -64,9 +64,9 @@ def lenet(bn: str = "scratch", *, pool: str = "max", flatten: bool = False,
     bn : {"none", "scratch", "gluon"}
         Plain LeNet, the scratch layer, or Gluon's ``nn.BatchNorm``.
     pool : {"max", "avg"}
-        Seeds 001 and 003 max-pool, seeds 000 and 002 average-pool.
+        Documents 001 and 003 max-pool, documents 000 and 002 average-pool.
     flatten : bool
-        An explicit ``nn.Flatten()`` before the first dense layer (seed 003); Gluon's
+        An explicit ``nn.Flatten()`` before the first dense layer (document 003); Gluon's
         Dense flattens by itself, so the numbers are the same either way.
     activation : str
         Any ``nn.Activation`` name; the documents use ``"sigmoid"``.
@@ -97,7 +97,7 @@ def lenet(bn: str = "scratch", *, pool: str = "max", flatten: bool = False,
 class ShiftedNormal(init.Initializer):
     """Draw from a normal distribution with mean `loc` and standard deviation `scale`.
 
-    Seed 004 draws every weight and bias from N(0, 0.01^2) and every gamma from N(1, 0.01^2).
+    Document 004 draws every weight and bias from N(0, 0.01^2) and every gamma from N(1, 0.01^2).
     """
 
     def __init__(self, loc: float = 0.0, scale: float = 0.01):
@@ -113,7 +113,7 @@ class ShiftedNormal(init.Initializer):
 def straight_dope_convnet(bn: str = "scratch", *, num_classes: int = 10,
                           weight_scale: float = 0.01,
                           bn_options: Optional[Mapping[str, Any]] = None) -> nn.Sequential:
-    """Build seed 004's convnet, its parameters drawn as the document draws them.
+    """Build document 004's convnet, its parameters drawn as the document draws them.
 
     Layout (input (N, 1, 28, 28)): conv 20@3x3 -> (N, 20, 26, 26) -> BN -> ReLU -> avg-pool 2
     -> (N, 20, 13, 13) -> conv 50@5x5 -> (N, 50, 9, 9) -> BN -> ReLU -> avg-pool 2 ->
@@ -130,7 +130,7 @@ def straight_dope_convnet(bn: str = "scratch", *, num_classes: int = 10,
     weight_scale : float
         Standard deviation of every drawn parameter.
     bn_options : mapping, optional
-        Conventions for the scratch layer (seed 004's recipe passes first-batch seeding and
+        Conventions for the scratch layer (document 004's recipe passes first-batch seeding and
         updates in prediction mode).
     """
     drawn = ShiftedNormal(0.0, weight_scale)

@@ -83,7 +83,7 @@ class PrintedRun:
         The printed lines; a document that printed only the end has one, numbered with
         its last epoch.
     examples_per_sec : float, optional
-        Training throughput, where the document printed it (seed 002).
+        Training throughput, where the document printed it (document 002).
     note : str
         Anything a reader must know to compare with it.
     """
@@ -103,7 +103,7 @@ class Recipe:
     ----------
     name : str
         The name to look it up by (``gluon-bn reproduce NAME``).
-    title, seed_file, section, dialect : str
+    title, source_file, section, dialect : str
         Provenance: what the document is, which file of ``shared/seeds`` and which section.
     conventions : Conventions
         The scratch layer's conventions, as the document writes them.
@@ -124,7 +124,7 @@ class Recipe:
         The document's training loop (see :data:`LOOPS`).
     loss_reduction : {"mean", "sum"}
         ``"mean"``: the gradient of the batch-mean loss (``trainer.step(batch_size)`` on the
-        summed loss, as train_ch5). ``"sum"``: the gradient of the summed loss (seed 004's
+        summed loss, as train_ch5). ``"sum"``: the gradient of the summed loss (document 004's
         hand-written SGD), run as a learning rate multiplied by the batch size.
     dataset : {"fashion-mnist", "mnist"}
         What the document trained on.
@@ -140,7 +140,7 @@ class Recipe:
 
     name: str
     title: str
-    seed_file: str
+    source_file: str
     section: str
     dialect: str
     conventions: Conventions
@@ -192,7 +192,7 @@ def _lines(*rows: Tuple[float, ...]) -> Tuple[EpochLine, ...]:
 D2L_10 = Recipe(
     name="d2l-1.0",
     title="Dive into Deep Learning 1.0, Batch Normalization (MXNet numpy API)",
-    seed_file="000_32df65c4343fecbf.txt",
+    source_file="000_32df65c4343fecbf.txt",
     section="8.5 Batch Normalization: implementation from scratch, LeNet, concise implementation",
     dialect="d2l 1.0, mxnet.np/npx, d2l.Classifier",
     conventions=Conventions(momentum=0.1, momentum_on="batch", moving_var_init=1.0),
@@ -226,7 +226,7 @@ D2L_10 = Recipe(
 D2L_EN = Recipe(
     name="d2l-en",
     title="Dive into Deep Learning (English, 2019), Batch Normalization (MXNet nd API)",
-    seed_file="001_baf934a867b59657.txt",
+    source_file="001_baf934a867b59657.txt",
     section="Batch Normalization: from scratch, LeNet with Batch Norm, Batch Norm in Gluon",
     dialect="d2l 0.x, mxnet.nd, d2l.train_ch5",
     conventions=Conventions(momentum=0.9, momentum_on="moving", moving_var_init=0.0),
@@ -255,7 +255,7 @@ D2L_EN = Recipe(
 D2L_017 = Recipe(
     name="d2l-0.17",
     title="Dive into Deep Learning 0.17 (PyTorch), 7.5 Batch Normalization, reproduced in MXNet",
-    seed_file="002_e852e6b8b47aeaf0.txt",
+    source_file="002_e852e6b8b47aeaf0.txt",
     section="7.5.3 Implementation from Scratch, 7.5.4 Applying BN in LeNet, concise implementation",
     dialect="d2l 0.17, PyTorch, d2l.train_ch6 (Colab notebook)",
     conventions=Conventions(momentum=0.9, momentum_on="moving", moving_var_init=1.0),
@@ -284,7 +284,7 @@ D2L_017 = Recipe(
 D2L_ZH = Recipe(
     name="d2l-zh",
     title="动手学深度学习 (d2l-zh), 批量归一化 (MXNet nd API)",
-    seed_file="003_a35f7be6518f7b29.txt",
+    source_file="003_a35f7be6518f7b29.txt",
     section="批量归一化: 从零实现, 使用批量归一化层的LeNet",
     dialect="d2lzh, mxnet.nd, d2l.train_ch5",
     conventions=Conventions(momentum=0.9, momentum_on="batch", moving_var_init=0.0),
@@ -315,7 +315,7 @@ D2L_ZH = Recipe(
 STRAIGHT_DOPE = Recipe(
     name="straight-dope",
     title="The Straight Dope (gluon.mxnet.io), Batch Normalization from scratch",
-    seed_file="004_bad4ad6cabfe7056.txt",
+    source_file="004_bad4ad6cabfe7056.txt",
     section="chapter04 convolutional neural networks: cnn-batch-norm-scratch",
     dialect="MXNet nd, hand-written network, parameters and SGD",
     conventions=Conventions(momentum=0.9, momentum_on="moving", moving_var_init=0.0,
@@ -365,9 +365,9 @@ def get_recipe(name: str) -> Recipe:
 def make_initializer(name: str) -> mx.init.Initializer:
     """Return the MXNet initialiser a recipe names.
 
-    ``"xavier"``: ``init.Xavier()`` (uniform, seeds 001/002); ``"normal-0.01"``:
-    ``init.Normal(0.01)`` (seed 003); ``"default"``: ``init.Uniform()`` (MXNet's default,
-    seed 000); ``"straight-dope"``: the network draws its own parameters, so this only
+    ``"xavier"``: ``init.Xavier()`` (uniform, documents 001/002); ``"normal-0.01"``:
+    ``init.Normal(0.01)`` (document 003); ``"default"``: ``init.Uniform()`` (MXNet's default,
+    document 000); ``"straight-dope"``: the network draws its own parameters, so this only
     fills what it leaves (nothing).
     """
     table = {"xavier": mx.init.Xavier, "normal-0.01": lambda: mx.init.Normal(0.01),

@@ -101,7 +101,7 @@ def markdown_report(result: dict) -> str:
     recipe = get_recipe(result["recipe"])
     cfg, env = result["config"], result["environment"]
     lines = [f"# {recipe.name}: {recipe.title}", "",
-             f"Source: `{recipe.seed_file}`, {recipe.section}.", "",
+             f"Source: `{recipe.source_file}`, {recipe.section}.", "",
              f"Ours: dataset {result['dataset']}, device {env['device']}, "
              f"loop `{loop_of(result)}`, "
              f"pipeline `{cfg['pipeline']}`, BN implementation `{cfg['bn_impl']}`, "

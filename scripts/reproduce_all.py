@@ -2,7 +2,7 @@
 """Reproduce every document at full length with three seeds, as published under results/.
 
 Extra arguments go to each `gluon-bn reproduce` call (e.g. `--limit 2000 --epochs 1 --out /tmp/try`
-to try it quickly). Seed 004 runs on Fashion-MNIST here; where MNIST downloads, run
+to try it quickly). Document 004 runs on Fashion-MNIST here; where MNIST downloads, run
 `scripts/reproduce_straight_dope.py --dataset mnist`.
 """
 import sys

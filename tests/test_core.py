@@ -116,7 +116,7 @@ def test_two_momentum_forms_agree(num_dims):
 
 
 def test_straight_dope_worked_examples():
-    """Seed 004's printed outputs of pure_batch_norm, to 1e-5."""
+    """Document 004's printed outputs of pure_batch_norm, to 1e-5."""
     A = nd.array([1, 7, 5, 4, 6, 10]).reshape((3, 2))
     gamma, beta = nd.array([1, 1]), nd.array([0, 0])
     expected_A = [[-1.3887237, 0.0], [0.4629079, -1.2247398], [0.9258158, 1.2247398]]

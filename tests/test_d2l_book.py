@@ -97,3 +97,28 @@ def test_a_diverging_run_stops_with_training_diverged(np_mode):
     seed_everything(0)
     with pytest.raises(TrainingDiverged, match="epoch 1"):
         fit(LeNet(lr=1e30), RandomImages(n=64), 1, quiet=True)
+
+
+def test_the_book_loop_refuses_what_it_cannot_do():
+    from gluon_bn.reproduce import RunOptions
+    with pytest.raises(ValueError, match="d2l.Trainer loop reads its data through "
+                                         "gluon_bn.FashionMNIST.*--loop train_ch5"):
+        RunOptions(loop="d2l.Trainer", pipeline="fast").check()
+    with pytest.raises(ValueError, match="loop must be one of"):
+        RunOptions(loop="fit").check()
+
+
+def test_reproduce_with_the_book_loop_writes_a_record_naming_it(tmp_path, fashion_root):
+    """End to end through the library on a few hundred images: the record says which loop ran."""
+    import json
+    from gluon_bn.reproduce import RunOptions, reproduce
+    options = RunOptions(variants=("gluon", "plain"), seeds=(0,), epochs=1, limit=256,
+                         test_limit=128, data_root=str(fashion_root))
+    result, paths = reproduce("d2l-1.0", options, mx.cpu(), out_dir=tmp_path,
+                              file=open("/dev/null", "w"))
+    saved = json.loads(paths["json"].read_text())
+    assert saved["config"]["loop"] == "d2l.Trainer"
+    assert set(saved["runs"][0]["history"][0]) == {"epoch", "train_loss", "val_loss",
+                                                  "val_acc", "seconds"}
+    assert "loop `d2l.Trainer`" in paths["md"].read_text()
+    assert not mx.util.is_np_array()  # numpy mode was switched off again

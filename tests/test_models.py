@@ -65,7 +65,7 @@ def test_scratch_and_gluon_lenet_compute_the_same():
 def test_every_recipe_builds_every_variant():
     assert set(RECIPES) == {"d2l-1.0", "d2l-en", "d2l-0.17", "d2l-zh", "straight-dope"}
     for name, recipe in RECIPES.items():
-        assert recipe.seed_file.endswith(".txt") and recipe.section
+        assert recipe.source_file.endswith(".txt") and recipe.section
         for variant in ("scratch", "gluon", "plain"):
             net = build_net(recipe, variant)
             net.initialize()

@@ -196,3 +196,9 @@ def test_zero_grad_fails_in_numpy_mode_on_mxnet_191(numpy_mode):
     layer.initialize()
     with pytest.raises(TypeError, match="legacy"):
         layer.gamma.zero_grad()
+
+
+def test_host_numpy_input_is_a_type_error_naming_both_kinds():
+    X = np.zeros((2, 3), dtype="float32")
+    with pytest.raises(TypeError, match=r"mx\.nd\.NDArray or an mx\.np\.ndarray, got ndarray"):
+        batch_norm(X, X[:1], X[:1], X[:1], X[:1])
