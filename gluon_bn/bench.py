@@ -14,8 +14,8 @@ from typing import Dict, List, Optional, Sequence, TextIO
 
 from ._mxnet import mx
 from . import data as gdata
-from .models import check_hybridize_mode, hybridize_network
-from .recipes import build_net, get_recipe, make_initializer
+from .models import build_net, check_hybridize_mode, hybridize_network, make_initializer
+from .recipes import get_recipe
 from .report import environment
 from .runtime import DEFAULT, VARIABLES, Runtime, describe
 from .training import seed_everything, train_ch5

@@ -6,7 +6,8 @@ Layout, one directory per (recipe, variant, seed)::
         net.params        parameters, moving statistics included (net.save_parameters)
         trainer.states    optimizer state (trainer.save_states)
         trainer.json      which parameter each optimizer state belongs to (see below)
-        rng.json          Python's, NumPy's global and the training shuffle's generator states
+        rng.json          Python's and NumPy's global generator states, the training
+                          iterator's state_dict() (where its shuffling stands)
         history.json      the EpochStats of every epoch done so far
         config.json       what the run was started with (checked on resume)
         manifest.json     size and SHA-256 of the files above; written last
@@ -17,8 +18,11 @@ place. A process killed at any moment leaves either the complete checkpoint or a
 directory that :meth:`Checkpointer.restore` ignores (and removes). A checkpoint counts only
 when its manifest parses and every file matches its size and SHA-256.
 
-Random number generators: Python's and NumPy's global states and the state of the
-``numpy.random.Generator`` that shuffles the training set are saved and restored.
+Random number generators: Python's and NumPy's global states and the training iterator's
+``state_dict()`` (see :mod:`gluon_bn.data`) are saved and restored, the latter with its
+``load_state_dict``, which refuses a state of another data set size or seed. Checkpoints
+written before the iterators had these methods hold only the shuffle generator's
+``bit_generator.state`` (a list under ``shuffle``) and resume as well.
 MXNet 1.9 has no getter for its generator's state, so instead every epoch ``e >= 2`` of a
 checkpointed run starts with ``mx.random.seed(mxnet_seed(seed, e))``, in fresh and in
 resumed runs alike: the saver seeds for the next epoch right after each save, and
@@ -127,59 +131,28 @@ def run_config(recipe_name: str, variant: str, seed: int, options) -> dict:
             "options": fixed}
 
 
-def shuffle_generators(data_iter) -> List[np.random.Generator]:
-    """Return the ``numpy.random.Generator`` objects that shuffle `data_iter`, if any.
-
-    Parameters
-    ----------
-    data_iter : iterable
-        A training iterator of :mod:`gluon_bn.data` (``FastBatchIterator`` or
-        ``D2lBatchIterator``), or any object with an ``_rng`` Generator attribute.
-
-    Returns
-    -------
-    list of numpy.random.Generator
-        Empty for an iterator that does not shuffle.
-    """
-    from .data import D2lBatchIterator, EpochShuffleSampler
-
-    found = []
-    if isinstance(data_iter, D2lBatchIterator):
-        batch_sampler = getattr(data_iter._loader, "_batch_sampler", None)  # pylint: disable=protected-access
-        sampler = getattr(batch_sampler, "_sampler", None)
-        if isinstance(sampler, EpochShuffleSampler):
-            found.append(sampler._rng)  # pylint: disable=protected-access
-    else:
-        rng = getattr(data_iter, "_rng", None)
-        if isinstance(rng, np.random.Generator):
-            found.append(rng)
-    return found
-
-
 def _rng_state(data_iter) -> dict:
-    """Python's, NumPy's global and `data_iter`'s shuffle states, as JSON-able data."""
+    """Python's and NumPy's global generator states and `data_iter`'s state, as JSON-able data."""
     version, internal, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": [version, list(internal), gauss],
         "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-        "shuffle": [g.bit_generator.state for g in shuffle_generators(data_iter)],
+        "train_iter": data_iter.state_dict(),
     }
 
 
 def _set_rng_state(state: dict, data_iter) -> None:
-    """Inverse of :func:`_rng_state`."""
+    """Inverse of :func:`_rng_state`; raises ValueError for an iterator state that does not fit."""
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    generators = shuffle_generators(data_iter)
-    if len(generators) != len(state["shuffle"]):
-        raise CheckpointError(
-            f"the checkpoint holds {len(state['shuffle'])} shuffle generator state(s) but the "
-            f"training iterator has {len(generators)}; it was made with another input pipeline")
-    for generator, saved in zip(generators, state["shuffle"]):
-        generator.bit_generator.state = saved
+    if "train_iter" not in state:  # written before state_dict: [bit_generator.state] or []
+        saved = state["shuffle"]
+        state = {"train_iter": dict(data_iter.state_dict(), shuffle=bool(saved),
+                                    bit_generator=saved[0] if saved else None)}
+    data_iter.load_state_dict(state["train_iter"])
 
 
 def _param_keys(net, trainer) -> List[str]:
@@ -420,7 +393,7 @@ class Checkpointer:
 
     # ------------------------------------------------------------------ restore
     def restore(self, net, trainer, train_iter, ctx) -> Tuple[List[dict], int]:
-        """Load the last complete checkpoint into `net`, `trainer` and the generators.
+        """Load the last complete checkpoint into `net`, `trainer`, `train_iter` and the generators.
 
         When resuming, also seeds MXNet's generator for the epoch it resumes at (see the
         module docstring); a fresh start leaves it alone.
@@ -431,8 +404,9 @@ class Checkpointer:
             Initialised; its parameters are replaced.
         trainer : gluon.Trainer
             Over ``net.collect_params()``; its optimizer state is replaced.
-        train_iter : iterable
-            The training iterator; its shuffle generator is set to where it stood.
+        train_iter : D2lBatchIterator or FastBatchIterator
+            The training iterator (any object with ``state_dict`` and ``load_state_dict``);
+            its shuffling is set to where it stood.
         ctx : Context or list of Context
             Where the parameters go.
 
@@ -466,15 +440,15 @@ class Checkpointer:
             net.load_parameters(str(path / "net.params"), ctx=ctx)
             layout = json.loads((path / "trainer.json").read_text(encoding="utf-8"))
             _load_trainer_states(path / "trainer.states", layout, net, trainer)
-            rng = json.loads((path / "rng.json").read_text(encoding="utf-8"))
             history = json.loads((path / "history.json").read_text(encoding="utf-8"))
+            _set_rng_state(json.loads((path / "rng.json").read_text(encoding="utf-8")),
+                           train_iter)
         except CheckpointError:
             raise
         except (mx.base.MXNetError, AssertionError, OSError, ValueError, KeyError,
                 pickle.UnpicklingError, EOFError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise CheckpointError(f"cannot load the checkpoint {path}: {first}") from err
-        _set_rng_state(rng, train_iter)
         if len(history) != epoch:
             raise CheckpointError(f"the checkpoint {path} is inconsistent: epoch {epoch} but "
                                   f"{len(history)} epochs of history")

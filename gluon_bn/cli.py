@@ -304,9 +304,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     out = sys.stdout
-    if args.command == "doctor":  # before importing MXNet: the doctor reports a broken one
+    # Without MXNet: the doctor reports a broken one, and recipes are pure data.
+    if args.command in ("doctor", "list"):
         try:
-            return cmd_doctor(args, out)
+            return COMMANDS[args.command](args, out)
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
     if args.command == "reproduce" or (args.command == "bench" and not args.sweep_runtimes):

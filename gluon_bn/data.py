@@ -24,7 +24,9 @@ Two input pipelines give the same batches for the same seed:
   ``nd.take``.
 
 Both draw each epoch's order from ``numpy.random.default_rng(seed)``, created once per
-iterator, with one ``rng.permutation(n)`` per pass (``__iter__`` call).
+iterator, with one ``rng.permutation(n)`` per pass (``__iter__`` call). Where that stream
+stands is the iterators' only state: ``state_dict()`` returns it as JSON-serialisable data
+and ``load_state_dict(state)`` restores it (checkpoints use these to resume exactly).
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ __all__ = [
     "mxnet_sources",
     "find_data_root",
     "load_arrays",
+    "ORDER_STATE_KIND",
     "EpochShuffleSampler",
     "D2lBatchIterator",
     "FastBatchIterator",
@@ -558,6 +561,67 @@ def _check_arrays(images: np.ndarray, labels: np.ndarray) -> None:
                          f"{images.shape} and {labels.shape}")
 
 
+# What `state_dict` returns, for every iterator and sampler of this module:
+#   {"kind": ORDER_STATE_KIND, "version": 1, "shuffle": bool, "num_examples": int,
+#    "seed": int or None, "bit_generator": numpy bit_generator.state (a dict) or None}
+ORDER_STATE_KIND = "gluon_bn.data.epoch_order"
+_ORDER_STATE_VERSION = 1
+
+
+def _order_state(num_examples: int, seed: Optional[int],
+                 rng: Optional[np.random.Generator]) -> dict:
+    """The state dict of an epoch order: shuffled by `rng`, or file order if it is None."""
+    shuffle = rng is not None
+    return {"kind": ORDER_STATE_KIND, "version": _ORDER_STATE_VERSION, "shuffle": shuffle,
+            "num_examples": num_examples, "seed": seed if shuffle else None,
+            "bit_generator": rng.bit_generator.state if shuffle else None}
+
+
+def _describe_order(state: Mapping) -> str:
+    """E.g. "50 examples shuffled with seed 3", for error messages."""
+    if not state.get("shuffle"):
+        return f"{state.get('num_examples')!r} examples in file order"
+    return f"{state.get('num_examples')!r} examples shuffled with seed {state.get('seed')!r}"
+
+
+def _check_order_state(state, mine: dict, owner: str) -> None:
+    """Raise ValueError unless `state` can replace `mine`, the `owner`'s own state dict.
+
+    A shuffled state's ``bit_generator`` is tried on a fresh bit generator of the owner's
+    type, so that a bad one is found before anything of the owner's is changed.
+    """
+    where = f"{owner}.load_state_dict"
+    if not isinstance(state, Mapping) or state.get("kind") != ORDER_STATE_KIND:
+        if not isinstance(state, Mapping):
+            got = f"a {type(state).__name__}"
+        elif "kind" in state:
+            got = f"a dict of kind {state['kind']!r}"
+        else:
+            got = f"a dict without 'kind' (keys {sorted(map(str, state))})"
+        raise ValueError(f"{where} expects what {owner}.state_dict() returns (a dict with "
+                         f"kind {ORDER_STATE_KIND!r}), got {got}")
+    if state.get("version") != _ORDER_STATE_VERSION:
+        raise ValueError(f"{where}: unknown state version {state.get('version')!r}, "
+                         f"expected {_ORDER_STATE_VERSION}")
+    if any(state.get(key) != mine[key] for key in ("shuffle", "num_examples", "seed")):
+        raise ValueError(f"{where}: the state is of another data set, seed or order: "
+                         f"{_describe_order(state)}, but this {owner} has "
+                         f"{_describe_order(mine)}")
+    if not mine["shuffle"]:
+        return
+    kind = mine["bit_generator"]["bit_generator"]  # e.g. "PCG64"
+    saved, probe = state.get("bit_generator"), getattr(np.random, kind)()
+    try:
+        probe.state = saved
+    except (TypeError, ValueError, LookupError, OverflowError) as err:
+        problem = f"{type(err).__name__}: {err}"
+    else:  # numpy wraps some out-of-range numbers (a negative state, say) instead of failing
+        problem = None if probe.state == saved else "its numbers do not read back as given"
+    if problem is not None:
+        raise ValueError(f"{where}: the state's bit_generator is not a valid {kind} state "
+                         f"({problem})")
+
+
 class EpochShuffleSampler(mx.gluon.data.Sampler):
     """Gluon sampler that yields a new permutation of ``range(length)`` on every pass.
 
@@ -575,17 +639,100 @@ class EpochShuffleSampler(mx.gluon.data.Sampler):
 
     def __init__(self, length: int, seed: int) -> None:
         self._length = length
+        self._seed = None if seed is None else int(seed)
         self._rng = np.random.default_rng(seed)
 
+    def epoch_order(self) -> np.ndarray:
+        """Draw the next pass's order: int64 permutation of shape (length,)."""
+        return self._rng.permutation(self._length)
+
     def __iter__(self) -> Iterator[int]:
-        return iter(self._rng.permutation(self._length).tolist())
+        return iter(self.epoch_order().tolist())
 
     def __len__(self) -> int:
         return self._length
 
+    def state_dict(self) -> dict:
+        """Return where the permutation stream stands, as JSON-serialisable data.
 
-class D2lBatchIterator:
+        Returns
+        -------
+        dict
+            ``{"kind": ORDER_STATE_KIND, "version": 1, "shuffle": True, "num_examples":
+            length, "seed": seed, "bit_generator": rng.bit_generator.state}``; the
+            generator state is numpy's own (a dict of str and int), copied.
+        """
+        return _order_state(self._length, self._seed, self._rng)
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the permutation stream from `state`, as returned by `state_dict`.
+
+        Parameters
+        ----------
+        state : dict
+            A state of a sampler or shuffled iterator over the same number of examples
+            with the same seed (possibly after a JSON round trip).
+
+        Raises
+        ------
+        ValueError
+            If `state` is not such a state, is for another length or seed, or its
+            generator state is not one of this generator's type. Nothing is changed then.
+        """
+        _check_order_state(state, self.state_dict(), type(self).__name__)
+        self._rng.bit_generator.state = state["bit_generator"]
+
+
+class _OrderStateMixin:
+    """`state_dict` / `load_state_dict` of an iterator whose order is ``self._sampler``'s."""
+
+    num_examples: int
+    _sampler: Optional[EpochShuffleSampler]  # None: file order, nothing to save
+
+    def state_dict(self) -> dict:
+        """Return the state of the epoch order (the shuffling), as JSON-serialisable data.
+
+        Only the stream of epoch orders is state, not a pass in progress: loaded before a
+        pass, the state makes this iterator's next pass the one the original makes next.
+
+        Returns
+        -------
+        dict
+            ``{"kind": ORDER_STATE_KIND, "version": 1, "shuffle": bool, "num_examples":
+            int, "seed": int or None, "bit_generator": dict or None}``: for a shuffling
+            iterator the seed and numpy's ``bit_generator.state`` of its permutation
+            generator (a dict of str and int), for a file-order one None and None. The
+            format is the same for both pipelines, so either can load the other's state.
+        """
+        if self._sampler is None:
+            return _order_state(self.num_examples, None, None)
+        return self._sampler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Set the epoch order to `state`, as returned by `state_dict`.
+
+        Parameters
+        ----------
+        state : dict
+            A state of an iterator over the same number of examples, shuffling with the
+            same seed or keeping file order as this one does (possibly after a JSON round
+            trip).
+
+        Raises
+        ------
+        ValueError
+            If `state` is not an iterator state, is for another number of examples, seed
+            or kind of order, or holds a broken generator state. Nothing is changed then.
+        """
+        _check_order_state(state, self.state_dict(), type(self).__name__)
+        if self._sampler is not None:
+            self._sampler.load_state_dict(state)
+
+
+class D2lBatchIterator(_OrderStateMixin):
     """Batches as in d2l: ``ArrayDataset`` + ``ToTensor`` through ``gluon.data.DataLoader``.
+
+    The shuffling state is saved and restored with `state_dict` and `load_state_dict`.
 
     Parameters
     ----------
@@ -627,10 +774,10 @@ class D2lBatchIterator:
         data = mx.nd.array(images[..., np.newaxis], dtype=np.uint8)
         dataset = mx.gluon.data.ArrayDataset(data, labels.astype(np.int32))
         dataset = dataset.transform_first(transforms.Compose(steps))
-        if shuffle:
-            sampler = EpochShuffleSampler(self.num_examples, _resolve_seed(seed))
-        else:
-            sampler = mx.gluon.data.SequentialSampler(self.num_examples)
+        # The DataLoader draws the sampler's indices in this process, also with workers.
+        self._sampler = (EpochShuffleSampler(self.num_examples, _resolve_seed(seed))
+                         if shuffle else None)
+        sampler = self._sampler or mx.gluon.data.SequentialSampler(self.num_examples)
         self._loader = mx.gluon.data.DataLoader(
             dataset, self.batch_size, shuffle=False, sampler=sampler, last_batch="keep",
             num_workers=num_workers)
@@ -642,13 +789,14 @@ class D2lBatchIterator:
         return len(self._loader)
 
 
-class FastBatchIterator:
+class FastBatchIterator(_OrderStateMixin):
     """Batches gathered with ``nd.take`` from the whole set preloaded as one NDArray.
 
     Without `resize` the set is held as float32 (N, 1, H, W) / 255 (what ``ToTensor``
     computes); with `resize` it is held as uint8 (N, H, W, 1) and each batch goes through
     the same ``Resize`` and ``ToTensor`` operators as the d2l pipeline, batched.
-    Parameters and batches are as for `D2lBatchIterator` (without ``num_workers``).
+    Parameters, batches, `state_dict` and `load_state_dict` are as for `D2lBatchIterator`
+    (without ``num_workers``).
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, *,
@@ -656,7 +804,9 @@ class FastBatchIterator:
         _check_arrays(images, labels)
         self.batch_size = _check_positive_int("batch_size", batch_size)
         self.num_examples = len(labels)
-        self._rng = np.random.default_rng(_resolve_seed(seed)) if shuffle else None
+        # The permutation stream of the d2l pipeline, drawn without a DataLoader.
+        self._sampler = (EpochShuffleSampler(self.num_examples, _resolve_seed(seed))
+                         if shuffle else None)
         resize = _check_resize(resize)
         if resize is None:
             self._transform = None
@@ -673,7 +823,7 @@ class FastBatchIterator:
 
     def __iter__(self) -> Iterator[Tuple["mx.nd.NDArray", "mx.nd.NDArray"]]:
         n, size = self.num_examples, self.batch_size
-        order = self._rng.permutation(n) if self._rng is not None else None
+        order = self._sampler.epoch_order() if self._sampler is not None else None  # (N,)
         for start in range(0, n, size):
             stop = min(start + size, n)
             if order is None:

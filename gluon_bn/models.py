@@ -6,6 +6,7 @@ from typing import Any, Mapping, Optional
 
 from ._mxnet import mx
 from .layers import BatchNorm
+from .recipes import VARIANTS, Recipe
 
 nn = mx.gluon.nn
 init = mx.init
@@ -231,6 +232,53 @@ def count_parameters(net: mx.gluon.Block, trainable_only: bool = True) -> int:
             size *= dim
         total += size
     return total
+
+
+# ---------------------------------------------------------------- from a recipe
+def make_initializer(name: str) -> mx.init.Initializer:
+    """Return the MXNet initialiser a recipe names.
+
+    ``"xavier"``: ``init.Xavier()`` (uniform, documents 001/002); ``"normal-0.01"``:
+    ``init.Normal(0.01)`` (document 003); ``"default"``: ``init.Uniform()`` (MXNet's default,
+    document 000); ``"straight-dope"``: the network draws its own parameters, so this only
+    fills what it leaves (nothing).
+    """
+    table = {"xavier": mx.init.Xavier, "normal-0.01": lambda: mx.init.Normal(0.01),
+             "default": mx.init.Uniform, "straight-dope": mx.init.Uniform}
+    if name not in table:
+        raise ValueError(f"unknown initializer {name!r}; known: {', '.join(table)}")
+    return table[name]()
+
+
+def build_net(recipe: "Recipe", variant: str, *, bn_impl: str = "faithful") -> nn.Sequential:
+    """Build the recipe's network for `variant` ("scratch", "gluon" or "plain").
+
+    Parameters
+    ----------
+    recipe : Recipe
+        Which document.
+    variant : {"scratch", "gluon", "plain"}
+        The scratch layer with the document's conventions, Gluon's ``nn.BatchNorm`` with the
+        matching momentum and eps, or no batch normalization.
+    bn_impl : {"faithful", "fast"}
+        The scratch layer's implementation (issue: the fast one computes the same numbers).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    conv = recipe.conventions
+    if variant == "scratch":
+        kind, options = "scratch", conv.layer_options()
+        if bn_impl == "fast":
+            options["impl"] = "fast"
+        elif bn_impl != "faithful":
+            raise ValueError(f"bn_impl must be 'faithful' or 'fast', got {bn_impl!r}")
+    elif variant == "gluon":
+        kind, options = "gluon", {"momentum": conv.gluon_momentum(), "eps": conv.eps}
+    else:
+        kind, options = "none", {}
+    if recipe.network == "straight-dope":
+        return straight_dope_convnet(kind, bn_options=options)
+    return lenet(kind, pool=recipe.pool, flatten=recipe.flatten, bn_options=options)
 
 
 # d2l 1.0's model classes (document 000) subclass d2l.Classifier, so they load d2l: only on use.

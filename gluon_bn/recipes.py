@@ -1,7 +1,9 @@
 """One frozen recipe per source document: provenance, conventions, training set-up, printed numbers.
 
-A recipe is data. :func:`build_net` and :func:`make_initializer` turn it into a network and
-an initialiser; the training loop and the reports read the rest. Numbers a document printed
+A recipe is pure data: this module imports neither MXNet nor the models, so listing the
+recipes (``gluon-bn list``, ``--help``) stays instant. :func:`gluon_bn.models.build_net` and
+:func:`gluon_bn.models.make_initializer` turn a recipe into a network and an initialiser;
+the training loops and the reports read the rest. Numbers a document printed
 are stored as it printed them, so that reports can put them beside ours.
 """
 from __future__ import annotations
@@ -10,8 +12,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
-from ._mxnet import mx
-from .models import lenet, straight_dope_convnet
 
 VARIANTS = ("scratch", "gluon", "plain")
 # The documents' training loops: d2l's MXNet ``train_ch5`` (documents 001-004, reproduced as
@@ -360,49 +360,3 @@ def get_recipe(name: str) -> Recipe:
         raise KeyError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}")
     recipe = RECIPES[base]
     return recipe.with_alternative(alternative) if alternative else recipe
-
-
-def make_initializer(name: str) -> mx.init.Initializer:
-    """Return the MXNet initialiser a recipe names.
-
-    ``"xavier"``: ``init.Xavier()`` (uniform, documents 001/002); ``"normal-0.01"``:
-    ``init.Normal(0.01)`` (document 003); ``"default"``: ``init.Uniform()`` (MXNet's default,
-    document 000); ``"straight-dope"``: the network draws its own parameters, so this only
-    fills what it leaves (nothing).
-    """
-    table = {"xavier": mx.init.Xavier, "normal-0.01": lambda: mx.init.Normal(0.01),
-             "default": mx.init.Uniform, "straight-dope": mx.init.Uniform}
-    if name not in table:
-        raise ValueError(f"unknown initializer {name!r}; known: {', '.join(table)}")
-    return table[name]()
-
-
-def build_net(recipe: Recipe, variant: str, *, bn_impl: str = "faithful") -> mx.gluon.nn.Sequential:
-    """Build the recipe's network for `variant` ("scratch", "gluon" or "plain").
-
-    Parameters
-    ----------
-    recipe : Recipe
-        Which document.
-    variant : {"scratch", "gluon", "plain"}
-        The scratch layer with the document's conventions, Gluon's ``nn.BatchNorm`` with the
-        matching momentum and eps, or no batch normalization.
-    bn_impl : {"faithful", "fast"}
-        The scratch layer's implementation (issue: the fast one computes the same numbers).
-    """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    conv = recipe.conventions
-    if variant == "scratch":
-        kind, options = "scratch", conv.layer_options()
-        if bn_impl == "fast":
-            options["impl"] = "fast"
-        elif bn_impl != "faithful":
-            raise ValueError(f"bn_impl must be 'faithful' or 'fast', got {bn_impl!r}")
-    elif variant == "gluon":
-        kind, options = "gluon", {"momentum": conv.gluon_momentum(), "eps": conv.eps}
-    else:
-        kind, options = "none", {}
-    if recipe.network == "straight-dope":
-        return straight_dope_convnet(kind, bn_options=options)
-    return lenet(kind, pool=recipe.pool, flatten=recipe.flatten, bn_options=options)

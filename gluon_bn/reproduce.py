@@ -9,8 +9,9 @@ from typing import Optional, Sequence, TextIO, Tuple
 from ._mxnet import mx
 from . import data as gdata
 from .device import as_context_list
-from .models import check_hybridize_mode, find_bn, hybridize_network
-from .recipes import LOOPS, Recipe, VARIANTS, build_net, get_recipe, make_initializer
+from .models import (build_net, check_hybridize_mode, find_bn, hybridize_network,
+                     make_initializer)
+from .recipes import LOOPS, Recipe, VARIANTS, get_recipe
 from .report import environment, write_outputs
 from .training import seed_everything, train_ch5
 

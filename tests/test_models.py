@@ -8,7 +8,7 @@ import pytest
 from gluon_bn import BatchNorm, get_recipe, RECIPES
 from gluon_bn._mxnet import mx
 from gluon_bn.models import count_parameters, hybridize_network, lenet, straight_dope_convnet
-from gluon_bn.recipes import build_net
+from gluon_bn.models import build_net
 
 nn = mx.gluon.nn
 FASHION_BATCH = (7, 1, 28, 28)
@@ -113,6 +113,18 @@ def test_import_loads_neither_mxnet_nor_d2l():
     code = "import sys, gluon_bn; gluon_bn.BatchNorm; print('mxnet' in sys.modules, 'd2l' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.split() == ["True", "False"]
+
+
+@pytest.mark.parametrize("argv", [["list"], ["--help"], ["reproduce", "--help"]])
+def test_recipes_and_listing_load_no_mxnet(argv):
+    """Recipes are pure data: reading them, listing them and asking for help stay instant."""
+    code = ("import sys, gluon_bn.recipes\n"
+            "from gluon_bn.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            "print('mxnet' in sys.modules, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stderr.split()[-1] == "False", proc.stderr
+    assert proc.stdout.strip()
 
 
 def _copy_params(src, dst):

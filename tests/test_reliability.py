@@ -22,8 +22,7 @@ import pytest
 from gluon_bn import BatchNorm, cli, doctor
 from gluon_bn import training as gtraining
 from gluon_bn._mxnet import mx
-from gluon_bn.checkpoint import (Checkpointer, CheckpointError, run_config, shuffle_generators,
-                                 mxnet_seed)
+from gluon_bn.checkpoint import Checkpointer, CheckpointError, run_config, mxnet_seed
 from gluon_bn.data import D2lBatchIterator, FastBatchIterator
 from gluon_bn.reproduce import RunOptions
 from gluon_bn.training import TrainingDiverged, seed_everything, train_ch5
@@ -222,10 +221,12 @@ def test_restore_continues_exactly(tmp_path, pipeline):
 
 
 def test_shuffle_generator_of_each_pipeline_is_found():
+    """Through the public state: one generator shuffles the training set, none the test set."""
     for pipeline in ("fast", "d2l"):
         _, _, train_iter, test_iter = tiny_setup(pipeline=pipeline)
-        assert len(shuffle_generators(train_iter)) == 1
-        assert shuffle_generators(test_iter) == []
+        train_state, test_state = train_iter.state_dict(), test_iter.state_dict()
+        assert train_state["shuffle"] and train_state["bit_generator"]["bit_generator"] == "PCG64"
+        assert not test_state["shuffle"] and test_state["bit_generator"] is None
 
 
 def test_mxnet_seed_is_deterministic_per_seed_and_epoch():

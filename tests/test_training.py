@@ -10,7 +10,7 @@ from gluon_bn import cli, get_recipe
 from gluon_bn._mxnet import mx
 from gluon_bn.data import load_data_fashion_mnist
 from gluon_bn.device import parse_device, probe_gpu, try_all_gpus, try_gpu
-from gluon_bn.recipes import build_net, make_initializer
+from gluon_bn.models import build_net, make_initializer
 from gluon_bn.training import TrainingDiverged, seed_everything, train_ch5
 
 LINE = re.compile(r"^epoch (\d+), loss (\d+\.\d{4}), train acc (\d\.\d{3}), "
