@@ -59,7 +59,6 @@ import re
 import shutil
 import sys
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, TextIO, Tuple
 
@@ -112,22 +111,21 @@ def run_config(recipe_name: str, variant: str, seed: int, options) -> dict:
         "scratch", "gluon" or "plain".
     seed : int
         The run's seed.
-    options : gluon_bn.reproduce.RunOptions
-        The run's options; learning rate and batch size are resolved against the recipe.
+    options : gluon_bn.options.RunOptions or ResolvedRun
+        The run's options, resolved against the recipe (:meth:`RunOptions.resolve`).
 
     Returns
     -------
     dict
         JSON-serialisable; ``options`` holds only what must match on resume.
     """
+    from .options import RunOptions
     from .recipes import get_recipe
 
     recipe = get_recipe(recipe_name)
-    fixed = {k: v for k, v in asdict(options).items() if k not in _FREE_OPTIONS}
-    fixed["lr"] = recipe.learning_rate if options.lr is None else options.lr
-    fixed["batch_size"] = options.batch_size or recipe.batch_size
-    epochs = recipe.num_epochs if options.epochs is None else options.epochs
-    return {"recipe": recipe.name, "variant": variant, "seed": seed, "epochs": epochs,
+    run = options.resolve(recipe) if isinstance(options, RunOptions) else options
+    fixed = {k: v for k, v in run.config().items() if k not in _FREE_OPTIONS}
+    return {"recipe": recipe.name, "variant": variant, "seed": seed, "epochs": run.epochs,
             "options": fixed}
 
 

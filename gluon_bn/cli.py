@@ -183,8 +183,9 @@ def cmd_list(args, out) -> int:
 
 def cmd_reproduce(args, out) -> int:
     from .device import parse_device
-    from .reproduce import RunOptions, reproduce
+    from .options import RunOptions
     from .recipes import get_recipe
+    from .reproduce import reproduce
     from .training import TrainingDiverged
 
     get_recipe(args.recipe)  # unknown names fail here, before any data is read
@@ -192,13 +193,10 @@ def cmd_reproduce(args, out) -> int:
         raise ValueError("--resume needs --checkpoint-dir (where the checkpoints are)")
     variants = {None: ("scratch", "gluon"), "all": ("scratch", "gluon", "plain")}.get(
         args.variant, (args.variant,))
-    sync = args.pipeline != "fast" if args.sync_every_batch is None else args.sync_every_batch == "yes"
-    hybridize = args.hybridize
-    if hybridize == "auto":
-        hybridize = "graph" if args.pipeline == "fast" else "none"
+    sync = None if args.sync_every_batch is None else args.sync_every_batch == "yes"
     options = RunOptions(variants=variants, seeds=tuple(args.seed), epochs=args.epochs,
                          lr=args.lr, batch_size=args.batch_size, pipeline=args.pipeline,
-                         bn_impl=args.bn_impl, hybridize=hybridize, sync_every_batch=sync,
+                         bn_impl=args.bn_impl, hybridize=args.hybridize, sync_every_batch=sync,
                          dataset=args.dataset, data_root=args.data_root, limit=args.limit,
                          test_limit=args.test_limit, loop=args.loop)
     options.check()

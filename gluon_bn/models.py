@@ -13,7 +13,7 @@ init = mx.init
 
 BN_KINDS = ("none", "scratch", "gluon")
 POOLS = ("max", "avg")
-HYBRIDIZE_MODES = ("none", "layers", "graph")
+from .options import HYBRIDIZE_MODES  # noqa: E402  (pure data, shared with the run options)
 
 
 def make_bn(kind: str, num_features: int, num_dims: int,

@@ -1,0 +1,65 @@
+"""A run's defaults are resolved once, in the library: the command line only parses."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gluon_bn.options import ResolvedRun, RunOptions
+from gluon_bn.recipes import get_recipe
+
+
+def test_fast_pipeline_resolves_to_graph_no_sync_and_train_ch5():
+    run = RunOptions(pipeline="fast").resolve(get_recipe("d2l-1.0"))
+    assert (run.hybridize, run.sync_every_batch, run.loop) == ("graph", False, "train_ch5")
+
+
+def test_documents_path_resolves_to_the_documents_settings():
+    recipe = get_recipe("d2l-zh")
+    run = RunOptions().resolve(recipe)
+    assert isinstance(run, ResolvedRun)
+    assert (run.hybridize, run.sync_every_batch, run.loop) == ("none", True, "train_ch5")
+    assert (run.epochs, run.lr, run.batch_size) == (recipe.num_epochs, recipe.learning_rate,
+                                                    recipe.batch_size)
+    assert RunOptions().resolve(get_recipe("d2l-1.0")).loop == "d2l.Trainer"
+
+
+def test_what_the_user_sets_wins():
+    run = RunOptions(pipeline="fast", hybridize="none", sync_every_batch=True, epochs=2,
+                     lr=0.5, batch_size=64).resolve(get_recipe("d2l-en"))
+    assert (run.hybridize, run.sync_every_batch, run.epochs, run.lr, run.batch_size) == \
+        ("none", True, 2, 0.5, 64)
+
+
+def test_straight_dope_scales_the_trainers_step_by_its_batch():
+    run = RunOptions().resolve(get_recipe("straight-dope"))
+    assert run.trainer_learning_rate() == pytest.approx(0.001 * 64)
+
+
+def test_config_is_json_and_names_every_setting():
+    config = RunOptions(pipeline="fast").resolve(get_recipe("d2l-en")).config()
+    assert json.loads(json.dumps(config)) == config
+    assert "auto" not in config.values()
+    assert {"loop", "hybridize", "sync_every_batch", "dataset", "epochs", "lr"} <= set(config)
+
+
+def test_command_line_and_library_run_the_identical_configuration(tmp_path, fashion_root):
+    """``gluon-bn reproduce`` (a subprocess) and ``reproduce()`` write the same config."""
+    from gluon_bn._mxnet import mx
+    from gluon_bn.reproduce import reproduce
+
+    cli_out, lib_out = tmp_path / "cli", tmp_path / "lib"
+    argv = ["reproduce", "d2l-en", "--variant", "gluon", "--pipeline", "fast", "--epochs", "0",
+            "--limit", "256", "--test-limit", "128", "--data-root", str(fashion_root),
+            "--out", str(cli_out)]
+    subprocess.run([sys.executable, "-m", "gluon_bn.cli", *argv], check=True,
+                   capture_output=True, text=True)
+    options = RunOptions(variants=("gluon",), pipeline="fast", epochs=0, limit=256,
+                         test_limit=128, data_root=str(fashion_root))
+    _, paths = reproduce("d2l-en", options, mx.cpu(), out_dir=lib_out,
+                         file=open("/dev/null", "w"))
+    cli = json.loads(next(cli_out.glob("*.json")).read_text())
+    lib = json.loads(paths["json"].read_text())
+    assert cli["config"] == lib["config"]
+    assert next(cli_out.glob("*.json")).name == paths["json"].name
+    assert lib["config"]["hybridize"] == "graph" and lib["config"]["sync_every_batch"] is False
