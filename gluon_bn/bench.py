@@ -117,7 +117,7 @@ def time_config(config: BenchConfig, recipe_name: str = "d2l-en", *, fraction: f
             batch, root=data_root, pipeline=config.pipeline, seed=seed, limit=limit,
             test_limit=batch)
         stats = train_ch5(net, train_iter, test_iter, batch, trainer, ctx, 1, file=quiet,
-                          sync_every_batch=False)[0]
+                          sync_every_batch=False, progress=False)[0]
         seconds.append(stats.train_seconds)
     best = min(seconds[1:])
     n = min(timed, TRAIN_SIZE)

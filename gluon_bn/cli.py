@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, default=Path("out"), help="where results go (default ./out)")
     rep.add_argument("--limit", type=_positive_int, help="use only the first N training examples")
     rep.add_argument("--test-limit", type=_positive_int, help="use only the first N test examples")
+    rep.add_argument("--quiet", action="store_true",
+                     help="no progress bar on stderr (shown only on a terminal anyway); "
+                          "stdout keeps d2l's epoch lines")
     rep.add_argument("--checkpoint-dir", type=Path, help="checkpoint after every epoch here")
     rep.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
     doc = sub.add_parser("doctor", help="check MXNet, numpy, threads, data and GPUs; "
@@ -209,7 +212,8 @@ def cmd_reproduce(args, out) -> int:
     try:
         with _CtrlC() as ctrl_c:
             _, paths = reproduce(args.recipe, options, ctx, out_dir=args.out, file=out,
-                                 checkpointer_factory=factory, stop_requested=ctrl_c.requested)
+                                 checkpointer_factory=factory, stop_requested=ctrl_c.requested,
+                                 progress=not args.quiet)
     except TrainingDiverged as err:  # say what is kept: the epochs before it are checkpointed
         if factory is not None:
             err.args = (f"{err.args[0]}\nCheckpoints: {factory.describe()}. A smaller --lr is "

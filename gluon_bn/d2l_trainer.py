@@ -11,46 +11,15 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, TextIO
 
 from d2l import mxnet as d2l
 
 from ._mxnet import mx
+from .records import BookEpoch
 from .training import TrainingDiverged, _diverged
 
 __all__ = ["BookEpoch", "RecordingTrainer", "numpy_mode", "fit"]
-
-
-@dataclass
-class BookEpoch:
-    """One epoch of ``d2l.Trainer``: the means of what its board plots, and the time.
-
-    Attributes
-    ----------
-    epoch : int
-        1-based.
-    train_loss : float
-        Mean of the epoch's batch-mean training losses (as the network stood at each batch).
-    val_loss, val_acc : float
-        Means over the validation batches after the epoch, in prediction mode.
-    seconds : float
-        Wall time of the epoch, validation included, after MXNet's queue has drained.
-    """
-
-    epoch: int
-    train_loss: float
-    val_loss: float
-    val_acc: float
-    seconds: float
-
-    def line(self) -> str:
-        """Return the line printed for this epoch."""
-        return (f"epoch {self.epoch}, train loss {self.train_loss:.4f}, val loss "
-                f"{self.val_loss:.4f}, val acc {self.val_acc:.3f}, time {self.seconds:.1f} sec")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class numpy_mode:

@@ -1,45 +1,22 @@
 """Results as files: the environment, a JSON record, a Markdown table beside the document, a PNG."""
 from __future__ import annotations
 
-import json
-import math
 import os
 import platform
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ._mxnet import LOADED_WITH, mx
-from .recipes import get_recipe
+from .records import LOOP_METRICS, Reproduction, dumps
 from .runtime import describe as describe_runtime
 
-METRICS = ("loss", "train_acc", "test_acc", "seconds")
-# What each training loop records per epoch (train_ch5's printed line, d2l.Trainer's board).
-LOOP_METRICS = {"train_ch5": METRICS,
-                "d2l.Trainer": ("train_loss", "val_loss", "val_acc", "seconds")}
+METRICS = LOOP_METRICS["train_ch5"]
 LABELS = {"loss": "loss", "train_acc": "train acc", "test_acc": "test acc", "seconds": "sec/epoch",
           "train_loss": "train loss", "val_loss": "val loss", "val_acc": "val acc"}
 DIGITS = {"loss": 4, "train_acc": 3, "test_acc": 3, "seconds": 1, "train_loss": 4,
           "val_loss": 4, "val_acc": 3}
-
-
-def loop_of(result: dict) -> str:
-    """Return the training loop a result ran: the one its config names, else what its history shows.
-
-    Records made before the choice existed, and configs still saying "auto", are read from
-    the metrics their histories hold.
-    """
-    loop = result["config"].get("loop")
-    if loop in LOOP_METRICS:
-        return loop
-    first = next((run["history"][0] for run in result["runs"] if run["history"]), {})
-    return "d2l.Trainer" if "val_acc" in first else "train_ch5"
-
-
-def metrics_of(result: dict) -> tuple:
-    """Return the per-epoch metrics a result's loop records, seconds last."""
-    return LOOP_METRICS[loop_of(result)]
 
 
 def environment(ctx=None) -> Dict[str, object]:
@@ -66,15 +43,15 @@ def mean_sd(values: Sequence[float]) -> tuple:
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
 
 
-def summarize(runs: Iterable[dict], variant: str) -> List[Dict[str, tuple]]:
+def summarize(rep: Reproduction, variant: str) -> List[Dict[str, tuple]]:
     """Return, per epoch, (mean, sd) of every recorded metric over the seeds that ran `variant`."""
-    histories = [run["history"] for run in runs if run["variant"] == variant]
+    histories = [run.history for run in rep.runs_of(variant)]
     if not histories:
         return []
     epochs = min(len(h) for h in histories)
-    names = [k for k in histories[0][0] if k != "epoch"] if epochs else []
-    return [{"epoch": histories[0][i]["epoch"],
-             **{m: mean_sd([h[i][m] for h in histories]) for m in names}}
+    names = [k for k in histories[0][0].as_dict() if k != "epoch"] if epochs else []
+    return [{"epoch": histories[0][i].epoch,
+             **{m: mean_sd([getattr(h[i], m) for h in histories]) for m in names}}
             for i in range(epochs)]
 
 
@@ -87,39 +64,32 @@ def _fmt_ms(ms: tuple, digits: int, n: int) -> str:
     return f"{mean:.{digits}f}" if n < 2 else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
-def compiled_as(hybridize) -> str:
-    """Return a run's hybridize mode; records older than the modes stored True/False."""
-    return {None: "none", False: "none", True: "layers"}.get(hybridize, hybridize)
+def markdown_report(rep: Reproduction) -> str:
+    """Return the Markdown comparison of a record: per variant and epoch, theirs beside ours.
 
-
-def markdown_report(result: dict) -> str:
-    """Return the Markdown comparison of a result JSON: per variant and epoch, theirs beside ours.
-
-    Everything comes from `result` (what :func:`gluon_bn.reproduce.reproduce` wrote) and the
-    recipe it names, so the table can be regenerated from the JSON at any time.
+    Everything comes from the record (what :func:`gluon_bn.reproduce.reproduce` wrote, or
+    :func:`gluon_bn.records.load_result` read), so the table can be regenerated at any time.
     """
-    recipe = get_recipe(result["recipe"])
-    cfg, env = result["config"], result["environment"]
+    recipe, run, env = rep.recipe, rep.run, rep.environment
     lines = [f"# {recipe.name}: {recipe.title}", "",
              f"Source: `{recipe.source_file}`, {recipe.section}.", "",
-             f"Ours: dataset {result['dataset']}, device {env['device']}, "
-             f"loop `{loop_of(result)}`, "
-             f"pipeline `{cfg['pipeline']}`, BN implementation `{cfg['bn_impl']}`, "
-             f"hybridize `{compiled_as(cfg.get('hybridize'))}`, "
-             f"{cfg['epochs']} epoch(s), lr {cfg['lr']}, batch {cfg['batch_size']}, "
-             f"seeds {cfg['seeds']}"
-             + (f", first {cfg['limit']} training examples" if cfg.get("limit") else "")
+             f"Ours: dataset {run.dataset}, device {env['device']}, loop `{run.loop}`, "
+             f"pipeline `{run.pipeline}`, BN implementation `{run.bn_impl}`, "
+             f"hybridize `{run.hybridize}`, "
+             f"{run.epochs} epoch(s), lr {run.lr}, batch {run.batch_size}, "
+             f"seeds {list(run.seeds)}"
+             + (f", first {run.limit} training examples" if run.limit else "")
              + f"; MXNet {env['mxnet']} on {env['cpu_count']} CPU(s) ({env['processor']}), "
              f"{describe_runtime(env.get('threads') or {})}.",
              ""]
-    if len(cfg["seeds"]) > 1:
+    if len(run.seeds) > 1:
         lines += ["Our numbers are mean ± sample standard deviation over the seeds.", ""]
-    metrics = metrics_of(result)
-    for variant in cfg["variants"]:
-        summary = summarize(result["runs"], variant)
+    metrics = rep.metrics
+    for variant in run.variants:
+        summary = summarize(rep, variant)
         printed = recipe.printed_run(variant) if metrics == METRICS else None
         theirs = {line.epoch: line for line in printed.lines} if printed else {}
-        n = sum(1 for run in result["runs"] if run["variant"] == variant)
+        n = len(rep.runs_of(variant))
         lines += [f"## {variant}", ""]
         if printed:
             lines += [f"The document ran on {printed.device}." + (f" {printed.note}." if printed.note else ""), ""]
@@ -142,18 +112,18 @@ def markdown_report(result: dict) -> str:
             doc_eps = f" (document: {printed.examples_per_sec:.1f})" if printed and printed.examples_per_sec else ""
             lines += ["", f"Training throughput, last epoch: {_fmt_ms(eps, 0, n)} examples/sec{doc_eps}."]
         lines.append("")
-    ratio = time_ratio(result)
+    ratio = time_ratio(rep)
     if ratio is not None:
         doc_ratio = document_time_ratio(recipe)
         lines += [f"Scratch/Gluon time per epoch: {ratio:.2f}x"
                   + (f" (document: {doc_ratio:.2f}x)." if doc_ratio else "."), ""]
-    gamma_beta = [run for run in result["runs"] if run.get("first_bn_gamma")]
-    if recipe.printed_gamma_beta and gamma_beta:
-        run = gamma_beta[0]
-        lines += [f"First BN layer after training ({run['variant']}, seed {run['seed']}):", "",
+    with_bn = [r for r in rep.runs if r.first_bn_gamma]
+    if recipe.printed_gamma_beta and with_bn:
+        first = with_bn[0]
+        lines += [f"First BN layer after training ({first.variant}, seed {first.seed}):", "",
                   "| | document | ours |", "|---|---|---|",
-                  f"| gamma | {_vec(recipe.printed_gamma_beta[0])} | {_vec(run['first_bn_gamma'])} |",
-                  f"| beta | {_vec(recipe.printed_gamma_beta[1])} | {_vec(run['first_bn_beta'])} |", ""]
+                  f"| gamma | {_vec(recipe.printed_gamma_beta[0])} | {_vec(first.first_bn_gamma)} |",
+                  f"| beta | {_vec(recipe.printed_gamma_beta[1])} | {_vec(first.first_bn_beta)} |", ""]
     return "\n".join(lines)
 
 
@@ -161,11 +131,11 @@ def _vec(values: Sequence[float]) -> str:
     return " ".join(f"{v:.3f}" for v in values)
 
 
-def time_ratio(result: dict) -> Optional[float]:
+def time_ratio(rep: Reproduction) -> Optional[float]:
     """Return our mean seconds per epoch, scratch over Gluon, when both variants ran."""
     means = {}
     for variant in ("scratch", "gluon"):
-        summary = summarize(result["runs"], variant)
+        summary = summarize(rep, variant)
         if summary:
             means[variant] = float(np.mean([row["seconds"][0] for row in summary]))
     return means["scratch"] / means["gluon"] if len(means) == 2 else None
@@ -183,18 +153,18 @@ def document_time_ratio(recipe) -> Optional[float]:
     return eps[1] / eps[0] if all(eps) else None
 
 
-def plot_curves(result: dict, path: Path) -> None:
+def plot_curves(rep: Reproduction, path: Path) -> None:
     """Draw loss, train and test accuracy per epoch, ours (mean, band ± sd) and the document's points."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    recipe = get_recipe(result["recipe"])
+    recipe = rep.recipe
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     colors = {"scratch": "tab:blue", "gluon": "tab:orange", "plain": "tab:green"}
-    metrics = metrics_of(result)
-    for variant in result["config"]["variants"]:
-        summary = summarize(result["runs"], variant)
+    metrics = rep.metrics
+    for variant in rep.run.variants:
+        summary = summarize(rep, variant)
         printed = recipe.printed_run(variant) if metrics == METRICS else None
         for ax, m in zip(axes, metrics[:3]):
             if summary:
@@ -210,25 +180,17 @@ def plot_curves(result: dict, path: Path) -> None:
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{recipe.name} on {result['dataset']} ({loop_of(result)} loop)", fontsize=10)
+    fig.suptitle(f"{recipe.name} on {rep.run.dataset} ({rep.loop} loop)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def write_outputs(result: dict, out_dir: Path, stem: str) -> Dict[str, Path]:
+def write_outputs(rep: Reproduction, out_dir: Path, stem: str) -> Dict[str, Path]:
     """Write ``STEM.json``, ``STEM.md`` and ``STEM.png`` under `out_dir`; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("json", "md", "png")}
-    paths["json"].write_text(json.dumps(result, indent=1, default=_jsonable) + "\n")
-    paths["md"].write_text(markdown_report(result) + "\n")
-    plot_curves(result, paths["png"])
+    paths["json"].write_text(dumps(rep))
+    paths["md"].write_text(markdown_report(rep) + "\n")
+    plot_curves(rep, paths["png"])
     return paths
-
-
-def _jsonable(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence, TextIO, Tuple
 
@@ -12,6 +12,7 @@ from .device import as_context_list
 from .models import build_net, find_bn, hybridize_network, make_initializer
 from .options import DATASETS, ResolvedRun, RunOptions
 from .recipes import Recipe, get_recipe
+from .records import Reproduction, VariantRun, epoch_from_dict
 from .report import environment, write_outputs
 from .training import seed_everything, train_ch5
 
@@ -40,7 +41,7 @@ def load_data(run: ResolvedRun, seed: int):
 
 def run_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
                 file: Optional[TextIO] = None, checkpoint=None, on_epoch_end=None,
-                return_net: bool = False, stop_requested=None):
+                return_net: bool = False, stop_requested=None, progress: bool = True):
     """Train one variant of a run with one seed; return its record (history and first BN).
 
     Parameters
@@ -63,6 +64,8 @@ def run_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
         Return ``(record, trained_net)`` instead of the record alone.
     stop_requested : callable, optional
         Passed to :func:`gluon_bn.training.train_ch5`.
+    progress : bool
+        train_ch5's progress bar on stderr (shown only on a terminal).
     """
     file = file or sys.stdout
     recipe = run.recipe
@@ -82,7 +85,7 @@ def run_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
     trainer = mx.gluon.Trainer(net.collect_params(), "sgd",
                                {"learning_rate": run.trainer_learning_rate()})
     history, start_epoch, callbacks = [], 0, []
-    if checkpoint is not None:
+    if checkpoint is not None:  # the checkpoint keeps the finished epochs' history as data
         history, start_epoch = checkpoint.restore(net, trainer, train_iter, ctx)
         callbacks.append(checkpoint.saver(net, trainer, train_iter, history))
     if on_epoch_end is not None:
@@ -93,17 +96,17 @@ def run_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
             callback(stats)
 
     print(f"{recipe.name} / {variant} / seed {seed}", file=file)
-    history = history + [s.as_dict() for s in train_ch5(
+    history = [epoch_from_dict(h) for h in history] + train_ch5(
         net, train_iter, test_iter, run.batch_size, trainer, ctx, run.epochs, file=file,
         start_epoch=start_epoch, sync_every_batch=run.sync_every_batch,
-        on_epoch_end=after_epoch, stop_requested=stop_requested)]
+        on_epoch_end=after_epoch, stop_requested=stop_requested, progress=progress)
     record = _record(variant, seed, history, net, ctx)
     return (record, net) if return_net else record
 
 
 def train_book_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
                        file: Optional[TextIO] = None, on_epoch_end=None):
-    """Train one variant with d2l 1.0's Trainer in numpy mode; return (history dicts, net).
+    """Train one variant with d2l 1.0's Trainer in numpy mode; return (history, net).
 
     The book's call, ``d2l.Trainer(max_epochs, num_gpus=1).fit(model, FashionMNIST(...))``,
     with :mod:`gluon_bn.d2l_models` for the models and :class:`gluon_bn.FashionMNIST` for
@@ -133,10 +136,10 @@ def train_book_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
                             limit=run.limit, val_limit=run.test_limit)
         history = fit(model, data, run.epochs, num_gpus=num_gpus, file=file,
                       on_epoch_end=on_epoch_end)
-    return [h.as_dict() for h in history], model.net
+    return history, model.net
 
 
-def _record(variant: str, seed: int, history: list, net, ctx) -> dict:
+def _record(variant: str, seed: int, history, net, ctx) -> VariantRun:
     """Return one run's record: its history and the first BN layer's learned gamma and beta."""
     bn = find_bn(net)
     values = {}
@@ -146,9 +149,8 @@ def _record(variant: str, seed: int, history: list, net, ctx) -> dict:
             continue
         param = getattr(bn, name)
         device = param.list_ctx()[0] if _first(ctx) not in param.list_ctx() else _first(ctx)
-        values[name] = param.data(device).asnumpy().ravel().tolist()
-    return {"variant": variant, "seed": seed, "history": history,
-            "first_bn_gamma": values["gamma"], "first_bn_beta": values["beta"]}
+        values[name] = tuple(param.data(device).asnumpy().ravel().tolist())
+    return VariantRun(variant, seed, tuple(history), values["gamma"], values["beta"])
 
 
 def _first(ctx):
@@ -168,7 +170,7 @@ def resolve(recipe_name: str, options: RunOptions, *, file: Optional[TextIO] = N
 
 def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[Path] = None,
               file: Optional[TextIO] = None, checkpointer_factory=None,
-              stop_requested=None) -> Tuple[dict, dict]:
+              stop_requested=None, progress: bool = True) -> Tuple[Reproduction, dict]:
     """Run every variant and seed of a recipe and write JSON, Markdown and PNG under `out_dir`.
 
     Parameters
@@ -187,11 +189,13 @@ def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[P
         ``(variant, seed) -> Checkpointer`` for per-epoch checkpoints.
     stop_requested : callable, optional
         Asked after every batch; True stops the run with KeyboardInterrupt.
+    progress : bool
+        Progress bars on stderr (on a terminal only); ``--quiet`` turns them off.
 
     Returns
     -------
-    (result, paths)
-        The result dict (what the JSON holds) and the written paths.
+    (reproduction, paths)
+        The typed record (:class:`gluon_bn.records.Reproduction`) and the written paths.
     """
     file = file or sys.stdout
     run = resolve(recipe_name, options, file=file)
@@ -200,16 +204,16 @@ def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[P
     for seed in run.seeds:
         for variant in run.variants:
             checkpoint = checkpointer_factory(variant, seed) if checkpointer_factory else None
-            result["runs"].append(run_variant(run, variant, seed, ctx, file=file,
-                                              checkpoint=checkpoint,
-                                              stop_requested=stop_requested))
+            result.runs.append(run_variant(run, variant, seed, ctx, file=file,
+                                           checkpoint=checkpoint, progress=progress,
+                                           stop_requested=stop_requested))
             if out_dir is not None:  # rewrite after every run: nothing finished is lost
                 paths = write_outputs(result, Path(out_dir), output_stem(run))
     return result, paths
 
 
-def make_result(run: ResolvedRun, ctx, runs: Sequence[dict] = ()) -> dict:
-    """Return a reproduction's result (what its JSON holds) for a resolved run.
+def make_result(run: ResolvedRun, ctx, runs: Sequence[VariantRun] = ()) -> Reproduction:
+    """Return the record of a resolved run (its runs so far), with this machine's environment.
 
     Parameters
     ----------
@@ -217,12 +221,34 @@ def make_result(run: ResolvedRun, ctx, runs: Sequence[dict] = ()) -> dict:
         What was run.
     ctx : Context or list of Context
         Where it ran.
-    runs : sequence of dict
+    runs : sequence of VariantRun
         Run records (:func:`run_variant`), if any yet.
     """
-    return {"recipe": run.recipe.name, "dataset": run.dataset, "config": run.config(),
-            "environment": environment(ctx), "recipe_data": asdict(run.recipe),
-            "runs": list(runs)}
+    return Reproduction(run, environment(ctx), list(runs))
+
+
+def record_runs(recipe: Recipe, options: RunOptions, ctx, runs: Sequence[VariantRun], *,
+                dataset: Optional[str] = None) -> Reproduction:
+    """Return the record of runs trained one by one (a notebook's), as :func:`reproduce` would.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        The document (or one of its alternatives).
+    options : RunOptions
+        The options the runs were trained with; their variants are taken from `runs`.
+    ctx : Context or list of Context
+        Where they ran.
+    runs : sequence of VariantRun
+        What :func:`run_variant` returned, in order.
+    dataset : str, optional
+        What they trained on (default: as `options` resolve it).
+    """
+    runs = list(runs)
+    variants = tuple(dict.fromkeys(r.variant for r in runs))
+    seeds = tuple(dict.fromkeys(r.seed for r in runs))
+    run = replace(options, variants=variants, seeds=seeds).resolve(recipe, dataset=dataset)
+    return make_result(run, ctx, runs)
 
 
 def output_stem(run: ResolvedRun) -> str:

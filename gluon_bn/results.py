@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
-from .recipes import get_recipe
-from .report import (DIGITS, METRICS, document_time_ratio, loop_of, markdown_report, mean_sd,
-                     metrics_of, time_ratio)
+from .records import HELD_OUT_ACCURACY, Reproduction, dumps, load_result
+from .report import DIGITS, METRICS, document_time_ratio, markdown_report, mean_sd, time_ratio
 
 # Why our numbers differ from a document's beyond the seed-to-seed spread. Written after
 # reading the runs; the numbers themselves always come from the JSON.
@@ -55,14 +54,9 @@ EXPLANATIONS: Dict[str, List[str]] = {
 }
 
 
-def load_results(results_dir: Path) -> List[dict]:
-    """Return every result JSON under `results_dir`, sorted by file name, with its path stem."""
-    out = []
-    for path in sorted(Path(results_dir).glob("*.json")):
-        result = json.loads(path.read_text())
-        result["_stem"] = path.stem
-        out.append(result)
-    return out
+def load_results(results_dir: Path) -> List[Tuple[str, Reproduction]]:
+    """Return (file stem, record) for every result JSON under `results_dir`, sorted by name."""
+    return [(path.stem, load_result(path)) for path in sorted(Path(results_dir).glob("*.json"))]
 
 
 def _cell(values: List[float], digits: int) -> str:
@@ -70,66 +64,62 @@ def _cell(values: List[float], digits: int) -> str:
     return f"{mean:.{digits}f} ± {sd:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
 
 
-def final_rows(result: dict) -> List[List[str]]:
+def final_rows(rep: Reproduction, stem: str) -> List[List[str]]:
     """Return one row per variant: the document's last printed line beside our last epoch."""
-    recipe = get_recipe(result["recipe"])
-    metrics = metrics_of(result)[:3]
+    recipe = rep.recipe
+    metrics = rep.metrics[:3]
     rows = []
-    for variant in result["config"]["variants"]:
-        runs = [r for r in result["runs"] if r["variant"] == variant]
+    for variant in rep.run.variants:
+        runs = rep.runs_of(variant)
         if not runs:
             continue
-        last = [r["history"][-1] for r in runs]
-        printed = recipe.printed_run(variant) if metrics_of(result) == METRICS else None
+        last = [r.history[-1] for r in runs]
+        printed = recipe.printed_run(variant) if rep.metrics == METRICS else None
         doc = printed.lines[-1] if printed else None
         flags = []
         for metric in metrics:
-            values = [h[metric] for h in last]
-            mean, sd = mean_sd(values)
+            mean, sd = mean_sd([getattr(h, metric) for h in last])
             if doc is not None and abs(mean - getattr(doc, metric)) > max(2 * sd, 1e-9):
                 flags.append(metric.replace("_", " "))
         rows.append([
-            f"`{result.get('_stem', recipe.name)}`", variant, str(last[0]["epoch"]),
+            f"`{stem}`", variant, str(last[0].epoch),
             " / ".join(f"{getattr(doc, m):.{DIGITS[m]}f}" for m in metrics) if doc else "—",
-            " / ".join(_cell([h[m] for h in last], DIGITS[m]) for m in metrics),
-            _cell([h["seconds"] for h in last], 1),
+            " / ".join(_cell([getattr(h, m) for h in last], DIGITS[m]) for m in metrics),
+            _cell([h.seconds for h in last], 1),
             ", ".join(flags) if flags else ("—" if doc else "no printed numbers"),
         ])
     return rows
 
 
-def epochs_to_reach_plain(result: dict) -> Dict[str, List[Optional[int]]]:
+def epochs_to_reach_plain(rep: Reproduction) -> Dict[str, List[Optional[int]]]:
     """Per BN variant and seed: the first epoch whose held-out accuracy reaches plain LeNet's final one.
 
     Document 000's claim ("same accuracy in fewer epochs"), measured seed by seed: the
     target of seed s is plain LeNet's last-epoch accuracy with seed s (test accuracy in the
     train_ch5 loop, validation accuracy in d2l.Trainer's); None where a run never reaches it.
     """
-    accuracy = "val_acc" if loop_of(result) == "d2l.Trainer" else "test_acc"
-    by_seed = {(r["variant"], r["seed"]): r["history"] for r in result["runs"]}
+    accuracy = HELD_OUT_ACCURACY[rep.loop]
+    plain = {r.seed: r.history[-1] for r in rep.runs_of("plain")}
     out: Dict[str, List[Optional[int]]] = {}
     for variant in ("scratch", "gluon"):
-        reached = []
-        for (name, seed), history in by_seed.items():
-            if name != variant or ("plain", seed) not in by_seed:
-                continue
-            target = by_seed[("plain", seed)][-1][accuracy]
-            reached.append(next((h["epoch"] for h in history if h[accuracy] >= target), None))
+        reached = [next((e.epoch for e in r.history
+                         if getattr(e, accuracy) >= getattr(plain[r.seed], accuracy)), None)
+                   for r in rep.runs_of(variant) if r.seed in plain]
         if reached:
             out[variant] = reached
     return out
 
 
-def claim_check(result: dict) -> Optional[str]:
+def claim_check(rep: Reproduction) -> Optional[str]:
     """For d2l-1.0: how many epochs each BN variant needs to reach plain LeNet's final accuracy."""
-    if "plain" not in result["config"]["variants"]:
+    plain = rep.runs_of("plain")
+    if not plain:
         return None
-    accuracy = "val_acc" if loop_of(result) == "d2l.Trainer" else "test_acc"
-    plain = [r["history"] for r in result["runs"] if r["variant"] == "plain"]
-    finals = [h[-1][accuracy] for h in plain]
+    accuracy = HELD_OUT_ACCURACY[rep.loop]
+    finals = [getattr(r.history[-1], accuracy) for r in plain]
     parts = [f"plain LeNet ends at {accuracy.replace('_', ' ')} {_cell(finals, 3)} after "
-             f"{plain[0][-1]['epoch']} epochs ({loop_of(result)} loop)"]
-    for variant, reached in epochs_to_reach_plain(result).items():
+             f"{plain[0].history[-1].epoch} epochs ({rep.loop} loop)"]
+    for variant, reached in epochs_to_reach_plain(rep).items():
         hits = [e for e in reached if e is not None]
         text = f"{variant} BN reaches it at epoch {_cell(hits, 1)}" if hits else \
             f"{variant} BN does not reach it"
@@ -152,35 +142,35 @@ def render_readme(results_dir: Path) -> str:
              "number lies more than two of our standard deviations from our mean.", "",
              "| run | variant | epoch | document | ours | s/epoch (ours) | gap |",
              "|---|---|---|---|---|---|---|"]
-    for result in results:
-        lines += ["| " + " | ".join(row) + " |" for row in final_rows(result)]
+    for stem, rep in results:
+        lines += ["| " + " | ".join(row) + " |" for row in final_rows(rep, stem)]
     lines += ["", "## Runs", ""]
-    for result in results:
-        cfg, env = result["config"], result["environment"]
-        ratio = time_ratio(result)
-        doc_ratio = document_time_ratio(get_recipe(result["recipe"]))
+    for stem, rep in results:
+        run, env = rep.run, rep.environment
+        ratio = time_ratio(rep)
+        doc_ratio = document_time_ratio(rep.recipe)
         lines.append(
-            f"- `{result['_stem']}`: {result['dataset']}, seeds {cfg['seeds']}, "
-            f"{cfg['epochs']} epochs, loop `{loop_of(result)}`, pipeline `{cfg['pipeline']}`, "
-            f"scratch BN `{cfg['bn_impl']}`, "
+            f"- `{stem}`: {run.dataset}, seeds {list(run.seeds)}, "
+            f"{run.epochs} epochs, loop `{run.loop}`, pipeline `{run.pipeline}`, "
+            f"scratch BN `{run.bn_impl}`, "
             f"{env['device']}, {env['cpu_count']} CPU(s)"
             + (f"; scratch/Gluon time {ratio:.2f}x" if ratio else "")
             + (f" (document {doc_ratio:.2f}x)" if doc_ratio else "") + ".")
-        claim = claim_check(result)
+        claim = claim_check(rep)
         if claim:
             lines.append(f"  Document 000's claim: {claim}")
     lines += ["", "## Why the numbers differ", ""]
-    for key in ["*"] + sorted({r["recipe"].split(":")[0] for r in results}):
+    for key in ["*"] + sorted({rep.recipe.name.split(":")[0] for _, rep in results}):
         for text in EXPLANATIONS.get(key, []):
             lines.append(f"- {'' if key == '*' else f'`{key}`: '}{text}")
     return "\n".join(lines) + "\n"
 
 
 def regenerate(results_dir: Path) -> None:
-    """Rewrite every run's Markdown and the README from the JSON files."""
-    for result in load_results(results_dir):
-        stem = result.pop("_stem")
-        (Path(results_dir) / f"{stem}.md").write_text(markdown_report(result) + "\n")
+    """Rewrite every record in the current schema, its Markdown, and the README, from the JSON files."""
+    for stem, rep in load_results(results_dir):
+        (Path(results_dir) / f"{stem}.json").write_text(dumps(rep))
+        (Path(results_dir) / f"{stem}.md").write_text(markdown_report(rep) + "\n")
     (Path(results_dir) / "README.md").write_text(render_readme(results_dir))
 
 

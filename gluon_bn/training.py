@@ -5,52 +5,18 @@ import math
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, List, Optional, Sequence, TextIO, Union
 
 import numpy as np
+from tqdm import tqdm
 
 from ._mxnet import mx
 from .device import as_context_list
+from .records import EpochStats
 
 nd, autograd, gluon = mx.nd, mx.autograd, mx.gluon
 Context = mx.context.Context
 
-
-@dataclass
-class EpochStats:
-    """What one epoch of :func:`train_ch5` measured.
-
-    Attributes
-    ----------
-    epoch : int
-        1-based.
-    loss, train_acc, test_acc : float
-        Mean summed-softmax-cross-entropy per example, accuracy over the epoch's training
-        batches (as the network stood when it saw each batch), accuracy on the test set.
-    seconds : float
-        Wall time of the epoch including the test evaluation (what train_ch5 prints).
-    train_seconds : float
-        Wall time of the training batches alone.
-    examples_per_sec : float
-        Training examples per training second.
-    """
-
-    epoch: int
-    loss: float
-    train_acc: float
-    test_acc: float
-    seconds: float
-    train_seconds: float
-    examples_per_sec: float
-
-    def line(self) -> str:
-        """Return the line train_ch5 prints for this epoch."""
-        return (f"epoch {self.epoch}, loss {self.loss:.4f}, train acc {self.train_acc:.3f}, "
-                f"test acc {self.test_acc:.3f}, time {self.seconds:.1f} sec")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 # A mean cross-entropy this large means the predicted class probabilities are below
@@ -108,24 +74,51 @@ def evaluate_accuracy(data_iter: Iterable, net: gluon.Block,
     return sum(c.asscalar() for c in correct) / max(n, 1)
 
 
-class _Progress:
-    """A one-line progress counter, shown only on a terminal and erased before the epoch line."""
+def _stderr_is_terminal() -> bool:
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
+        return False
 
-    def __init__(self, file: TextIO, total: int, epoch: int):
-        self.file, self.total, self.epoch = file, total, epoch
-        self.enabled = getattr(file, "isatty", lambda: False)() and total > 0
-        self.last = 0.0
 
-    def update(self, done: int) -> None:
+class _EpochBar:
+    """tqdm's bar for one epoch on stderr: batches done, ETA, running loss and examples/s.
+
+    Off (nothing is written, nothing extra is computed) unless `enabled` and stderr is a
+    terminal. Closing it erases the line, so the epoch line train_ch5 prints on stdout
+    appears as it always has.
+    """
+
+    REFRESH_SECONDS = 0.5  # how often the loss and rate in the bar are recomputed
+    MIN_INTERVAL = 0.1     # tqdm's mininterval: seconds between redraws
+
+    def __init__(self, total: int, epoch: int, enabled: bool):
+        self.enabled = bool(enabled) and _stderr_is_terminal()
+        self.bar = tqdm(total=total or None, desc=f"epoch {epoch}", unit="batch",
+                        file=sys.stderr, leave=False, dynamic_ncols=True,
+                        mininterval=self.MIN_INTERVAL, disable=not self.enabled)
+        self.start = self.last = time.time()
+        self.examples = 0
+
+    def update(self, examples: int, loss: Union[float, Callable[[], float]]) -> None:
+        """One batch of `examples` done; `loss`: the running mean, or a function reading it."""
+        if not self.enabled:
+            return
+        self.examples += examples
         now = time.time()
-        if self.enabled and (now - self.last > 0.2 or done == self.total):
+        if now - self.last >= self.REFRESH_SECONDS or self.bar.n + 1 == self.bar.total:
             self.last = now
-            self.file.write(f"\repoch {self.epoch}: batch {done}/{self.total}")
-            self.file.flush()
+            value = loss() if callable(loss) else loss
+            rate = self.examples / max(now - self.start, 1e-9)
+            self.bar.set_postfix_str(f"loss {value:.4f}, {rate:.0f} examples/s", refresh=False)
+        self.bar.update(1)
 
-    def clear(self) -> None:
+    def testing(self) -> None:
         if self.enabled:
-            self.file.write("\r\033[K")
+            self.bar.set_description_str(f"{self.bar.desc} (test)")
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
@@ -133,7 +126,8 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
               num_epochs: int, *, file: Optional[TextIO] = None, start_epoch: int = 0,
               sync_every_batch: bool = True,
               on_epoch_end: Optional[Callable[[EpochStats], None]] = None,
-              stop_requested: Optional[Callable[[], bool]] = None) -> List[EpochStats]:
+              stop_requested: Optional[Callable[[], bool]] = None,
+              progress: bool = True) -> List[EpochStats]:
     """Train `net` as d2l's MXNet ``train_ch5`` does, print its lines and return the history.
 
     Each batch: summed softmax cross-entropy under ``autograd.record()``, ``backward``,
@@ -156,8 +150,8 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
     num_epochs : int
         Last epoch to run (1-based), counting `start_epoch` epochs already done.
     file : text stream, optional
-        Where the lines go (default stdout). A terminal also gets a progress counter within
-        each epoch; captured output never does.
+        Where the lines go (default stdout). Only these lines: the progress bar goes to
+        stderr.
     start_epoch : int
         Epochs already done (when resuming): training starts at epoch ``start_epoch + 1``.
     sync_every_batch : bool
@@ -174,6 +168,12 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
         Asked after every batch; when it returns True, KeyboardInterrupt is raised there.
         The CLI uses it because a Ctrl-C that lands inside an NDArray's ``__del__`` is
         swallowed by Python ("Exception ignored in ..."); the flag it set is not.
+    progress : bool
+        Show a tqdm bar per epoch on stderr (batches, ETA, running loss, examples/s), erased
+        before the epoch's line. It is shown only when stderr is a terminal; False (the
+        CLI's ``--quiet``) turns it off there too. With ``sync_every_batch=False`` the
+        running loss in the bar is read back from the device at most every half second,
+        and only while the bar is shown.
 
     Returns
     -------
@@ -196,51 +196,57 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     history = []
     for epoch in range(start_epoch + 1, num_epochs + 1):
-        progress = _Progress(file, _length(train_iter), epoch)
-        loss_sum, correct_sum, n = 0.0, 0.0, 0
-        device_sums = [nd.zeros((2,), ctx=c) for c in ctxs]
-        # Per batch (sync_every_batch=False): its per-device sums (kept, read back only if
-        # the epoch diverged) and its example count.
-        batch_sums, batch_sizes = [], []
-        start = time.time()
-        for batch, (X, y) in enumerate(train_iter, 1):
-            Xs, ys = _split(X, y, ctxs)
-            with autograd.record():
-                y_hats = [net(x) for x in Xs]
-                losses = [loss_fn(y_hat, t).sum() for y_hat, t in zip(y_hats, ys)]
-            autograd.backward(losses)
-            trainer.step(batch_size)
-            # Per device: [summed loss, correct predictions] of this batch, shape (2,).
-            sums = [nd.concat(l.reshape((1,)),
-                              (y_hat.argmax(axis=1) == t.astype("float32")).sum().reshape((1,)),
-                              dim=0)
-                    for l, y_hat, t in zip(losses, y_hats, ys)]
-            n += y.shape[0]
-            if sync_every_batch:
-                values = sum(s.asnumpy().astype("float64") for s in sums)
-                _check_loss(values[0] / y.shape[0], epoch, batch)
-                loss_sum += float(values[0])
-                correct_sum += float(values[1])
-            else:
-                for acc, s in zip(device_sums, sums):
-                    acc += s
-                batch_sums.append(sums)
-                batch_sizes.append(y.shape[0])
-            progress.update(batch)
-            if stop_requested is not None and stop_requested():
-                raise KeyboardInterrupt
-        if not sync_every_batch:
-            values = sum(s.asnumpy().astype("float64") for s in device_sums)
-            loss_sum, correct_sum = float(values[0]), float(values[1])
-            if batch_sums and _diverged(loss_sum / n):
-                _check_batches(batch_sums, batch_sizes, epoch)
-            # Raises only if no single batch diverged (float32 rounding of the epoch's sum).
-            _check_loss(loss_sum / max(n, 1), epoch, None)
-        nd.waitall()
-        train_seconds = time.time() - start
-        test_acc = evaluate_accuracy(test_iter, net, ctxs if len(ctxs) > 1 else ctxs[0])
-        seconds = time.time() - start
-        progress.clear()
+        bar = _EpochBar(_length(train_iter), epoch, progress)
+        try:
+            loss_sum, correct_sum, n = 0.0, 0.0, 0
+            device_sums = [nd.zeros((2,), ctx=c) for c in ctxs]
+            # Per batch (sync_every_batch=False): its per-device sums (kept, read back only
+            # if the epoch diverged) and its example count.
+            batch_sums, batch_sizes = [], []
+            start = time.time()
+            for batch, (X, y) in enumerate(train_iter, 1):
+                Xs, ys = _split(X, y, ctxs)
+                with autograd.record():
+                    y_hats = [net(x) for x in Xs]
+                    losses = [loss_fn(y_hat, t).sum() for y_hat, t in zip(y_hats, ys)]
+                autograd.backward(losses)
+                trainer.step(batch_size)
+                # Per device: [summed loss, correct predictions] of this batch, shape (2,).
+                sums = [nd.concat(
+                            l.reshape((1,)),
+                            (y_hat.argmax(axis=1) == t.astype("float32")).sum().reshape((1,)),
+                            dim=0)
+                        for l, y_hat, t in zip(losses, y_hats, ys)]
+                n += y.shape[0]
+                if sync_every_batch:
+                    values = sum(s.asnumpy().astype("float64") for s in sums)
+                    _check_loss(values[0] / y.shape[0], epoch, batch)
+                    loss_sum += float(values[0])
+                    correct_sum += float(values[1])
+                else:
+                    for acc, s in zip(device_sums, sums):
+                        acc += s
+                    batch_sums.append(sums)
+                    batch_sizes.append(y.shape[0])
+                bar.update(y.shape[0], (loss_sum / n) if sync_every_batch
+                           else lambda: _running_loss(device_sums, n))
+                if stop_requested is not None and stop_requested():
+                    raise KeyboardInterrupt
+            if not sync_every_batch:
+                values = sum(s.asnumpy().astype("float64") for s in device_sums)
+                loss_sum, correct_sum = float(values[0]), float(values[1])
+                if batch_sums and _diverged(loss_sum / n):
+                    _check_batches(batch_sums, batch_sizes, epoch)
+                # Raises only if no single batch diverged (float32 rounding of the
+                # epoch's sum).
+                _check_loss(loss_sum / max(n, 1), epoch, None)
+            nd.waitall()
+            train_seconds = time.time() - start
+            bar.testing()
+            test_acc = evaluate_accuracy(test_iter, net, ctxs if len(ctxs) > 1 else ctxs[0])
+            seconds = time.time() - start
+        finally:
+            bar.close()
         stats = EpochStats(epoch, loss_sum / max(n, 1), correct_sum / max(n, 1), test_acc,
                            seconds, train_seconds, n / max(train_seconds, 1e-9))
         print(stats.line(), file=file, flush=True)
@@ -257,6 +263,11 @@ def _check_batches(batch_sums: list, batch_sizes: List[int], epoch: int) -> None
     values = sum(nd.stack(*column).asnumpy().astype("float64") for column in zip(*batch_sums))
     for batch, (loss, size) in enumerate(zip(values[:, 0], batch_sizes), 1):
         _check_loss(loss / size, epoch, batch)
+
+
+def _running_loss(device_sums: list, n: int) -> float:
+    """The mean loss so far from the per-device sums kept on the devices (the bar's display)."""
+    return float(sum(s[0].asscalar() for s in device_sums)) / max(n, 1)
 
 
 def _diverged(mean_loss: float) -> bool:

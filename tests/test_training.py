@@ -148,3 +148,72 @@ def test_cli_rejects_impossible_options(argv, capsys):
         cli.main(argv)
     assert exc.value.code == 2
     assert "error: argument" in capsys.readouterr().err
+
+
+# --- the progress bar (tqdm, on stderr) -------------------------------------------------
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, and keeps what is written to it."""
+
+    def isatty(self):
+        return True
+
+
+def _without_times(text):
+    return re.sub(r"time \d+\.\d sec", "time T sec", text)
+
+
+def test_epoch_bar_needs_a_terminal_and_progress(monkeypatch):
+    from gluon_bn.training import _EpochBar
+
+    for stderr, enabled, shown in [(io.StringIO(), True, False), (_Terminal(), False, False),
+                                   (_Terminal(), True, True)]:
+        monkeypatch.setattr("sys.stderr", stderr)
+        bar = _EpochBar(3, 1, enabled)
+        for batch in range(3):
+            bar.update(64, lambda: 0.5)
+        bar.close()
+        assert bar.enabled is shown
+        assert bool(stderr.getvalue()) is shown, (stderr, enabled)
+
+
+def test_progress_bar_goes_to_a_terminal_stderr_only_and_stdout_lines_stay(fashion_root,
+                                                                           monkeypatch):
+    from gluon_bn.training import _EpochBar
+
+    monkeypatch.setattr(_EpochBar, "REFRESH_SECONDS", 0.0)
+    monkeypatch.setattr(_EpochBar, "MIN_INTERVAL", 0.0)
+    outputs = {}
+    # sync=False: the bar reads the running loss from the device sums (the other path).
+    for name, stderr in [("terminal", _Terminal()), ("captured", io.StringIO())]:
+        monkeypatch.setattr("sys.stderr", stderr)
+        history, out = train_small(fashion_root, seed=7, epochs=1, sync=False)
+        outputs[name] = (history, out, stderr.getvalue())
+    for history, out, _ in outputs.values():
+        lines = out.splitlines()
+        assert lines[0] == "training on cpu(0)" and len(lines) == 2 and "\r" not in out
+        assert LINE.match(lines[1]) and lines[1] == history[0].line()
+    # Same seed, same numbers: the bar changes nothing on stdout but the measured times.
+    assert _without_times(outputs["terminal"][1]) == _without_times(outputs["captured"][1])
+    assert outputs["captured"][2] == ""  # stderr not a terminal: no bar
+    bar = outputs["terminal"][2]
+    assert "epoch 1" in bar and "16/16" in bar and "examples/s" in bar
+    loss = re.findall(r"loss (\d+\.\d{4})", bar)[-1]  # the running loss at the last batch
+    assert float(loss) == pytest.approx(outputs["terminal"][0][0].loss, abs=1e-4)
+    assert bar.endswith("\r")  # erased when the epoch ends (tqdm's leave=False)
+
+
+def test_train_ch5_progress_false_writes_nothing_to_a_terminal(fashion_root, monkeypatch):
+    recipe = get_recipe("d2l-en")
+    seed_everything(0)
+    train_iter, test_iter = load_data_fashion_mnist(64, root=fashion_root, seed=0, limit=128,
+                                                    test_limit=64)
+    net = build_net(recipe, "plain")
+    net.initialize(make_initializer(recipe.initializer), ctx=mx.cpu())
+    trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1})
+    stderr, out = _Terminal(), io.StringIO()
+    monkeypatch.setattr("sys.stderr", stderr)
+    history = train_ch5(net, train_iter, test_iter, 64, trainer, mx.cpu(), 1, file=out,
+                        progress=False)
+    assert stderr.getvalue() == ""
+    assert out.getvalue().splitlines() == ["training on cpu(0)", history[0].line()]
