@@ -11,19 +11,19 @@ __version__ = "0.1.0"
 # public name -> (module, attribute or None for the module itself)
 _EXPORTS = {
     "mx": ("_mxnet", "mx"),  # the mxnet module, loaded with the GPU wheel's CUDA runtime
-    "batch_norm": ("functional", "batch_norm"),
-    "pure_batch_norm": ("functional", "pure_batch_norm"),
-    "BatchNorm": ("layers", "BatchNorm"),
+    "batch_norm": ("bn.functional", "batch_norm"),
+    "pure_batch_norm": ("bn.functional", "pure_batch_norm"),
+    "BatchNorm": ("bn.layer", "BatchNorm"),
     "models": ("models", None),
     "recipes": ("recipes", None),
     "get_recipe": ("recipes", "get_recipe"),
     "RECIPES": ("recipes", "RECIPES"),
     # d2l 1.0.3's offline Fashion-MNIST data module (loads d2l on first use)
-    "FashionMNIST": ("d2l_data", "FashionMNIST"),
+    "FashionMNIST": ("data.book", "FashionMNIST"),
     # the names the legacy-nd documents call through `import d2l` (d2l's positional signatures)
     "load_data_fashion_mnist": ("data", "load_data_fashion_mnist"),
-    "train_ch5": ("training", "train_ch5"),
-    "evaluate_accuracy": ("training", "evaluate_accuracy"),
+    "train_ch5": ("run.training", "train_ch5"),
+    "evaluate_accuracy": ("run.training", "evaluate_accuracy"),
     "try_gpu": ("device", "try_gpu"),
     "try_all_gpus": ("device", "try_all_gpus"),
 }

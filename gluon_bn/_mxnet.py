@@ -7,7 +7,7 @@ import importlib.metadata
 import os
 import sys
 
-from .runtime import RECORDED
+from gluon_bn.runtime import RECORDED
 
 _INSTALL_HINT = (
     "gluon_bn needs Apache MXNet 1.9.1, which comes through one of two extras "

@@ -119,7 +119,7 @@ def _add_runtime_argument(parser: argparse.ArgumentParser) -> None:
 
 def _select_runtime(args, out) -> None:
     """Set MXNet's engine and threads for `args` before MXNet loads, and say what runs."""
-    from . import runtime
+    from gluon_bn import runtime
     choice = runtime.choose(args.runtime, pipeline=args.pipeline, device=args.device)
     notes = runtime.apply(choice)
     warning = runtime.busy_warning(choice) if "mxnet" not in sys.modules else None
@@ -130,8 +130,8 @@ def _select_runtime(args, out) -> None:
 
 def cmd_bench(args, out) -> int:
     import json
-    from .bench import bench, default_configs, format_table, plot_bars
-    from .device import parse_device
+    from gluon_bn.run.bench import bench, default_configs, format_table, plot_bars
+    from gluon_bn.device import parse_device
 
     if args.fraction > 1:
         raise ValueError(f"--fraction must be at most 1, got {args.fraction}")
@@ -156,7 +156,7 @@ def cmd_bench(args, out) -> int:
 
 def _sweep(args, out) -> int:
     import json
-    from .bench import format_sweep, sweep_runtimes
+    from gluon_bn.run.bench import format_sweep, sweep_runtimes
 
     child = ["--recipe", args.recipe, "--fraction", str(args.fraction), "--pipeline",
              args.pipeline, "--bn-impl", args.bn_impl, "--device", args.device,
@@ -172,7 +172,7 @@ def _sweep(args, out) -> int:
 
 
 def cmd_list(args, out) -> int:
-    from .recipes import RECIPES
+    from gluon_bn.recipes import RECIPES
     for recipe in RECIPES.values():
         alternatives = "".join(f" [alternative: {recipe.name}:{a}]" for a in recipe.alternatives)
         print(f"{recipe.name:14s} document {recipe.source_file[:3]}  {recipe.title}{alternatives}", file=out)
@@ -185,11 +185,11 @@ def cmd_list(args, out) -> int:
 
 
 def cmd_reproduce(args, out) -> int:
-    from .device import parse_device
-    from .options import RunOptions
-    from .recipes import get_recipe
-    from .reproduce import reproduce
-    from .training import TrainingDiverged
+    from gluon_bn.device import parse_device
+    from gluon_bn.options import RunOptions
+    from gluon_bn.recipes import get_recipe
+    from gluon_bn.run.reproduce import reproduce
+    from gluon_bn.run.training import TrainingDiverged
 
     get_recipe(args.recipe)  # unknown names fail here, before any data is read
     if args.resume and not args.checkpoint_dir:
@@ -206,7 +206,7 @@ def cmd_reproduce(args, out) -> int:
     ctx = parse_device(args.device, file=out)
     factory = None
     if args.checkpoint_dir:
-        from .checkpoint import Checkpointer
+        from gluon_bn.run.checkpoint import Checkpointer
         factory = Checkpointer.factory(args.checkpoint_dir, args.recipe, options,
                                        resume=args.resume, file=out)
     try:
@@ -226,7 +226,7 @@ def cmd_reproduce(args, out) -> int:
 
 def cmd_doctor(args, out) -> int:
     """Print the installation report; 0 when `reproduce` can run, else 1."""
-    from .doctor import run_doctor
+    from gluon_bn.doctor import run_doctor
     return run_doctor(file=out, data_root=args.data_root)
 
 
@@ -315,8 +315,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "reproduce" or (args.command == "bench" and not args.sweep_runtimes):
         _select_runtime(args, out)  # before anything imports MXNet
     try:
-        from .data import DataError
-        from .training import TrainingDiverged
+        from gluon_bn.data import DataError
+        from gluon_bn.run.training import TrainingDiverged
     except ImportError as err:  # MXNet missing: the message says how to install it
         print(f"gluon-bn: error: {err}", file=sys.stderr)
         return EXIT_USAGE

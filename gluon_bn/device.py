@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import List, Optional, Sequence, TextIO, Tuple, Union
 
-from ._mxnet import mx
+from gluon_bn._mxnet import mx
 
 Context = mx.context.Context
 

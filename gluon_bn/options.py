@@ -4,7 +4,7 @@
 "the document's value" or "the package's choice". :meth:`RunOptions.resolve` turns it, with
 a recipe, into a :class:`ResolvedRun` in which nothing is left open. The command line only
 parses its arguments into a ``RunOptions``; the library resolves it, so ``gluon-bn
-reproduce NAME ...`` and ``gluon_bn.reproduce.reproduce(NAME, RunOptions(...))`` run the
+reproduce NAME ...`` and ``gluon_bn.run.reproduce.reproduce(NAME, RunOptions(...))`` run the
 identical configuration.
 
 This module imports no MXNet.
@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
-from .recipes import LOOPS, VARIANTS, Recipe
+from gluon_bn.recipes import LOOPS, VARIANTS, Recipe
 
 DATASETS = ("auto", "fashion-mnist", "mnist")
 PIPELINES = ("d2l", "fast")
@@ -105,7 +105,7 @@ class RunOptions:
             The document whose values fill what the options leave open.
         dataset : str, optional
             The data set to train on when it has been decided already (see
-            :func:`gluon_bn.reproduce.resolve_dataset`, which looks for the files); by
+            :func:`gluon_bn.run.reproduce.resolve_dataset`, which looks for the files); by
             default the asked one, or the document's for "auto".
 
         Raises

@@ -15,7 +15,7 @@ from typing import Dict, Optional, Tuple
 
 VARIANTS = ("scratch", "gluon", "plain")
 # The documents' training loops: d2l's MXNet ``train_ch5`` (documents 001-004, reproduced as
-# :func:`gluon_bn.training.train_ch5`) and d2l 1.0's ``d2l.Trainer`` (document 000).
+# :func:`gluon_bn.run.training.train_ch5`) and d2l 1.0's ``d2l.Trainer`` (document 000).
 LOOPS = ("train_ch5", "d2l.Trainer")
 
 
@@ -28,7 +28,7 @@ class Conventions:
     momentum : float
         The number the document passes.
     momentum_on : {"moving", "batch"}
-        Which side of the moving average `momentum` weighs (see :mod:`gluon_bn.functional`).
+        Which side of the moving average `momentum` weighs (see :mod:`gluon_bn.bn.functional`).
     eps : float
         Added to the variance (or the standard deviation, with ``normalize_by="std_eps"``).
     moving_var_init : float

@@ -18,15 +18,15 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-from .options import ResolvedRun
-from .recipes import get_recipe
+from gluon_bn.options import ResolvedRun
+from gluon_bn.recipes import get_recipe
 
 SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
 class EpochStats:
-    """What one epoch of :func:`gluon_bn.training.train_ch5` measured.
+    """What one epoch of :func:`gluon_bn.run.training.train_ch5` measured.
 
     Attributes
     ----------

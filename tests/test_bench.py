@@ -34,7 +34,7 @@ def test_bench_rejects_a_fraction_above_one(capsys):
 
 def test_runtime_sweep_runs_each_runtime_in_its_own_process(fashion_root, tmp_path):
     """Two runtimes, one path: each child process reports the engine it was started with."""
-    from gluon_bn.bench import format_sweep, sweep_runtimes
+    from gluon_bn.run.bench import format_sweep, sweep_runtimes
     from gluon_bn.runtime import DEFAULT, Runtime
 
     args = ["--fraction", "0.005", "--pipeline", "fast", "--bn-impl", "fast"]

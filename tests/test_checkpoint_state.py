@@ -2,7 +2,7 @@
 
 ``state_dict`` / ``load_state_dict`` of `D2lBatchIterator`, `FastBatchIterator` and
 `EpochShuffleSampler`: round trips (also through JSON), clear ValueErrors for states that
-do not fit, and `gluon_bn.checkpoint` saving and restoring through them alone.
+do not fit, and `gluon_bn.run.checkpoint` saving and restoring through them alone.
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gluon_bn import checkpoint as C
+from gluon_bn.run import checkpoint as C
 from gluon_bn import data as D
 from gluon_bn._mxnet import mx
-from gluon_bn.checkpoint import Checkpointer, CheckpointError, run_config
-from gluon_bn.reproduce import RunOptions
+from gluon_bn.run.checkpoint import Checkpointer, CheckpointError, run_config
+from gluon_bn.run.reproduce import RunOptions
 
 N, BATCH = 40, 8
 ITERATORS = {"d2l": D.D2lBatchIterator, "fast": D.FastBatchIterator}

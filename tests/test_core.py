@@ -5,7 +5,7 @@ import pytest
 import gluon_bn
 from gluon_bn import BatchNorm, batch_norm, pure_batch_norm
 from gluon_bn._mxnet import mx
-from gluon_bn.functional import stats_shape
+from gluon_bn.bn.functional import stats_shape
 
 nd, autograd = mx.nd, mx.autograd
 RTOL, ATOL = 1e-4, 1e-5          # float32 outputs and gradients

@@ -6,9 +6,9 @@ d2l = pytest.importorskip("d2l.mxnet")
 
 from gluon_bn import BatchNorm  # noqa: E402
 from gluon_bn._mxnet import mx  # noqa: E402
-from gluon_bn.d2l_trainer import BookEpoch, RecordingTrainer, fit, numpy_mode  # noqa: E402
+from gluon_bn.run.book import BookEpoch, RecordingTrainer, fit, numpy_mode  # noqa: E402
 from gluon_bn.models import BNLeNet, BNLeNetScratch, LeNet, find_bn  # noqa: E402
-from gluon_bn.training import TrainingDiverged, seed_everything  # noqa: E402
+from gluon_bn.run.training import TrainingDiverged, seed_everything  # noqa: E402
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_a_diverging_run_stops_with_training_diverged(np_mode):
 
 
 def test_the_book_loop_refuses_what_it_cannot_do():
-    from gluon_bn.reproduce import RunOptions
+    from gluon_bn.run.reproduce import RunOptions
     with pytest.raises(ValueError, match="d2l.Trainer loop reads its data through "
                                          "gluon_bn.FashionMNIST.*--loop train_ch5"):
         RunOptions(loop="d2l.Trainer", pipeline="fast").check()
@@ -111,7 +111,7 @@ def test_the_book_loop_refuses_what_it_cannot_do():
 def test_reproduce_with_the_book_loop_writes_a_record_naming_it(tmp_path, fashion_root):
     """End to end through the library on a few hundred images: the record says which loop ran."""
     import json
-    from gluon_bn.reproduce import RunOptions, reproduce
+    from gluon_bn.run.reproduce import RunOptions, reproduce
     options = RunOptions(variants=("gluon", "plain"), seeds=(0,), epochs=1, limit=256,
                          test_limit=128, data_root=str(fashion_root))
     result, paths = reproduce("d2l-1.0", options, mx.cpu(), out_dir=tmp_path,

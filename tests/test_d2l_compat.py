@@ -39,8 +39,8 @@ def last_json(stdout: str) -> dict:
 
 @pytest.fixture(scope="module")
 def d2l_data():
-    """gluon_bn.d2l_data, imported (with d2l) only by the tests that need it."""
-    from gluon_bn import d2l_data
+    """gluon_bn.data.book, imported (with d2l) only by the tests that need it."""
+    from gluon_bn.data import book as d2l_data
     return d2l_data
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from gluon_bn import BatchNorm, batch_norm, pure_batch_norm
 from gluon_bn._mxnet import mx
-from gluon_bn.functional import stats_shape
+from gluon_bn.bn.functional import stats_shape
 from gluon_bn.models import hybridize_network, lenet
 
 from test_core import ATOL, RTOL, STAT_ATOL, STAT_RTOL, random_case

@@ -46,7 +46,7 @@ def test_config_is_json_and_names_every_setting():
 def test_command_line_and_library_run_the_identical_configuration(tmp_path, fashion_root):
     """``gluon-bn reproduce`` (a subprocess) and ``reproduce()`` write the same config."""
     from gluon_bn._mxnet import mx
-    from gluon_bn.reproduce import reproduce
+    from gluon_bn.run.reproduce import reproduce
 
     cli_out, lib_out = tmp_path / "cli", tmp_path / "lib"
     argv = ["reproduce", "d2l-en", "--variant", "gluon", "--pipeline", "fast", "--epochs", "0",

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 
 from gluon_bn import BatchNorm, cli, doctor
-from gluon_bn import training as gtraining
+from gluon_bn.run import training as gtraining
 from gluon_bn._mxnet import mx
-from gluon_bn.checkpoint import Checkpointer, CheckpointError, run_config, mxnet_seed
+from gluon_bn.run.checkpoint import Checkpointer, CheckpointError, run_config, mxnet_seed
 from gluon_bn.data import D2lBatchIterator, FastBatchIterator
-from gluon_bn.reproduce import RunOptions
-from gluon_bn.training import TrainingDiverged, seed_everything, train_ch5
+from gluon_bn.run.reproduce import RunOptions
+from gluon_bn.run.training import TrainingDiverged, seed_everything, train_ch5
 
 nd, autograd, gluon = mx.nd, mx.autograd, mx.gluon
 
@@ -312,7 +312,7 @@ def test_cli_refuses_mismatched_or_existing_checkpoints_before_training(
 
 
 def test_interrupt_without_checkpoints_says_the_run_is_lost(tmp_path, capsys, monkeypatch):
-    import gluon_bn.reproduce as reproduce_module
+    import gluon_bn.run.reproduce as reproduce_module
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -7,7 +7,7 @@ import pytest
 from gluon_bn import get_recipe
 from gluon_bn.records import SCHEMA_VERSION, Reproduction, dumps, load_result, migrate
 from gluon_bn.report import markdown_report
-from gluon_bn.results import render_readme
+from gluon_bn.report.results import render_readme
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 FILES = sorted(RESULTS.glob("*.json"))

@@ -11,7 +11,7 @@ from gluon_bn._mxnet import mx
 from gluon_bn.data import load_data_fashion_mnist
 from gluon_bn.device import parse_device, probe_gpu, try_all_gpus, try_gpu
 from gluon_bn.models import build_net, make_initializer
-from gluon_bn.training import TrainingDiverged, seed_everything, train_ch5
+from gluon_bn.run.training import TrainingDiverged, seed_everything, train_ch5
 
 LINE = re.compile(r"^epoch (\d+), loss (\d+\.\d{4}), train acc (\d\.\d{3}), "
                   r"test acc (\d\.\d{3}), time (\d+\.\d) sec$")
@@ -164,7 +164,7 @@ def _without_times(text):
 
 
 def test_epoch_bar_needs_a_terminal_and_progress(monkeypatch):
-    from gluon_bn.training import _EpochBar
+    from gluon_bn.run.training import _EpochBar
 
     for stderr, enabled, shown in [(io.StringIO(), True, False), (_Terminal(), False, False),
                                    (_Terminal(), True, True)]:
@@ -179,7 +179,7 @@ def test_epoch_bar_needs_a_terminal_and_progress(monkeypatch):
 
 def test_progress_bar_goes_to_a_terminal_stderr_only_and_stdout_lines_stay(fashion_root,
                                                                            monkeypatch):
-    from gluon_bn.training import _EpochBar
+    from gluon_bn.run.training import _EpochBar
 
     monkeypatch.setattr(_EpochBar, "REFRESH_SECONDS", 0.0)
     monkeypatch.setattr(_EpochBar, "MIN_INTERVAL", 0.0)

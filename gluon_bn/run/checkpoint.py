@@ -64,7 +64,7 @@ from typing import Callable, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
-from ._mxnet import mx
+from gluon_bn._mxnet import mx
 
 FORMAT = 1
 FILES = ("net.params", "trainer.states", "trainer.json", "rng.json", "history.json",
@@ -119,8 +119,8 @@ def run_config(recipe_name: str, variant: str, seed: int, options) -> dict:
     dict
         JSON-serialisable; ``options`` holds only what must match on resume.
     """
-    from .options import RunOptions
-    from .recipes import get_recipe
+    from gluon_bn.options import RunOptions
+    from gluon_bn.recipes import get_recipe
 
     recipe = get_recipe(recipe_name)
     run = options.resolve(recipe) if isinstance(options, RunOptions) else options
@@ -285,7 +285,7 @@ class Checkpointer:
             ``--checkpoint-dir``.
         recipe_name : str
             As given on the command line.
-        options : gluon_bn.reproduce.RunOptions
+        options : gluon_bn.run.reproduce.RunOptions
             The runs' options (variants and seeds say which runs are planned).
         resume : bool
             ``--resume``.
@@ -517,7 +517,7 @@ class Checkpointer:
         Returns
         -------
         callable
-            Takes the finished epoch's :class:`gluon_bn.training.EpochStats`.
+            Takes the finished epoch's :class:`gluon_bn.run.training.EpochStats`.
         """
         done = list(history)
 
@@ -546,7 +546,7 @@ class CheckpointPlan:
         ``--checkpoint-dir``.
     recipe_name : str
         As given on the command line.
-    options : gluon_bn.reproduce.RunOptions
+    options : gluon_bn.run.reproduce.RunOptions
         The runs' options.
     resume : bool
         ``--resume``.

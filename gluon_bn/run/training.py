@@ -10,9 +10,9 @@ from typing import Callable, Iterable, List, Optional, Sequence, TextIO, Union
 import numpy as np
 from tqdm import tqdm
 
-from ._mxnet import mx
-from .device import as_context_list
-from .records import EpochStats
+from gluon_bn._mxnet import mx
+from gluon_bn.device import as_context_list
+from gluon_bn.records import EpochStats
 
 nd, autograd, gluon = mx.nd, mx.autograd, mx.gluon
 Context = mx.context.Context

@@ -19,8 +19,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 # gluon_bn's MXNet first: it loads the GPU wheel's CUDA runtime before d2l imports mxnet.
-from ._mxnet import mx
-from .data import (FASHION_MNIST, PathLike, Resize, _check_positive_int, _check_resize,
+from gluon_bn._mxnet import mx
+from gluon_bn.data import (FASHION_MNIST, PathLike, Resize, _check_positive_int, _check_resize,
                    load_arrays)
 
 from d2l import mxnet as d2l  # after gluon_bn's MXNet, see above

@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, TextIO
 
-from ._mxnet import mx
-from . import data as gdata
-from .models import build_net, check_hybridize_mode, hybridize_network, make_initializer
-from .recipes import get_recipe
-from .report import environment
-from .runtime import DEFAULT, VARIABLES, Runtime, describe
-from .training import seed_everything, train_ch5
+from gluon_bn._mxnet import mx
+from gluon_bn import data as gdata
+from gluon_bn.models import build_net, check_hybridize_mode, hybridize_network, make_initializer
+from gluon_bn.recipes import get_recipe
+from gluon_bn.report import environment
+from gluon_bn.runtime import DEFAULT, VARIABLES, Runtime, describe
+from gluon_bn.run.training import seed_everything, train_ch5
 
 TRAIN_SIZE = 60000  # Fashion-MNIST's training set: what "per epoch" scales to
 

@@ -1,40 +1,21 @@
-"""Results as files: the environment, a JSON record, a Markdown table beside the document, a PNG."""
+"""A record as Markdown: per variant and epoch, the document's numbers beside ours.
+
+This module imports no MXNet: tables can be regenerated from the JSON anywhere.
+"""
 from __future__ import annotations
 
-import os
-import platform
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ._mxnet import LOADED_WITH, mx
-from .records import LOOP_METRICS, Reproduction, dumps
-from .runtime import describe as describe_runtime
+from gluon_bn.records import LOOP_METRICS, Reproduction
+from gluon_bn.runtime import describe as describe_runtime
 
 METRICS = LOOP_METRICS["train_ch5"]
 LABELS = {"loss": "loss", "train_acc": "train acc", "test_acc": "test acc", "seconds": "sec/epoch",
           "train_loss": "train loss", "val_loss": "val loss", "val_acc": "val acc"}
 DIGITS = {"loss": 4, "train_acc": 3, "test_acc": 3, "seconds": 1, "train_loss": 4,
           "val_loss": 4, "val_acc": 3}
-
-
-def environment(ctx=None) -> Dict[str, object]:
-    """Return versions, device and thread settings: what a reader needs to weigh the times."""
-    features = mx.runtime.Features()
-    return {
-        "python": platform.python_version(),
-        "mxnet": mx.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "device": str(ctx) if ctx is not None else None,
-        "mkldnn": features.is_enabled("MKLDNN"),
-        "cuda": features.is_enabled("CUDA"),
-        "threads": dict(LOADED_WITH),
-        "runtime": describe_runtime(LOADED_WITH),
-    }
 
 
 def mean_sd(values: Sequence[float]) -> tuple:
@@ -67,7 +48,7 @@ def _fmt_ms(ms: tuple, digits: int, n: int) -> str:
 def markdown_report(rep: Reproduction) -> str:
     """Return the Markdown comparison of a record: per variant and epoch, theirs beside ours.
 
-    Everything comes from the record (what :func:`gluon_bn.reproduce.reproduce` wrote, or
+    Everything comes from the record (what :func:`gluon_bn.run.reproduce.reproduce` wrote, or
     :func:`gluon_bn.records.load_result` read), so the table can be regenerated at any time.
     """
     recipe, run, env = rep.recipe, rep.run, rep.environment
@@ -151,46 +132,3 @@ def document_time_ratio(recipe) -> Optional[float]:
         return float(np.mean(secs[0]) / np.mean(secs[1]))
     eps = [runs[v].examples_per_sec for v in ("scratch", "gluon")]
     return eps[1] / eps[0] if all(eps) else None
-
-
-def plot_curves(rep: Reproduction, path: Path) -> None:
-    """Draw loss, train and test accuracy per epoch, ours (mean, band ± sd) and the document's points."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    recipe = rep.recipe
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    colors = {"scratch": "tab:blue", "gluon": "tab:orange", "plain": "tab:green"}
-    metrics = rep.metrics
-    for variant in rep.run.variants:
-        summary = summarize(rep, variant)
-        printed = recipe.printed_run(variant) if metrics == METRICS else None
-        for ax, m in zip(axes, metrics[:3]):
-            if summary:
-                x = [row["epoch"] for row in summary]
-                mean = np.array([row[m][0] for row in summary])
-                sd = np.array([row[m][1] for row in summary])
-                ax.plot(x, mean, "-o", ms=3, color=colors[variant], label=f"{variant} (ours)")
-                ax.fill_between(x, mean - sd, mean + sd, color=colors[variant], alpha=0.2)
-            if printed:
-                ax.plot([l.epoch for l in printed.lines], [getattr(l, m) for l in printed.lines],
-                        "x", ms=8, color=colors[variant], label=f"{variant} (document)")
-            ax.set_title(LABELS[m])
-            ax.set_xlabel("epoch")
-            ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"{recipe.name} on {rep.run.dataset} ({rep.loop} loop)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def write_outputs(rep: Reproduction, out_dir: Path, stem: str) -> Dict[str, Path]:
-    """Write ``STEM.json``, ``STEM.md`` and ``STEM.png`` under `out_dir`; return their paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("json", "md", "png")}
-    paths["json"].write_text(dumps(rep))
-    paths["md"].write_text(markdown_report(rep) + "\n")
-    plot_curves(rep, paths["png"])
-    return paths

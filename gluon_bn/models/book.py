@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from d2l import mxnet as d2l
 
-from ._mxnet import mx
-from .models import lenet
-from .recipes import get_recipe
+from gluon_bn._mxnet import mx
+from gluon_bn.models import lenet
+from gluon_bn.recipes import get_recipe
 
 __all__ = ["LeNet", "BNLeNetScratch", "BNLeNet"]
 

@@ -15,9 +15,9 @@ from typing import Callable, Dict, List, Optional, TextIO
 
 from d2l import mxnet as d2l
 
-from ._mxnet import mx
-from .records import BookEpoch
-from .training import TrainingDiverged, _diverged
+from gluon_bn._mxnet import mx
+from gluon_bn.records import BookEpoch
+from gluon_bn.run.training import TrainingDiverged, _diverged
 
 __all__ = ["BookEpoch", "RecordingTrainer", "numpy_mode", "fit"]
 

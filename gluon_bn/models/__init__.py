@@ -4,16 +4,16 @@ from __future__ import annotations
 import warnings
 from typing import Any, Mapping, Optional
 
-from ._mxnet import mx
-from .layers import BatchNorm
-from .recipes import VARIANTS, Recipe
+from gluon_bn._mxnet import mx
+from gluon_bn.bn.layer import BatchNorm
+from gluon_bn.recipes import VARIANTS, Recipe
 
 nn = mx.gluon.nn
 init = mx.init
 
 BN_KINDS = ("none", "scratch", "gluon")
 POOLS = ("max", "avg")
-from .options import HYBRIDIZE_MODES  # noqa: E402  (pure data, shared with the run options)
+from gluon_bn.options import HYBRIDIZE_MODES  # noqa: E402  (pure data, shared with the run options)
 
 
 def make_bn(kind: str, num_features: int, num_dims: int,
@@ -287,6 +287,6 @@ _BOOK_MODELS = ("LeNet", "BNLeNetScratch", "BNLeNet")
 
 def __getattr__(name: str):
     if name in _BOOK_MODELS:
-        from . import d2l_models
-        return getattr(d2l_models, name)
+        from gluon_bn.models import book
+        return getattr(book, name)
     raise AttributeError(f"module 'gluon_bn.models' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The same batch normalization as :mod:`gluon_bn.functional`, written for MXNet's CPU speed.
+"""The same batch normalization as :mod:`gluon_bn.bn.functional`, written for MXNet's CPU speed.
 
 MXNet 1.9's reductions over axes (0, 2, 3) and its (1, C, 1, 1) broadcasts are slow on the
 CPU (measured at the conv1 shape (256, 6, 24, 24): a mean over those axes 6.3 ms, one
@@ -13,14 +13,14 @@ of an (N*C, 1) column over (N*C, H*W) rows 0.47 ms). So this module:
   every elementwise step.
 
 The mathematics, the conventions and the moving-statistics updates are those of
-:func:`gluon_bn.functional.batch_norm`; the numbers agree to float32 rounding (tested).
+:func:`gluon_bn.bn.functional.batch_norm`; the numbers agree to float32 rounding (tested).
 """
 from __future__ import annotations
 
 from typing import Tuple
 
-from ._mxnet import mx
-from .functional import (as_kind, as_legacy, check_conventions, check_input, is_numpy_array,
+from gluon_bn._mxnet import mx
+from gluon_bn.bn.functional import (as_kind, as_legacy, check_conventions, check_input, is_numpy_array,
                          update_moving)
 
 nd, autograd = mx.nd, mx.autograd
@@ -134,12 +134,12 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
                momentum: float = 0.9, *, momentum_on: str = "moving",
                normalize_by: str = "sqrt_var_eps", update_in_prediction: bool = False,
                seeded=None):
-    """Fast twin of :func:`gluon_bn.functional.batch_norm`: same arguments, same results.
+    """Fast twin of :func:`gluon_bn.bn.functional.batch_norm`: same arguments, same results.
 
     Parameters
     ----------
     X, gamma, beta, moving_mean, moving_var, eps, momentum, momentum_on, normalize_by, update_in_prediction
-        As in :func:`gluon_bn.functional.batch_norm` (moving statistics must be arrays).
+        As in :func:`gluon_bn.bn.functional.batch_norm` (moving statistics must be arrays).
     seeded : NDArray, optional
         Shape (1,), 0 or 1: where 0 the batch statistics replace the moving ones.
 

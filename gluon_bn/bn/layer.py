@@ -1,4 +1,4 @@
-"""The scratch BatchNorm layer: bookkeeping around :mod:`gluon_bn.functional`.
+"""The scratch BatchNorm layer: bookkeeping around :mod:`gluon_bn.bn.functional`.
 
 The layer owns gamma and beta (trainable Parameters) and the moving statistics. The moving
 statistics are Parameters too, with ``grad_req='null'`` as in Gluon's own ``nn.BatchNorm``:
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from . import fast
-from ._mxnet import mx
-from .functional import (as_kind, as_legacy, batch_norm_step, check_block_input,
+from gluon_bn.bn import fast
+from gluon_bn._mxnet import mx
+from gluon_bn.bn.functional import (as_kind, as_legacy, batch_norm_step, check_block_input,
                          check_conventions, check_input, reduction_axes, stats_shape)
 
 nd = mx.nd
@@ -79,14 +79,14 @@ class BatchNorm(gluon.Block):
         ``"first_batch"``: the first batch's statistics replace the starting values instead
         of being averaged in (document 004).
     normalize_by : {"sqrt_var_eps", "std_eps"}
-        See :mod:`gluon_bn.functional`.
+        See :mod:`gluon_bn.bn.functional`.
     update_in_prediction : bool
         Keep updating the moving statistics in prediction mode (document 004).
     gamma_initializer, beta_initializer : mx.init.Initializer, optional
         Default ones and zeros.
     impl : {"faithful", "fast"}
-        ``"faithful"`` runs :mod:`gluon_bn.functional` (the documents' code, hybridizable);
-        ``"fast"`` runs :mod:`gluon_bn.fast` (same numbers, hand-written backward,
+        ``"faithful"`` runs :mod:`gluon_bn.bn.functional` (the documents' code, hybridizable);
+        ``"fast"`` runs :mod:`gluon_bn.bn.fast` (same numbers, hand-written backward,
         imperative only).
 
     Both array APIs work: the layer returns ``mx.np`` arrays for ``mx.np`` input (numpy

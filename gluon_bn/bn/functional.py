@@ -34,7 +34,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ._mxnet import mx
+from gluon_bn._mxnet import mx
 
 nd = mx.nd
 autograd = mx.autograd

@@ -69,7 +69,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 Resize = Union[int, Tuple[int, int], None]
 
 ENV_VAR = "GLUON_BN_DATA"
-from .options import PIPELINES  # noqa: E402  (the names the run options accept)
+from gluon_bn.options import PIPELINES  # noqa: E402  (the names the run options accept)
 
 # IDX magic numbers: two zero bytes, the element type (0x08 = unsigned byte) and the number
 # of dimensions. Only the two kinds that (Fashion-)MNIST uses are accepted.

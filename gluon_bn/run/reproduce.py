@@ -6,15 +6,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence, TextIO, Tuple
 
-from ._mxnet import mx
-from . import data as gdata
-from .device import as_context_list
-from .models import build_net, find_bn, hybridize_network, make_initializer
-from .options import DATASETS, ResolvedRun, RunOptions
-from .recipes import Recipe, get_recipe
-from .records import Reproduction, VariantRun, epoch_from_dict
-from .report import environment, write_outputs
-from .training import seed_everything, train_ch5
+from gluon_bn._mxnet import mx
+from gluon_bn import data as gdata
+from gluon_bn.device import as_context_list
+from gluon_bn.models import build_net, find_bn, hybridize_network, make_initializer
+from gluon_bn.options import DATASETS, ResolvedRun, RunOptions
+from gluon_bn.recipes import Recipe, get_recipe
+from gluon_bn.records import Reproduction, VariantRun, epoch_from_dict
+from gluon_bn.report import environment, write_outputs
+from gluon_bn.run.training import seed_everything, train_ch5
 
 def resolve_dataset(recipe: Recipe, options: RunOptions, file: TextIO) -> str:
     """Return the dataset to train on; for "auto", say so when falling back from MNIST."""
@@ -56,14 +56,14 @@ def run_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
         Where to train.
     file : text stream, optional
         Where the loop prints.
-    checkpoint : gluon_bn.checkpoint.Checkpointer, optional
+    checkpoint : gluon_bn.run.checkpoint.Checkpointer, optional
         Saves after every epoch and restores a previous run's state (train_ch5 loop).
     on_epoch_end : callable, optional
         Called with each epoch's statistics (after the checkpoint, if any): live curves.
     return_net : bool
         Return ``(record, trained_net)`` instead of the record alone.
     stop_requested : callable, optional
-        Passed to :func:`gluon_bn.training.train_ch5`.
+        Passed to :func:`gluon_bn.run.training.train_ch5`.
     progress : bool
         train_ch5's progress bar on stderr (shown only on a terminal).
     """
@@ -109,12 +109,12 @@ def train_book_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
     """Train one variant with d2l 1.0's Trainer in numpy mode; return (history, net).
 
     The book's call, ``d2l.Trainer(max_epochs, num_gpus=1).fit(model, FashionMNIST(...))``,
-    with :mod:`gluon_bn.d2l_models` for the models and :class:`gluon_bn.FashionMNIST` for
+    with :mod:`gluon_bn.models.book` for the models and :class:`gluon_bn.FashionMNIST` for
     the data. ``num_gpus`` is 1 when `ctx` is a GPU, else 0 (d2l then trains on the CPU).
     """
-    from .d2l_data import FashionMNIST
-    from .d2l_models import BNLeNet, BNLeNetScratch, LeNet
-    from .d2l_trainer import fit, numpy_mode
+    from gluon_bn.data.book import FashionMNIST
+    from gluon_bn.models.book import BNLeNet, BNLeNetScratch, LeNet
+    from gluon_bn.run.book import fit, numpy_mode
 
     if run.dataset != "fashion-mnist":
         raise ValueError(f"the d2l.Trainer loop trains on Fashion-MNIST (the book's data), "

@@ -1,0 +1,1 @@
+"""Running: the training loops (:mod:`.training`, :mod:`.book`), checkpoints, a recipe's reproduction, the bench."""
