@@ -128,21 +128,24 @@ def _select_runtime(args, out) -> None:
     print(f"runtime: {runtime.describe()}", file=out, flush=True)
 
 
+def _bench_plan(args):
+    from gluon_bn.run.bench import BenchPlan
+    return BenchPlan(
+        recipe=args.recipe, fraction=args.fraction,
+        pipelines=("d2l", "fast") if args.pipeline == "both" else (args.pipeline,),
+        impls=("faithful", "fast") if args.bn_impl == "both" else (args.bn_impl,),
+        device=args.device, repeat=args.repeat, data_root=args.data_root)
+
+
 def cmd_bench(args, out) -> int:
     import json
-    from gluon_bn.run.bench import bench, default_configs, format_table, plot_bars
-    from gluon_bn.device import parse_device
+    from gluon_bn.run.bench import format_table, plot_bars, run_plan
 
     if args.fraction > 1:
         raise ValueError(f"--fraction must be at most 1, got {args.fraction}")
     if args.sweep_runtimes:
         return _sweep(args, out)
-    pipelines = ("d2l", "fast") if args.pipeline == "both" else (args.pipeline,)
-    impls = ("faithful", "fast") if args.bn_impl == "both" else (args.bn_impl,)
-    configs = [c for c in default_configs(pipelines) if c.variant != "scratch" or c.bn_impl in impls]
-    ctx = parse_device(args.device, file=out)
-    result = bench(configs, args.recipe, fraction=args.fraction, ctx=ctx, file=out,
-                   data_root=args.data_root, repeat=args.repeat)
+    result = run_plan(_bench_plan(args), file=out)
     table = format_table(result)
     print(table, file=out)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -158,10 +161,7 @@ def _sweep(args, out) -> int:
     import json
     from gluon_bn.run.bench import format_sweep, sweep_runtimes
 
-    child = ["--recipe", args.recipe, "--fraction", str(args.fraction), "--pipeline",
-             args.pipeline, "--bn-impl", args.bn_impl, "--device", args.device,
-             "--repeat", str(args.repeat)] + (["--data-root", args.data_root] if args.data_root else [])
-    sweep = sweep_runtimes(child, file=out)
+    sweep = sweep_runtimes(_bench_plan(args), file=out)
     table = format_sweep(sweep)
     print(table, file=out)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -34,13 +34,21 @@ def test_bench_rejects_a_fraction_above_one(capsys):
 
 def test_runtime_sweep_runs_each_runtime_in_its_own_process(fashion_root, tmp_path):
     """Two runtimes, one path: each child process reports the engine it was started with."""
-    from gluon_bn.run.bench import format_sweep, sweep_runtimes
+    from gluon_bn.run.bench import BenchPlan, format_sweep, sweep_runtimes
     from gluon_bn.runtime import DEFAULT, Runtime
 
-    args = ["--fraction", "0.005", "--pipeline", "fast", "--bn-impl", "fast"]
-    sweep = sweep_runtimes(args, (DEFAULT, Runtime("naive", 1)), file=io.StringIO())
+    plan = BenchPlan(fraction=0.005, pipelines=("fast",), impls=("fast",),
+                     data_root=str(fashion_root))
+    sweep = sweep_runtimes(plan, (DEFAULT, Runtime("naive", 1)), file=io.StringIO())
     engines = [run["result"]["environment"]["threads"]["MXNET_ENGINE_TYPE"] for run in sweep["runs"]]
     assert engines == [None, "NaiveEngine"]
     table = format_sweep(sweep).splitlines()
     assert table[0] == "| path | MXNet's default | NaiveEngine, OMP 1 |"
     assert len(table) == 2 + len(sweep["runs"][0]["result"]["rows"])
+
+
+def test_the_bench_runs_runtimes_without_the_command_line():
+    """The library never calls back up into its CLI: the sweep's children run this module."""
+    import inspect
+    from gluon_bn.run import bench
+    assert "gluon_bn.cli" not in inspect.getsource(bench)

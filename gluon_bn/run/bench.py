@@ -7,10 +7,9 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, TextIO
+from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
 from gluon_bn._mxnet import mx
 from gluon_bn import data as gdata
@@ -183,13 +182,55 @@ SWEEP = (DEFAULT, Runtime("threaded", 1), Runtime("threaded", 2), Runtime("naive
          Runtime("naive", 2))
 
 
-def sweep_runtimes(bench_args: Sequence[str], runtimes: Sequence[Runtime] = SWEEP, *,
+@dataclass(frozen=True)
+class BenchPlan:
+    """What ``gluon-bn bench`` times: whose network, how much of an epoch, which paths, where.
+
+    Attributes
+    ----------
+    recipe : str
+        Whose network and batch size.
+    fraction : float
+        Share of an epoch timed (scaled up to a whole epoch).
+    pipelines, impls : tuple of str
+        Input pipelines and scratch implementations to include.
+    device : str
+        As ``--device``.
+    repeat : int
+        Time each path this many times and keep the fastest.
+    data_root : str, optional
+        Where the data is.
+    """
+
+    recipe: str = "d2l-en"
+    fraction: float = 1.0
+    pipelines: Tuple[str, ...] = ("d2l", "fast")
+    impls: Tuple[str, ...] = ("faithful", "fast")
+    device: str = "cpu"
+    repeat: int = 1
+    data_root: Optional[str] = None
+
+    def configs(self) -> List[BenchConfig]:
+        """Return the paths this plan times."""
+        return [c for c in default_configs(self.pipelines)
+                if c.variant != "scratch" or c.bn_impl in self.impls]
+
+
+def run_plan(plan: BenchPlan, *, file: Optional[TextIO] = None) -> dict:
+    """Time every path of `plan` in this process; return the bench result."""
+    from gluon_bn.device import parse_device
+    ctx = parse_device(plan.device, file=file or sys.stdout)
+    return bench(plan.configs(), plan.recipe, fraction=plan.fraction, ctx=ctx, file=file,
+                 data_root=plan.data_root, repeat=plan.repeat)
+
+
+def sweep_runtimes(plan: BenchPlan, runtimes: Sequence[Runtime] = SWEEP, *,
                    file: Optional[TextIO] = None) -> dict:
-    """Run ``gluon-bn bench`` once per runtime, each in a fresh process; return every table.
+    """Time `plan` once per runtime, each in a fresh process of this module; return every table.
 
     The engine and threads are read by MXNet when it loads, so each runtime needs its own
-    process. Each child gets `bench_args` plus ``--runtime default`` and only that
-    runtime's variables (any inherited MXNET_ENGINE_TYPE / OMP_NUM_THREADS removed).
+    process: ``python -m gluon_bn.run.bench PLAN_JSON`` with only that runtime's variables
+    (any inherited MXNET_ENGINE_TYPE / OMP_NUM_THREADS removed).
 
     Returns
     -------
@@ -203,13 +244,11 @@ def sweep_runtimes(bench_args: Sequence[str], runtimes: Sequence[Runtime] = SWEE
         env.update(rt.variables())
         words = describe(rt.variables())
         print(f"== runtime {i}/{len(runtimes)}: {words}", file=file, flush=True)
-        with tempfile.TemporaryDirectory() as out:
-            proc = subprocess.run([sys.executable, "-m", "gluon_bn.cli", "bench", *bench_args,
-                                   "--runtime", "default", "--out", out],
-                                  env=env, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"bench under {words} failed:\n{proc.stderr[-2000:]}")
-            result = json.loads((Path(out) / "bench.json").read_text())
+        proc = subprocess.run([sys.executable, "-m", "gluon_bn.run.bench",
+                               json.dumps(asdict(plan))], env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench under {words} failed:\n{proc.stderr[-2000:]}")
+        result = json.loads(proc.stdout)
         print(format_table(result), file=file, flush=True)
         runs.append({"runtime": words, "variables": rt.variables(), "result": result})
     return {"runs": runs}
@@ -236,3 +275,9 @@ def format_sweep(sweep: dict) -> str:
             cells.append(f"{row['seconds_per_epoch']:.2f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # one runtime of sweep_runtimes: the plan as JSON in, the result as JSON out
+    _plan = json.loads(sys.argv[1])
+    _plan.update(pipelines=tuple(_plan["pipelines"]), impls=tuple(_plan["impls"]))
+    print(json.dumps(run_plan(BenchPlan(**_plan), file=sys.stderr)))
