@@ -63,3 +63,11 @@ def test_command_line_and_library_run_the_identical_configuration(tmp_path, fash
     assert cli["config"] == lib["config"]
     assert next(cli_out.glob("*.json")).name == paths["json"].name
     assert lib["config"]["hybridize"] == "graph" and lib["config"]["sync_every_batch"] is False
+
+
+@pytest.mark.parametrize("module", ["gluon_bn.cli", "gluon_bn.results", "gluon_bn.run.bench"])
+def test_every_module_entry_point_answers_help(module):
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage:")

@@ -277,7 +277,30 @@ def format_sweep(sweep: dict) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # one runtime of sweep_runtimes: the plan as JSON in, the result as JSON out
-    _plan = json.loads(sys.argv[1])
-    _plan.update(pipelines=tuple(_plan["pipelines"]), impls=tuple(_plan["impls"]))
-    print(json.dumps(run_plan(BenchPlan(**_plan), file=sys.stderr)))
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m gluon_bn.run.bench PLAN_JSON``: one runtime of :func:`sweep_runtimes`.
+
+    Reads a :class:`BenchPlan` as JSON, times it in this process, prints the result as JSON
+    on stdout (progress on stderr); ``gluon-bn bench`` is the command for people.
+    """
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog="python -m gluon_bn.run.bench",
+        description="Time one BenchPlan (JSON) in this process and print the result as JSON; "
+                    "the runtime sweep of `gluon-bn bench --sweep-runtimes` starts these.")
+    parser.add_argument("plan", help='a BenchPlan as JSON, e.g. \'{"fraction": 0.01}\'')
+    args = parser.parse_args(argv)
+    try:
+        fields = json.loads(args.plan)
+        for name in ("pipelines", "impls"):
+            if name in fields:
+                fields[name] = tuple(fields[name])
+        plan = BenchPlan(**fields)
+    except (ValueError, TypeError) as err:
+        parser.error(f"not a BenchPlan: {err}")
+    print(json.dumps(run_plan(plan, file=sys.stderr)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
