@@ -166,7 +166,10 @@ def test_shuffled_state_into_file_order_iterator_is_refused():
 
 # --------------------------------------------------------------------------- checkpoints
 
-CHECKPOINT_SOURCE = Path(C.__file__).read_text(encoding="utf-8")
+# checkpoint.py and the modules it was split into (checkpoint_files.py, ...)
+CHECKPOINT_SOURCES = {path.name: path.read_text(encoding="utf-8")
+                      for path in sorted(Path(C.__file__).parent.glob("checkpoint*.py"))}
+CHECKPOINT_SOURCE = "\n".join(CHECKPOINT_SOURCES.values())
 
 
 @pytest.mark.parametrize("private", ["._loader", "._sampler", "._rng", "_batch_sampler",
@@ -176,7 +179,7 @@ def test_checkpoint_source_does_not_reach_into_the_iterators(private):
 
 
 def test_checkpoint_uses_no_private_attribute_of_an_iterator():
-    """No ``x._name`` nor ``getattr(x, "_name")`` in checkpoint.py for a data object x.
+    """No ``x._name`` nor ``getattr(x, "_name")`` in checkpoint*.py for a data object x.
 
     Searched in the syntax tree, for variables named like an iterator, sampler or loader.
     """
@@ -186,14 +189,16 @@ def test_checkpoint_uses_no_private_attribute_of_an_iterator():
     def is_data_object(name: str) -> bool:
         return any(word in name for word in ("iter", "sampler", "loader"))
 
-    for node in ast.walk(ast.parse(CHECKPOINT_SOURCE)):
-        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
-            assert not is_data_object(owner(node.value)), \
-                f"line {node.lineno}: {owner(node.value)}.{node.attr}"
-        if isinstance(node, ast.Call) and owner(node.func) == "getattr" and len(node.args) > 1:
-            name = node.args[1].value if isinstance(node.args[1], ast.Constant) else ""
-            assert not (str(name).startswith("_") and is_data_object(owner(node.args[0]))), \
-                f"line {node.lineno}: getattr({owner(node.args[0])}, {name!r})"
+    assert {"checkpoint.py", "checkpoint_files.py"} <= set(CHECKPOINT_SOURCES)
+    for module, source in CHECKPOINT_SOURCES.items():
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+                assert not is_data_object(owner(node.value)), \
+                    f"{module} line {node.lineno}: {owner(node.value)}.{node.attr}"
+            if isinstance(node, ast.Call) and owner(node.func) == "getattr" and len(node.args) > 1:
+                name = node.args[1].value if isinstance(node.args[1], ast.Constant) else ""
+                assert not (str(name).startswith("_") and is_data_object(owner(node.args[0]))), \
+                    f"{module} line {node.lineno}: getattr({owner(node.args[0])}, {name!r})"
 
 
 def tiny_net():

@@ -170,7 +170,8 @@ def no_download(monkeypatch):
     """Make any download attempt fail the test instead of touching the network."""
     def refuse(*args, **kwargs):
         raise AssertionError("a download was attempted")
-    monkeypatch.setattr(D, "_download", refuse)
+    from gluon_bn.data import sources  # where find_data_root looks the downloader up
+    monkeypatch.setattr(sources, "_download", refuse)
 
 
 def test_missing_root_is_a_clear_data_error(d2l_data, tmp_path, no_download):

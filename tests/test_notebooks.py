@@ -88,3 +88,20 @@ def test_notebook_runs_with_mplbackend_agg(fashion_root, monkeypatch):
     monkeypatch.setenv("GLUON_BN_SMOKE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     _run_notebook(NOTEBOOK_DIR / f"{AGG_NOTEBOOK}.ipynb")
+
+
+def test_no_code_cell_of_five_lines_is_copied_between_notebooks():
+    """Issue 13, item 7: what several notebooks need is a package function (most of them in
+    gluon_bn.report.walkthrough) that each calls in a short cell, not a cell copied between them."""
+    seen = {}
+    for path in NOTEBOOKS:
+        for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            if cell.cell_type != "code":
+                continue
+            source = cell.source.strip()
+            if source.count("\n") + 1 >= 5:
+                seen.setdefault(source, []).append(f"{path.name}[{index}]")
+    copied = {source.splitlines()[0][:80]: where for source, where in seen.items()
+              if len(where) > 1}
+    assert not copied, ("code cells of five or more lines copied between notebooks (move the "
+                        f"code into a function of gluon_bn and call it): {copied}")

@@ -20,8 +20,9 @@ import numpy as np
 
 # gluon_bn's MXNet first: it loads the GPU wheel's CUDA runtime before d2l imports mxnet.
 from gluon_bn._mxnet import mx
-from gluon_bn.data import (FASHION_MNIST, PathLike, Resize, _check_positive_int, _check_resize,
-                   load_arrays)
+from gluon_bn.data.idx import load_arrays
+from gluon_bn.data.pipelines import Resize, _check_positive_int, _check_resize
+from gluon_bn.data.sources import FASHION_MNIST, PathLike
 
 from d2l import mxnet as d2l  # after gluon_bn's MXNet, see above
 

@@ -1,0 +1,30 @@
+"""Bad input to the BatchNorm layers: NaN propagates without crashing (docs/bad-input.md)."""
+import numpy as np
+import pytest
+
+from gluon_bn import BatchNorm
+from gluon_bn._mxnet import mx
+
+nd, autograd, gluon = mx.nd, mx.autograd, mx.gluon
+
+
+@pytest.mark.parametrize("layer", ["faithful", "fast", "gluon"])
+def test_nan_input_to_batchnorm_propagates_without_crashing(layer):
+    if layer == "gluon":
+        bn = gluon.nn.BatchNorm(in_channels=3)
+    else:
+        bn = BatchNorm(3, 4, impl=layer)
+    bn.initialize()
+    x = nd.array(np.random.default_rng(0).normal(size=(4, 3, 5, 5)).astype("float32"))
+    x[1, 0, 2, 2] = np.nan
+    predicted = bn(x).asnumpy()  # prediction: moving statistics, only the NaN element is NaN
+    assert np.isnan(predicted).sum() == 1 and np.isnan(predicted[1, 0, 2, 2])
+    with autograd.record():
+        y = bn(x)
+    y.backward()
+    y = y.asnumpy()
+    # training: channel 0's batch mean and variance are NaN, so all of channel 0 is
+    assert np.isnan(y[:, 0]).all() and np.isfinite(y[:, 1:]).all()
+    if layer != "gluon":  # and channel 0's moving statistics are NaN from now on
+        assert np.isnan(bn.moving_mean.data().asnumpy().ravel()[0])
+        assert np.isfinite(bn.moving_mean.data().asnumpy().ravel()[1:]).all()
