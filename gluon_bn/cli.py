@@ -203,6 +203,10 @@ def cmd_reproduce(args, out) -> int:
                          dataset=args.dataset, data_root=args.data_root, limit=args.limit,
                          test_limit=args.test_limit, loop=args.loop)
     options.check()
+    from gluon_bn.report import prepare_directory  # before any data is read or epoch runs
+    prepare_directory(args.out, "--out")
+    if args.checkpoint_dir:
+        prepare_directory(args.checkpoint_dir, "--checkpoint-dir")
     ctx = parse_device(args.device, file=out)
     factory = None
     if args.checkpoint_dir:

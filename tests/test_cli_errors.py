@@ -55,3 +55,20 @@ def test_cli_rejects_zero_limit(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["reproduce", "d2l-en", "--limit", "0"])
     assert exc.value.code == 2 and "must be a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--out", "--checkpoint-dir"])
+def test_unusable_output_directory_fails_before_any_work(tmp_path, capsys, option):
+    """A path under a file is refused in one line, exit 2, before data is read or training."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    argv = ["reproduce", "d2l-en", "--variant", "gluon", "--limit", "64", "--epochs", "1",
+            "--data-root", str(tmp_path / "no-data-here"), option, str(blocker / "x")]
+    if option == "--checkpoint-dir":
+        argv += ["--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [
+        f"gluon-bn: error: {option} {blocker / 'x'} cannot be used: a file is in the way "
+        f"(a directory is needed). Give {option} a directory you can write to."]
+    assert "epoch" not in captured.out and "Traceback" not in captured.err

@@ -5,6 +5,9 @@ figure never takes the numbers with it.
 """
 from __future__ import annotations
 
+import errno
+import os
+import tempfile
 from pathlib import Path
 from typing import Dict
 
@@ -13,9 +16,45 @@ from gluon_bn.report.markdown import (DIGITS, LABELS, METRICS, document_time_rat
                                       markdown_report, mean_sd, summarize, time_ratio)
 from gluon_bn.report.plots import plot_curves
 
-__all__ = ["DIGITS", "LABELS", "METRICS", "document_time_ratio", "environment",
-           "markdown_report", "mean_sd", "plot_curves", "summarize", "time_ratio",
-           "write_outputs"]
+__all__ = ["DIGITS", "LABELS", "METRICS", "OutputError", "document_time_ratio", "environment",
+           "markdown_report", "mean_sd", "plot_curves", "prepare_directory", "summarize",
+           "time_ratio", "write_outputs"]
+
+
+class OutputError(ValueError):
+    """A directory the run must write to cannot be used; the message says which, why, what to do."""
+
+
+def prepare_directory(path: Path, option: str) -> Path:
+    """Create `path` if needed and prove a file can be written there, before any work starts.
+
+    Parameters
+    ----------
+    path : Path
+        Where results or checkpoints will go.
+    option : str
+        The command-line option that named it (``--out``, ``--checkpoint-dir``), for the message.
+
+    Raises
+    ------
+    OutputError
+        When the directory cannot be created or written (a file in the way, no permission,
+        a read-only or full file system), naming the path, the cause and the fix.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".gluon-bn-probe-") as probe:
+            probe.write(b"probe")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as err:
+        cause = os.strerror(err.errno) if err.errno else str(err)
+        if err.errno in (errno.ENOTDIR, errno.EEXIST):
+            cause = "a file is in the way (a directory is needed)"
+        raise OutputError(f"{option} {path} cannot be used: {cause}. Give {option} a directory "
+                          f"you can write to.") from None
+    return path
 
 
 def environment(ctx=None):
