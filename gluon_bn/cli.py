@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -316,6 +317,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             return COMMANDS[args.command](args, out)
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
+        except BrokenPipeError:  # `gluon-bn list | head`: the reader left, nothing is wrong
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     if args.command == "reproduce" or (args.command == "bench" and not args.sweep_runtimes):
         _select_runtime(args, out)  # before anything imports MXNet
     try:

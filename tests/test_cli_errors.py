@@ -72,3 +72,13 @@ def test_unusable_output_directory_fails_before_any_work(tmp_path, capsys, optio
         f"gluon-bn: error: {option} {blocker / 'x'} cannot be used: a file is in the way "
         f"(a directory is needed). Give {option} a directory you can write to."]
     assert "epoch" not in captured.out and "Traceback" not in captured.err
+
+
+def test_listing_into_a_closed_pipe_is_quiet():
+    """``gluon-bn list | head -1``: no BrokenPipeError traceback when the reader leaves early."""
+    import subprocess
+    import sys
+    proc = subprocess.run(f"{sys.executable} -m gluon_bn.cli list | head -1", shell=True,
+                          capture_output=True, text=True)
+    assert proc.stdout.startswith("d2l-1.0")
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
