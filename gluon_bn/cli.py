@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-EXIT_USAGE, EXIT_DATA, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 4, 130
+EXIT_USAGE, EXIT_DATA, EXIT_DIVERGED, EXIT_WRITE, EXIT_INTERRUPTED = 2, 3, 4, 5, 130
 
 
 def _positive_int(text: str) -> int:
@@ -324,6 +324,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         _select_runtime(args, out)  # before anything imports MXNet
     try:
         from gluon_bn.data import DataError
+        from gluon_bn.report import WriteError
         from gluon_bn.run.training import TrainingDiverged
     except ImportError as err:  # MXNet missing: the message says how to install it
         print(f"gluon-bn: error: {err}", file=sys.stderr)
@@ -336,6 +337,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except TrainingDiverged as err:
         print(f"gluon-bn: training stopped: {err}", file=sys.stderr)
         return EXIT_DIVERGED
+    except WriteError as err:
+        print(f"gluon-bn: write error: {err}", file=sys.stderr)
+        return EXIT_WRITE
     except (ValueError, KeyError, TypeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"gluon-bn: error: {message}", file=sys.stderr)

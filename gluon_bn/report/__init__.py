@@ -16,7 +16,7 @@ from gluon_bn.report.markdown import (DIGITS, LABELS, METRICS, document_time_rat
                                       markdown_report, mean_sd, summarize, time_ratio)
 from gluon_bn.report.plots import plot_curves
 
-__all__ = ["DIGITS", "LABELS", "METRICS", "OutputError", "document_time_ratio", "environment",
+__all__ = ["DIGITS", "LABELS", "METRICS", "OutputError", "WriteError", "document_time_ratio", "environment",
            "markdown_report", "mean_sd", "plot_curves", "prepare_directory", "summarize",
            "time_ratio", "write_outputs"]
 
@@ -63,11 +63,56 @@ def environment(ctx=None):
     return describe(ctx)
 
 
+class WriteError(OSError):
+    """A result file could not be written mid-run; the message names the file, the cause and what was kept."""
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Write `path` through a temporary file beside it, so a failed write leaves the old file whole."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # the suffix names the format
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _cause(err: BaseException) -> str:
+    """Return an OS error's reason in words, with its errno name (``ENOSPC``, ``EFBIG``, ...)."""
+    number = getattr(err, "errno", None)
+    if number:
+        return f"{os.strerror(number)} ({errno.errorcode.get(number, number)})"
+    return f"{type(err).__name__}: {err}"
+
+
 def write_outputs(rep: Reproduction, out_dir: Path, stem: str) -> Dict[str, Path]:
-    """Write ``STEM.json``, ``STEM.md`` and ``STEM.png`` under `out_dir`; return their paths."""
+    """Write ``STEM.json``, ``STEM.md`` and ``STEM.png`` under `out_dir`; return their paths.
+
+    The small JSON record goes first, and every file is replaced atomically, so a full disk
+    or a size limit never leaves a half-written file in place of a good one, and a failing
+    Markdown table or figure never takes the numbers with it.
+
+    Raises
+    ------
+    WriteError
+        Naming the file that could not be written, the cause (e.g. ``No space left on
+        device (ENOSPC)``) and which files were written.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("json", "md", "png")}
-    paths["json"].write_text(dumps(rep))
-    paths["md"].write_text(markdown_report(rep) + "\n")
-    plot_curves(rep, paths["png"])
+    writers = {"json": lambda p: p.write_text(dumps(rep)),
+               "md": lambda p: p.write_text(markdown_report(rep) + "\n"),
+               "png": lambda p: plot_curves(rep, p)}
+    written = []
+    for ext, write in writers.items():
+        try:
+            _write_atomically(paths[ext], write)
+        except OSError as err:
+            kept = (f"the record was written first and is complete: {paths['json']}"
+                    if written else "no file of this run was written")
+            raise WriteError(f"could not write {paths[ext]}: {_cause(err)}; {kept}. Free space "
+                             f"(or raise the limit) and run again, or give --out another "
+                             f"directory.") from None
+        written.append(paths[ext])
     return paths
