@@ -85,7 +85,7 @@ def test_old_checkpoints_are_pruned_and_saves_are_atomic(tmp_path):
     assert sorted(p.name for p in directory.iterdir()) == ["epoch-0002", "epoch-0003"]
     manifest = json.loads((directory / "epoch-0003" / "manifest.json").read_text())
     assert manifest["epoch"] == 3 and set(manifest["files"]) == {
-        "net.params", "trainer.states", "trainer.json", "rng.json", "history.json", "config.json"}
+        "net.params", "trainer.params", "trainer.json", "rng.json", "history.json", "config.json"}
     assert checkpointer.verify(directory / "epoch-0003") is None
 
 

@@ -16,7 +16,12 @@ nothing else from MXNet's generator, so a checkpointed run, resumed or not, prin
 numbers of an uncheckpointed one; the re-seeding keeps a network that does draw (dropout,
 say) reproducible across a resume.
 
-``trainer.states`` is a pickle, as MXNet writes it: resume only checkpoints you trust.
+No checkpoint holds a pickle, and none is ever unpickled: the optimizer state is arrays
+plus JSON (see :mod:`gluon_bn.run.checkpoint_files`), so resuming a checkpoint from
+elsewhere cannot run code through it. A checkpoint of the earlier format, whose
+``trainer.states`` is a pickle written by MXNet's ``Trainer.save_states``, is refused
+(:class:`CheckpointError`, before any training) and never read; start such a run afresh
+with another ``--checkpoint-dir``.
 
 What must match on resume (:func:`run_config`): the recipe, variant and seed (the
 directory), and every option that changes the numbers: learning rate and batch size (as
@@ -28,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 import shutil
 import sys
 from pathlib import Path
@@ -37,9 +41,9 @@ from typing import Callable, List, Optional, Sequence, TextIO, Tuple
 from gluon_bn._mxnet import mx
 from gluon_bn.run.checkpoint_files import (  # noqa: F401  (all re-exported: moved from here)
     FILES, FORMAT, MANIFEST, _EPOCH_DIR, _TEMP_SUFFIX, CheckpointError, _fsync_dir,
-    _load_trainer_states, _param_keys, _rng_state, _safe_name, _set_rng_state, _sha256,
-    _trainer_layout, _write_json, list_checkpoints, read_checkpoint, remove_temporaries,
-    verify_checkpoint, write_checkpoint)
+    _load_trainer_state, _param_keys, _rng_state, _safe_name, _save_trainer_state,
+    _set_rng_state, _sha256, _trainer_layout, _write_json, list_checkpoints, pickle_problem,
+    read_checkpoint, refuse_pickled, remove_temporaries, verify_checkpoint, write_checkpoint)
 
 # Options that may differ between the run that wrote a checkpoint and the one resuming it.
 _FREE_OPTIONS = ("variants", "seeds", "epochs", "data_root", "sync_every_batch")
@@ -175,8 +179,18 @@ class Checkpointer:
         """Return ``(epoch, path)`` of the newest complete, intact checkpoint, or None.
 
         Incomplete or damaged checkpoint directories are skipped with a note.
+
+        Raises
+        ------
+        CheckpointError
+            If any checkpoint directory of this run is of the old format, which stores a
+            pickle (see the module docstring): such a run cannot be resumed, nor continued
+            in this directory. Nothing of it is read beyond names and the manifest.
         """
-        for epoch, path in reversed(self.checkpoints()):
+        found = self.checkpoints()
+        for _, path in reversed(found):
+            refuse_pickled(path, self.directory)
+        for epoch, path in reversed(found):
             problem = self.verify(path)
             if problem is None:
                 return epoch, path
@@ -243,7 +257,8 @@ class Checkpointer:
         ------
         CheckpointError
             Without ``resume`` if a checkpoint exists; with it, if the checkpoint was made
-            with another configuration or cannot be loaded.
+            with another configuration or cannot be loaded. Either way if a checkpoint of
+            this run is of the old format, which stores a pickle (never read).
         """
         self._remove_temporaries()
         found = self.latest()
@@ -264,7 +279,7 @@ class Checkpointer:
         except CheckpointError:
             raise
         except (mx.base.MXNetError, AssertionError, OSError, ValueError, KeyError,
-                pickle.UnpicklingError, EOFError) as err:
+                TypeError, EOFError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise CheckpointError(f"cannot load the checkpoint {path}: {first}") from err
         if len(history) != epoch:
@@ -327,7 +342,10 @@ class Checkpointer:
 
     def describe(self) -> str:
         """Return one sentence saying which checkpoint of this run is the last complete one."""
-        found = self.latest() if self.directory.is_dir() else None
+        try:
+            found = self.latest() if self.directory.is_dir() else None
+        except CheckpointError:  # the old, pickled format: none of it counts
+            found = None
         if found is None:
             return f"no epoch of this run completed, so {self.directory} holds no checkpoint of it"
         epoch, path = found

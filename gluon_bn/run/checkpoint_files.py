@@ -6,8 +6,11 @@ this module only writes, verifies and reads the files. Layout, one directory per
 
     CHECKPOINT_DIR/<recipe>/<variant>-seed<seed>/epoch-0003/
         net.params        parameters, moving statistics included (net.save_parameters)
-        trainer.states    optimizer state (trainer.save_states)
-        trainer.json      which parameter each optimizer state belongs to (see below)
+        trainer.params    the optimizer's per-parameter state arrays (SGD's momentum),
+                          in MXNet's own binary format (mx.nd.save), named by parameter
+        trainer.json      which parameter each trainer index is (see below), and the
+                          optimizer's scalars: update counts, learning rate (and its
+                          schedule), hyperparameters, and what each state is made of
         rng.json          Python's and NumPy's global generator states, the training
                           iterator's state_dict() (where its shuffling stands)
         history.json      the EpochStats of every epoch done so far
@@ -32,13 +35,23 @@ so the same network gets another numbering in another process (``dense10_`` sort
 ``dense9_``). ``trainer.json`` records each index's structural name (``0.weight``, as in
 ``net.params``), and :meth:`Checkpointer.restore` renumbers the saved states (momentum,
 update counts) to the resuming trainer's order before loading them.
+
+No pickles (manifest ``format`` 2): MXNet's ``Trainer.save_states`` writes a pickle, and
+loading a pickle can run arbitrary code, so a checkpoint from elsewhere could take over the
+process that resumes it. The optimizer state is therefore stored as arrays
+(``trainer.params``, read with ``mx.nd.load``, which only parses arrays) plus JSON, and
+written into and read from the trainer's updaters and optimizer directly (the comment
+above :func:`_updaters` lists the MXNet 1.9.1 attributes used, as
+``Trainer.save_states``/``load_states`` use them). Nothing here imports :mod:`pickle`.
+Checkpoints of format 1 (written by an earlier gluon-bn, with a ``trainer.states``
+pickle) are refused with a :class:`CheckpointError` that says how to start afresh
+(:func:`refuse_pickled`); their ``trainer.states`` is never opened.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import pickle
 import random
 import re
 import shutil
@@ -48,9 +61,12 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-FORMAT = 1
-FILES = ("net.params", "trainer.states", "trainer.json", "rng.json", "history.json",
+from gluon_bn._mxnet import mx
+
+FORMAT = 2  # 1: optimizer state in trainer.states, a pickle (refused, never read)
+FILES = ("net.params", "trainer.params", "trainer.json", "rng.json", "history.json",
          "config.json")
+_OLD_STATES = "trainer.states"  # format 1's pickle
 MANIFEST = "manifest.json"
 _EPOCH_DIR = re.compile(r"^epoch-(\d{4,})$")
 _TEMP_SUFFIX = ".tmp"
@@ -99,43 +115,207 @@ def _trainer_layout(net, trainer) -> dict:
             "names": [p.name for p in trainer._params]}  # pylint: disable=protected-access
 
 
-def _load_trainer_states(path: Path, layout: dict, net, trainer) -> None:
-    """Load ``trainer.states`` written under `layout` into `trainer`, renumbered to its order."""
-    old_keys, old_names = layout["params"], layout["names"]
+# ---------------------------------------------------------------------- optimizer state
+# gluon.Trainer.save_states/load_states exchange a pickle of (Updater.states, optimizer),
+# and unpickling can run code, so the checkpoints store the same state as MXNet arrays
+# (``trainer.params``, mx.nd.save's binary format) and JSON (``trainer.json``) instead.
+# What is read and written, all as MXNet 1.9.1 defines it (mxnet/gluon/trainer.py,
+# mxnet/optimizer/optimizer.py):
+#   Trainer.optimizer                 the optimizer (a public property)
+#   Trainer._updaters                 one optimizer.Updater per device; Trainer.load_states
+#                                     gives each the same ``states`` and marks them unsynced
+#   Updater.states, .states_synced    {parameter index: state}; a state is None, an NDArray
+#                                     (SGD's momentum) or a tuple of them (multi-precision)
+#   Optimizer.num_update, begin_num_update, lr (set_learning_rate), lr_scheduler
+#   Optimizer._all_index_update_counts / _index_update_count
+#                                     {device id: {parameter index: updates done}}, which
+#                                     Optimizer._update_count and _set_current_context keep
+_STATE_ARRAYS = "trainer.params"
+_OPTIMIZER_SCALARS = ("momentum", "wd", "clip_gradient", "multi_precision", "lazy_update")
+
+
+def _updaters(trainer) -> list:
+    """The trainer's updaters, initialised as Trainer.save_states/load_states do first."""
+    # pylint: disable=protected-access
+    if not trainer._kv_initialized:
+        trainer._init_kvstore()
+    if trainer._params_to_init:
+        trainer._init_params()
+    if trainer._update_on_kvstore:
+        raise CheckpointError("checkpoints cannot hold the optimizer state of a trainer that "
+                              "updates on a kvstore (update_on_kvstore); train on one device")
+    return list(trainer._updaters)
+
+
+def _encode_state(state, name: str, arrays: dict):
+    """JSON description of one optimizer state; its NDArrays go into `arrays` under `name`/i."""
+    if state is None:
+        return None
+    if isinstance(state, mx.nd.NDArray):
+        arrays[name] = state.copyto(mx.cpu())
+        return "array"
+    if isinstance(state, (tuple, list)):
+        return {"tuple" if isinstance(state, tuple) else "list":
+                [_encode_state(s, f"{name}/{i}", arrays) for i, s in enumerate(state)]}
+    raise CheckpointError(f"cannot checkpoint an optimizer state of type "
+                          f"{type(state).__name__} ({name})")
+
+
+def _decode_state(spec, name: str, arrays: dict):
+    """Inverse of :func:`_encode_state`; ValueError if the description and arrays disagree."""
+    if spec is None:
+        return None
+    if spec == "array":
+        if name not in arrays:
+            raise ValueError(f"{_STATE_ARRAYS} lacks the optimizer state {name}")
+        return arrays.pop(name)
+    if isinstance(spec, dict) and len(spec) == 1 and set(spec) <= {"tuple", "list"}:
+        kind, items = next(iter(spec.items()))
+        decoded = [_decode_state(s, f"{name}/{i}", arrays) for i, s in enumerate(items)]
+        return tuple(decoded) if kind == "tuple" else decoded
+    raise ValueError(f"unknown optimizer state description {spec!r} ({name})")
+
+
+def _optimizer_state(net, trainer) -> Tuple[dict, dict]:
+    """Return ``(trainer.json data, {name: NDArray})``: the trainer's state without pickles.
+
+    States and update counts are keyed by structural parameter name (``0.weight``), so that
+    they can be renumbered to another process's trainer (see the module docstring).
+    """
+    updater = _updaters(trainer)[0]
+    optimizer = trainer.optimizer
+    keys = _param_keys(net, trainer)
+    arrays: dict = {}
+    states = {}
+    for index, state in sorted(updater.states.items()):
+        if not isinstance(index, int) or not 0 <= index < len(keys):
+            raise CheckpointError(f"unexpected optimizer state index {index!r}")
+        states[keys[index]] = _encode_state(state, keys[index], arrays)
+    counts = optimizer._all_index_update_counts  # pylint: disable=protected-access
+    current = next((device for device, c in counts.items()
+                    if c is optimizer._index_update_count), None)  # pylint: disable=protected-access
+    scheduler = optimizer.lr_scheduler
+    data = dict(_trainer_layout(net, trainer), optimizer={
+        "class": type(optimizer).__name__,
+        "num_update": int(optimizer.num_update),
+        "begin_num_update": int(optimizer.begin_num_update),
+        "lr": optimizer.lr,
+        "lr_scheduler": None if scheduler is None else {
+            "class": type(scheduler).__name__, "attributes": dict(vars(scheduler))},
+        "update_counts": {str(device): {keys[i]: int(n) for i, n in sorted(c.items())}
+                          for device, c in counts.items()},
+        "current_device": current,
+        "scalars": {name: getattr(optimizer, name) for name in _OPTIMIZER_SCALARS
+                    if hasattr(optimizer, name)},
+        "states": states,
+    })
+    try:
+        json.dumps(data)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"the optimizer state cannot be written as JSON: {err}") from err
+    return data, arrays
+
+
+def _save_trainer_state(directory: Path, net, trainer) -> None:
+    """Write ``trainer.params`` (state arrays) and ``trainer.json`` (layout, scalars)."""
+    data, arrays = _optimizer_state(net, trainer)
+    mx.nd.save(str(directory / _STATE_ARRAYS), arrays)
+    with open(directory / _STATE_ARRAYS, "rb+") as f:
+        os.fsync(f.fileno())
+    _write_json(directory / "trainer.json", data)
+
+
+def _load_trainer_state(directory: Path, data: dict, net, trainer) -> None:
+    """Load ``trainer.params`` and ``trainer.json`` into `trainer`, renumbered to its order.
+
+    Raises CheckpointError for state of other parameters or another optimizer, ValueError
+    or KeyError for files that do not fit together.
+    """
+    old_keys = data["params"]
     new_keys = _param_keys(net, trainer)
     if sorted(old_keys) != sorted(new_keys):
         raise CheckpointError(f"the checkpoint's optimizer state is for other parameters "
                               f"({len(old_keys)} saved, {len(new_keys)} in this network)")
+    saved = data["optimizer"]
+    optimizer = trainer.optimizer
+    if saved["class"] != type(optimizer).__name__:
+        raise CheckpointError(f"the checkpoint's optimizer is {saved['class']}, this run's "
+                              f"is {type(optimizer).__name__}")
+    differences = [f"{name}: checkpoint {value!r}, now {getattr(optimizer, name, None)!r}"
+                   for name, value in saved["scalars"].items()
+                   if getattr(optimizer, name, None) != value]
+    if differences:
+        raise CheckpointError("the checkpoint's optimizer was set up differently: "
+                              + "; ".join(differences))
+    scheduler = optimizer.lr_scheduler
+    saved_scheduler = saved["lr_scheduler"]
+    if (scheduler is None) != (saved_scheduler is None) or (
+            scheduler is not None and saved_scheduler["class"] != type(scheduler).__name__):
+        raise CheckpointError("the checkpoint's learning rate schedule is not this run's")
     position = {key: i for i, key in enumerate(new_keys)}
-    index = {old: position[key] for old, key in enumerate(old_keys)}
-    new_names = [p.name for p in trainer._params]  # pylint: disable=protected-access
-    name = {old_names[old]: new_names[new] for old, new in index.items()}
 
-    def renumber(mapping: dict) -> dict:
-        return {index.get(k, k) if isinstance(k, int) else name.get(k, k): v
-                for k, v in mapping.items()}
+    loaded = mx.nd.load(str(directory / _STATE_ARRAYS))
+    if isinstance(loaded, list):  # mx.nd.save of an empty dict loads as []
+        if loaded:
+            raise ValueError(f"{_STATE_ARRAYS} holds unnamed arrays")
+        loaded = {}
+    states = {position[key]: _decode_state(spec, key, loaded)
+              for key, spec in saved["states"].items()}
+    if loaded:
+        raise ValueError(f"{_STATE_ARRAYS} holds arrays that trainer.json does not describe: "
+                         f"{sorted(loaded)}")
+    counts = {int(device): {position[key]: int(n) for key, n in c.items()}
+              for device, c in saved["update_counts"].items()}
+    current = saved["current_device"]
 
-    loaded = pickle.loads(path.read_bytes())
-    states, optimizer = loaded if isinstance(loaded, tuple) and len(loaded) == 2 else (loaded, None)
-    states = renumber(states)
-    if optimizer is not None:
-        for attribute in ("_index_update_count", "idx2name", "lr_mult", "wd_mult"):
-            value = getattr(optimizer, attribute, None)
-            if isinstance(value, dict):
-                setattr(optimizer, attribute, renumber(value))
-        counts = getattr(optimizer, "_all_index_update_counts", None)
-        if isinstance(counts, dict):
-            optimizer._all_index_update_counts = {  # pylint: disable=protected-access
-                ctx: renumber(c) for ctx, c in counts.items()}
-        if isinstance(getattr(optimizer, "idx2name", None), dict) and optimizer.idx2name:
-            optimizer.idx2name = {i: new_names[i] for i in optimizer.idx2name}
-    handle, temp = tempfile.mkstemp(suffix=".states")
+    # Everything is read and checked: now change the trainer, as Trainer.load_states does.
+    for updater in _updaters(trainer):
+        updater.states = dict(states)
+        updater.states_synced = dict.fromkeys(states, False)  # moved to the weights' device
+        updater.optimizer = optimizer
+    # pylint: disable=protected-access
+    optimizer._all_index_update_counts = counts or {0: {}}
+    optimizer._index_update_count = optimizer._all_index_update_counts.setdefault(
+        current if current is not None else next(iter(optimizer._all_index_update_counts)), {})
+    optimizer.num_update = int(saved["num_update"])
+    optimizer.begin_num_update = int(saved["begin_num_update"])
+    if scheduler is None:
+        optimizer.set_learning_rate(saved["lr"])
+    else:
+        optimizer.lr = saved["lr"]
+        for name, value in saved_scheduler["attributes"].items():
+            setattr(scheduler, name, value)
+
+
+def pickle_problem(path: Path) -> Optional[str]:
+    """Return why the checkpoint directory `path` is of the old, pickled format, or None.
+
+    Looks at names and the manifest only; never reads, let alone unpickles, ``trainer.states``.
+    """
+    if (path / _OLD_STATES).exists():
+        return f"it holds {_OLD_STATES}"
     try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(pickle.dumps((states, optimizer) if optimizer is not None else states))
-        trainer.load_states(temp)
-    finally:
-        os.unlink(temp)
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(manifest, dict) and (manifest.get("format") == 1 or _OLD_STATES in (
+            manifest.get("files") if isinstance(manifest.get("files"), dict) else {})):
+        return f"its manifest (format {manifest.get('format')!r}) lists {_OLD_STATES}"
+    return None
+
+
+def refuse_pickled(path: Path, run_directory: Optional[Path] = None) -> None:
+    """Raise CheckpointError if the checkpoint at `path` stores a pickle (the old format)."""
+    problem = pickle_problem(path)
+    if problem is None:
+        return
+    where = run_directory or path.parent
+    raise CheckpointError(
+        f"the checkpoint {path} stores the optimizer state as a pickle ({problem}): it was "
+        f"written by an earlier gluon-bn. gluon-bn no longer loads pickles, because loading "
+        f"one can run arbitrary code, so it cannot resume this checkpoint (it was not read "
+        f"and is left as it is). Start afresh with another --checkpoint-dir (or delete "
+        f"{where}).")
 
 
 def _sha256(path: Path) -> str:
@@ -227,8 +407,7 @@ def write_checkpoint(directory: Path, epoch: int, net, trainer, train_iter,
                                  dir=directory))
     try:
         net.save_parameters(str(temp / "net.params"))
-        trainer.save_states(str(temp / "trainer.states"))
-        _write_json(temp / "trainer.json", _trainer_layout(net, trainer))
+        _save_trainer_state(temp, net, trainer)
         _write_json(temp / "rng.json", _rng_state(train_iter))
         _write_json(temp / "history.json", list(history))
         _write_json(temp / "config.json", config)
@@ -253,11 +432,14 @@ def read_checkpoint(path: Path, net, trainer, train_iter, ctx) -> list:
     """Load the checkpoint at `path` into `net`, `trainer`, `train_iter` and the generators.
 
     Returns the history it holds. Errors are those of the readers (MXNetError, OSError,
-    ValueError, ...), or CheckpointError for optimizer state of other parameters.
+    ValueError, KeyError, ...), or CheckpointError for optimizer state of other parameters
+    or another optimizer, and for a checkpoint of the old format (a pickle), which is
+    refused before anything is read.
     """
+    refuse_pickled(path)
     net.load_parameters(str(path / "net.params"), ctx=ctx)
-    layout = json.loads((path / "trainer.json").read_text(encoding="utf-8"))
-    _load_trainer_states(path / "trainer.states", layout, net, trainer)
+    data = json.loads((path / "trainer.json").read_text(encoding="utf-8"))
+    _load_trainer_state(path, data, net, trainer)
     history = json.loads((path / "history.json").read_text(encoding="utf-8"))
     _set_rng_state(json.loads((path / "rng.json").read_text(encoding="utf-8")),
                    train_iter)
