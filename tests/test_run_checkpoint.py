@@ -135,3 +135,61 @@ def test_cli_refuses_mismatched_or_existing_checkpoints_before_training(
     captured = capsys.readouterr()
     assert status == cli.EXIT_USAGE and message in captured.err
     assert "Traceback" not in captured.err and "training on" not in captured.out
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint_and_says_so(tmp_path,
+                                                                              monkeypatch):
+    """ENOSPC while writing epoch 2's history: epoch 1's checkpoint stays whole, no debris;
+    resuming from it then ends exactly like the uninterrupted run."""
+    import errno
+    from gluon_bn.report import WriteError
+    from gluon_bn.run import checkpoint_files
+
+    straight, _, _ = train_tiny(tmp_path / "straight", 3, resume=False)
+    directory = tmp_path / "ckpt"
+    train_tiny(directory, 1, resume=False)
+    real_write_json = checkpoint_files._write_json
+
+    def full_disk(path, data):
+        if path.name == "history.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write_json(path, data)
+
+    monkeypatch.setattr(checkpoint_files, "_write_json", full_disk)
+    with pytest.raises(WriteError) as caught:
+        train_tiny(directory, 2, resume=True)
+    message = str(caught.value)
+    assert f"could not write the checkpoint file {directory / 'epoch-0002' / 'history.json'}" \
+        in message
+    assert "No space left on device (ENOSPC)" in message
+    assert f"the last complete checkpoint is intact: {directory / 'epoch-0001'}" in message
+    assert sorted(p.name for p in directory.iterdir()) == ["epoch-0001"]
+    monkeypatch.setattr(checkpoint_files, "_write_json", real_write_json)  # space freed
+    resumed, _, _ = train_tiny(directory, 3, resume=True)
+    numbers = ("epoch", "loss", "train_acc", "test_acc")
+    assert [[h[k] for k in numbers] for h in resumed] == \
+        [[h[k] for k in numbers] for h in straight]
+
+
+def test_a_real_file_size_limit_on_a_checkpoint_is_exit_5_without_debris(tmp_path,
+                                                                          fashion_root):
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+
+    root = tmp_path / "C"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gluon_bn.cli", "reproduce", "d2l-en", "--variant", "gluon",
+         "--limit", "256", "--test-limit", "128", "--epochs", "1", "--quiet",
+         "--data-root", str(fashion_root), "--checkpoint-dir", str(root),
+         "--out", str(tmp_path / "out")], preexec_fn=limit, capture_output=True, text=True)
+    assert proc.returncode == 5, proc.stderr
+    run = root / "d2l-en" / "gluon-seed0"
+    assert proc.stderr.startswith(
+        f"gluon-bn: write error: could not write the checkpoint file "
+        f"{run / 'epoch-0001' / 'net.params'}: MXNet could not write the whole file")
+    assert "--resume" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(run.iterdir()) == []  # no partial directory is left to be taken for a checkpoint

@@ -405,16 +405,21 @@ def write_checkpoint(directory: Path, epoch: int, net, trainer, train_iter,
     final = directory / f"epoch-{epoch:04d}"
     temp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=_TEMP_SUFFIX,
                                  dir=directory))
+    steps = [("net.params", lambda: net.save_parameters(str(temp / "net.params"))),
+             ("trainer.params", lambda: _save_trainer_state(temp, net, trainer)),
+             ("rng.json", lambda: _write_json(temp / "rng.json", _rng_state(train_iter))),
+             ("history.json", lambda: _write_json(temp / "history.json", list(history))),
+             ("config.json", lambda: _write_json(temp / "config.json", config)),
+             (MANIFEST, lambda: _write_json(temp / MANIFEST, {
+                 "format": FORMAT, "epoch": epoch, "epochs": config["epochs"],
+                 "files": {name: {"bytes": (temp / name).stat().st_size,
+                                  "sha256": _sha256(temp / name)} for name in FILES}}))]
     try:
-        net.save_parameters(str(temp / "net.params"))
-        _save_trainer_state(temp, net, trainer)
-        _write_json(temp / "rng.json", _rng_state(train_iter))
-        _write_json(temp / "history.json", list(history))
-        _write_json(temp / "config.json", config)
-        files = {name: {"bytes": (temp / name).stat().st_size, "sha256": _sha256(temp / name)}
-                 for name in FILES}
-        _write_json(temp / MANIFEST, {"format": FORMAT, "epoch": epoch,
-                                      "epochs": config["epochs"], "files": files})
+        for name, write in steps:
+            try:
+                write()
+            except (OSError, mx.base.MXNetError) as err:
+                raise _write_failed(final / name, err, directory) from None
         if final.exists():  # an older checkpoint of the same epoch: replace it
             old = final.with_name(f".{final.name}.old{_TEMP_SUFFIX}")
             shutil.rmtree(old, ignore_errors=True)
@@ -426,6 +431,22 @@ def write_checkpoint(directory: Path, epoch: int, net, trainer, train_iter,
         raise
     _fsync_dir(directory)
     return final
+
+
+def _write_failed(path: Path, err: BaseException, directory: Path):
+    """Return the WriteError for a checkpoint file that could not be written: which, why, what is kept."""
+    from gluon_bn.report import WriteError, _cause
+
+    if isinstance(err, OSError):
+        cause = _cause(err)
+    else:  # MXNet's own writer reports no errno: "FileStream.Write incomplete"
+        cause = ("MXNet could not write the whole file (a full disk or a file-size limit?): "
+                 + str(err).strip().splitlines()[-1][:200])
+    kept = [path for _, path in list_checkpoints(directory) if verify_checkpoint(path) is None]
+    previous = f"the last complete checkpoint is intact: {kept[-1]}" if kept else \
+        "no earlier checkpoint of this run exists"
+    return WriteError(f"could not write the checkpoint file {path}: {cause}; {previous}. Free "
+                      f"space (or raise the limit), then run the same command with --resume.")
 
 
 def read_checkpoint(path: Path, net, trainer, train_iter, ctx) -> list:
