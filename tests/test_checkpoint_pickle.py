@@ -17,10 +17,11 @@ import pytest
 
 from gluon_bn import cli
 from gluon_bn._mxnet import mx
-from gluon_bn.run import checkpoint, checkpoint_files
+from gluon_bn.run import checkpoint, checkpoint_files, checkpoint_optimizer
 from gluon_bn.run.checkpoint import Checkpointer, CheckpointError, run_config
-from gluon_bn.run.checkpoint_files import (FORMAT, _load_trainer_state, _param_keys,
-                                           _save_trainer_state, verify_checkpoint)
+from gluon_bn.run.checkpoint_files import FORMAT, verify_checkpoint
+from gluon_bn.run.checkpoint_optimizer import (_load_trainer_state, _param_keys,
+                                               _save_trainer_state)
 from gluon_bn.run.reproduce import RunOptions
 
 from _run_helpers import run_dir, tiny_setup
@@ -86,7 +87,7 @@ def test_new_checkpoint_holds_no_pickle(tmp_path):
     assert verify_checkpoint(directory / "epoch-0002") is None
 
 
-@pytest.mark.parametrize("module", [checkpoint, checkpoint_files])
+@pytest.mark.parametrize("module", [checkpoint, checkpoint_files, checkpoint_optimizer])
 def test_checkpoint_modules_do_not_use_pickle(module):
     source = Path(module.__file__).read_text()
     assert "import pickle" not in source and "pickle.load" not in source

@@ -39,11 +39,9 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence, TextIO, Tuple
 
 from gluon_bn._mxnet import mx
-from gluon_bn.run.checkpoint_files import (  # noqa: F401  (all re-exported: moved from here)
-    FILES, FORMAT, MANIFEST, _EPOCH_DIR, _TEMP_SUFFIX, CheckpointError, _fsync_dir,
-    _load_trainer_state, _param_keys, _rng_state, _safe_name, _save_trainer_state,
-    _set_rng_state, _sha256, _trainer_layout, _write_json, list_checkpoints, pickle_problem,
-    read_checkpoint, refuse_pickled, remove_temporaries, verify_checkpoint, write_checkpoint)
+from gluon_bn.run.checkpoint_files import (  # noqa: F401  (CheckpointError, FORMAT, FILES: public here too)
+    FILES, FORMAT, MANIFEST, CheckpointError, _safe_name, list_checkpoints, read_checkpoint,
+    refuse_pickled, remove_temporaries, verify_checkpoint, write_checkpoint)
 
 # Options that may differ between the run that wrote a checkpoint and the one resuming it.
 _FREE_OPTIONS = ("variants", "seeds", "epochs", "data_root", "sync_every_batch")
