@@ -12,3 +12,17 @@ def fashion_root() -> Path:
     if not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").exists():
         pytest.skip("real Fashion-MNIST not installed: apt-get install dataset-fashion-mnist")
     return DEBIAN_FASHION
+
+
+# Hypothesis profiles for tests/test_bn_properties.py: "ci" by default (bounded runtime),
+# HYPOTHESIS_PROFILE=thorough for many more examples.
+try:
+    import os
+
+    from hypothesis import settings
+except ImportError:  # hypothesis is in the `test` extra; without it those tests skip
+    pass
+else:
+    settings.register_profile("ci", max_examples=25, deadline=None, print_blob=True)
+    settings.register_profile("thorough", max_examples=400, deadline=None, print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

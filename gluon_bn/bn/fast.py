@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from typing import Tuple
 
+import numpy as np
+
 from gluon_bn._mxnet import mx
-from gluon_bn.bn.functional import (as_kind, as_legacy, check_conventions, check_input, is_numpy_array,
-                         update_moving)
+from gluon_bn.bn.functional import (as_kind, as_legacy, check_conventions, check_input,
+                                    is_numpy_array, safe_std, update_moving)
 
 nd, autograd = mx.nd, mx.autograd
 
@@ -64,7 +66,7 @@ class _Layout:
 def _inverse_scale(var, eps: float, normalize_by: str):
     """1 / sqrt(var + eps), or 1 / (sqrt(var) + eps) for document 004's pure_batch_norm."""
     if normalize_by == "std_eps":
-        return 1.0 / (nd.sqrt(var) + eps)
+        return 1.0 / (safe_std(nd, var) + eps)
     return nd.rsqrt(var + eps)
 
 
@@ -110,7 +112,10 @@ class _TrainingBatchNorm(autograd.Function):
         sum_dy_centred = layout.channel_sum(dR * centred)               # (1, C)
         # d inv / d var, as a factor of inv: -inv^2 / 2 (sqrt(var + eps)) or
         # -inv / (2 sqrt(var)) (sqrt(var) + eps); times 2 * centred / count from d var / d X.
-        coef = inv * inv if self.normalize_by == "sqrt_var_eps" else inv / nd.sqrt(var)
+        # For std + eps the factor is 0 where the variance is 0 (a constant channel): the
+        # one-sided limit, as functional.safe_std; var + (var == 0) keeps the division finite.
+        coef = inv * inv if self.normalize_by == "sqrt_var_eps" else \
+            nd.where(var > 0, inv / nd.sqrt(var + (var == 0)), nd.zeros_like(var))
         k = coef * sum_dy_centred / layout.count
         # dX = gamma * inv * (dY - mean(dY) - centred * k)
         inner = dR - nd.broadcast_mul(centred, layout.spread(k))
@@ -157,6 +162,10 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
         as_legacy(a) for a in (X, gamma, beta, moving_mean, moving_var, seeded))
     shape = moving_mean.shape
     if autograd.is_training():
+        if X.dtype == np.float16 and X.context.device_type == "cpu":
+            raise TypeError("impl='fast' cannot train in float16 on the CPU: its reductions are "
+                            "matrix products, which MXNet's CPU build has no float16 kernel "
+                            "for. Use impl='faithful', or float32")
         op = _TrainingBatchNorm(eps, normalize_by)
         Y = op(X, gamma, beta)
         mean, var = op.mean, op.var

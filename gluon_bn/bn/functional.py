@@ -193,10 +193,23 @@ def moments(F, X, axes: Tuple[int, ...]):
     return mean, var
 
 
+def safe_std(F, var):
+    """Return ``sqrt(var)`` whose gradient is 0, not NaN, where `var` is 0 (a constant channel).
+
+    ``sqrt`` has an infinite derivative at 0, and autograd multiplies it by the zero
+    derivative of a constant channel's variance: NaN. Taking the square root only where the
+    variance is positive (of a stand-in 1 elsewhere, so that neither branch is infinite)
+    gives the one-sided limit, 0, for document 004's ``std + eps``.
+    """
+    positive = var > 0
+    return F.where(positive, F.sqrt(F.where(positive, var, F.ones_like(var))),
+                   F.zeros_like(var))
+
+
 def normalize(F, X, mean, var, gamma, beta, eps: float, normalize_by: str = "sqrt_var_eps"):
     """Return ``gamma * (X - mean) / scale + beta`` with the scale of `normalize_by`."""
     if normalize_by == "std_eps":
-        scale = F.sqrt(var) + eps
+        scale = safe_std(F, var) + eps
     else:
         scale = F.sqrt(var + eps)
     X_hat = F.broadcast_div(F.broadcast_sub(X, mean), scale)
@@ -376,5 +389,5 @@ def pure_batch_norm(X, gamma, beta, eps: float = 1e-5):
     numpy_api = is_numpy_array(X)
     X, gamma, beta = as_legacy(X), as_legacy(gamma), as_legacy(beta)
     mean, var = moments(nd, X, reduction_axes(X.ndim))
-    X_hat = (X - mean) / (nd.sqrt(var) + eps)
+    X_hat = (X - mean) / (safe_std(nd, var) + eps)
     return as_kind(gamma * X_hat + beta, numpy_api)

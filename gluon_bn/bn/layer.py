@@ -150,6 +150,11 @@ class BatchNorm(gluon.Block):
         stats = [as_legacy(self.moving_mean.data(ctx)), as_legacy(self.moving_var.data(ctx))]
         seeded = as_legacy(self.seeded.data(ctx)) if self.seeded is not None else None
         gamma, beta = as_legacy(self.gamma.data(ctx)), as_legacy(self.beta.data(ctx))
+        if X.dtype != gamma.dtype:  # MXNet would only say "Incompatible attr in node"
+            raise TypeError(
+                f"this BatchNorm holds {gamma.dtype.__name__} parameters but got "
+                f"{X.dtype.__name__} input; cast the layer (layer.cast("
+                f"{X.dtype.__name__!r})) or the input (X.astype({gamma.dtype.__name__!r}))")
         X = as_legacy(X)
         if self.impl == "fast":
             Y, new_mean, new_var = fast.batch_norm(X, gamma, beta, *stats, seeded=seeded,
