@@ -92,7 +92,7 @@ def test_notebook_runs_with_mplbackend_agg(fashion_root, monkeypatch):
 
 def test_no_code_cell_of_five_lines_is_copied_between_notebooks():
     """Issue 13, item 7: what several notebooks need is a package function (most of them in
-    gluon_bn.report.walkthrough) that each calls in a short cell, not a cell copied between them."""
+    gluon_bn.walkthrough) that each calls in a short cell, not a cell copied between them."""
     seen = {}
     for path in NOTEBOOKS:
         for index, cell in enumerate(nbformat.read(path, as_version=4).cells):

@@ -1,4 +1,4 @@
-"""gluon_bn.report.walkthrough: the notebooks' shared steps, on small arrays in both array APIs.
+"""gluon_bn.walkthrough: the notebooks' shared steps, on small arrays in both array APIs.
 
 The demonstrations must print what the notebooks printed before they moved here, and their
 assertions must fail when what they check does not hold. One test trains for real, on 64
@@ -17,7 +17,7 @@ from gluon_bn.bn.layer import BatchNorm
 from gluon_bn.models import build_net, count_parameters, make_initializer
 from gluon_bn.options import RunOptions
 from gluon_bn.records import EpochStats, VariantRun
-from gluon_bn.report import walkthrough as wt
+from gluon_bn import walkthrough as wt
 from gluon_bn.run.reproduce import record_runs
 
 npx = mx.npx
@@ -219,7 +219,7 @@ def test_show_report_notes_a_smoke_run_first(name, what, shown):
 
 # ---------------------------------------------------------------- loading and training
 def test_importing_loads_neither_d2l_nor_ipython():
-    code = ("import sys, gluon_bn.report.walkthrough; "
+    code = ("import sys, gluon_bn.walkthrough; "
             "print(sorted(m for m in ('d2l', 'IPython') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

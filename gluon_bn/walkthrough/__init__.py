@@ -22,10 +22,9 @@ from gluon_bn.recipes import Conventions, Recipe
 from gluon_bn.records import Reproduction
 from gluon_bn.report.markdown import markdown_report
 from gluon_bn.run.training import seed_everything
-# The network steps live in walkthrough_nets; re-exported so notebooks import one module.
-from gluon_bn.report.walkthrough_nets import (IMAGE_BATCH, _arrays, show_first_bn,  # noqa: F401
-                                              show_layer_shapes, show_parameter_counts,
-                                              train_live)
+# The network steps live in .nets; re-exported so notebooks import one module.
+from gluon_bn.walkthrough.nets import (IMAGE_BATCH, _arrays, show_first_bn,  # noqa: F401
+                                       show_layer_shapes, show_parameter_counts, train_live)
 
 __all__ = ["FunctionDemo", "batch_norm_options", "batch_weight", "check_layer",
            "compare_with_gluon", "demo_function", "demo_per_channel", "demo_prediction",

@@ -1,6 +1,6 @@
 """The notebooks' network steps: shapes and sizes, training with live curves, what BN learned.
 
-Part of :mod:`gluon_bn.report.walkthrough`, which re-exports every name here.
+Part of :mod:`gluon_bn.walkthrough`, which re-exports every name here.
 """
 from __future__ import annotations
 
