@@ -62,6 +62,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from gluon_bn._mxnet import mx
+from gluon_bn.run.checkpoint_optimizer import (CheckpointError, _load_trainer_state,
+                                               _save_trainer_state)
 
 FORMAT = 2  # 1: optimizer state in trainer.states, a pickle (refused, never read)
 FILES = ("net.params", "trainer.params", "trainer.json", "rng.json", "history.json",
@@ -70,10 +72,6 @@ _OLD_STATES = "trainer.states"  # format 1's pickle
 MANIFEST = "manifest.json"
 _EPOCH_DIR = re.compile(r"^epoch-(\d{4,})$")
 _TEMP_SUFFIX = ".tmp"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used as asked; the message says why and what to do."""
 
 
 def _rng_state(data_iter) -> dict:
@@ -214,14 +212,13 @@ def write_checkpoint(directory: Path, epoch: int, net, trainer, train_iter,
     The files are written into a temporary directory, the manifest last, which is then
     renamed into place (replacing an older checkpoint of the same epoch).
     """
-    from gluon_bn.run.checkpoint_optimizer import _save_trainer_state  # it imports this module
-
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"epoch-{epoch:04d}"
     temp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=_TEMP_SUFFIX,
                                  dir=directory))
     steps = [("net.params", lambda: net.save_parameters(str(temp / "net.params"))),
-             ("trainer.params", lambda: _save_trainer_state(temp, net, trainer)),
+             ("trainer.params", lambda: _write_json(temp / "trainer.json",
+                                                    _save_trainer_state(temp, net, trainer))),
              ("rng.json", lambda: _write_json(temp / "rng.json", _rng_state(train_iter))),
              ("history.json", lambda: _write_json(temp / "history.json", list(history))),
              ("config.json", lambda: _write_json(temp / "config.json", config)),
@@ -272,8 +269,6 @@ def read_checkpoint(path: Path, net, trainer, train_iter, ctx) -> list:
     or another optimizer, and for a checkpoint of the old format (a pickle), which is
     refused before anything is read.
     """
-    from gluon_bn.run.checkpoint_optimizer import _load_trainer_state  # it imports this module
-
     refuse_pickled(path)
     net.load_parameters(str(path / "net.params"), ctx=ctx)
     data = json.loads((path / "trainer.json").read_text(encoding="utf-8"))

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import List, Tuple
 
 from gluon_bn._mxnet import mx
-from gluon_bn.run.checkpoint_files import CheckpointError, _write_json
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used as asked; the message says why and what to do.
+
+    Defined here, at the bottom of the checkpoint modules (``checkpoint_files`` and
+    ``checkpoint`` import it from here and re-export it).
+    """
 
 
 def _param_keys(net, trainer) -> List[str]:
@@ -131,13 +138,13 @@ def _optimizer_state(net, trainer) -> Tuple[dict, dict]:
     return data, arrays
 
 
-def _save_trainer_state(directory: Path, net, trainer) -> None:
-    """Write ``trainer.params`` (state arrays) and ``trainer.json`` (layout, scalars)."""
+def _save_trainer_state(directory: Path, net, trainer) -> dict:
+    """Write ``trainer.params`` (state arrays); return what ``trainer.json`` holds (layout, scalars)."""
     data, arrays = _optimizer_state(net, trainer)
     mx.nd.save(str(directory / _STATE_ARRAYS), arrays)
     with open(directory / _STATE_ARRAYS, "rb+") as f:
         os.fsync(f.fileno())
-    _write_json(directory / "trainer.json", data)
+    return data
 
 
 def _load_trainer_state(directory: Path, data: dict, net, trainer) -> None:
