@@ -122,3 +122,25 @@ def test_reproduce_with_the_book_loop_writes_a_record_naming_it(tmp_path, fashio
                                                   "val_acc", "seconds"}
     assert "loop `d2l.Trainer`" in paths["md"].read_text()
     assert not mx.util.is_np_array()  # numpy mode was switched off again
+
+
+def test_the_readme_snippet_for_document_000_runs(tmp_path, fashion_root):
+    """The README's numpy-dialect code, as written, on a few hundred images for one epoch."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Using gluon-bn with the book's own code", 1)[1]
+    code = re.search(r"```python\n(from d2l import mxnet as d2l.*?)```", section, re.S).group(1)
+    assert "d2l.Trainer(max_epochs=10, num_gpus=1)" in code
+    code = code.replace("max_epochs=10", "max_epochs=1").replace(
+        "gluon_bn.FashionMNIST(batch_size=128)",
+        f"gluon_bn.FashionMNIST(batch_size=128, root={str(fashion_root)!r}, limit=256, "
+        f"val_limit=128)")
+    code += "\nprint('trained', type(model.net[1]).__name__)\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, env={**__import__("os").environ, "MPLBACKEND": "Agg"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "trained BatchNorm" in proc.stdout
