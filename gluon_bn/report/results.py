@@ -1,7 +1,6 @@
 """The published results: one README generated from the JSON files under ``results/``."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 

@@ -10,7 +10,7 @@ from gluon_bn._mxnet import mx
 from gluon_bn import data as gdata
 from gluon_bn.device import as_context_list
 from gluon_bn.models import build_net, find_bn, hybridize_network, make_initializer
-from gluon_bn.options import DATASETS, ResolvedRun, RunOptions
+from gluon_bn.options import ResolvedRun, RunOptions
 from gluon_bn.recipes import Recipe, get_recipe
 from gluon_bn.records import Reproduction, VariantRun, epoch_from_dict
 from gluon_bn.report import environment, write_outputs
