@@ -11,6 +11,27 @@ from gluon_bn._mxnet import LOADED_WITH, mx
 from gluon_bn.runtime import describe as describe_runtime
 
 
+def cpu_description() -> Dict[str, object]:
+    """Return the CPU's model name and its vector extensions, from /proc/cpuinfo (Linux).
+
+    MXNet's CPU kernels pick their instructions at run time, so the same seed can round
+    differently on another CPU model: records keep what they ran on.
+    """
+    model, flags = None, set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model is None:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    vector = sorted(f for f in flags if f.startswith(("avx", "fma", "sse4")))
+    return {"cpu_model": model, "cpu_vector_extensions": vector}
+
+
 def environment(ctx=None) -> Dict[str, object]:
     """Return versions, device and thread settings: what a reader needs to weigh the times."""
     features = mx.runtime.Features()
@@ -26,4 +47,5 @@ def environment(ctx=None) -> Dict[str, object]:
         "cuda": features.is_enabled("CUDA"),
         "threads": dict(LOADED_WITH),
         "runtime": describe_runtime(LOADED_WITH),
+        **cpu_description(),
     }

@@ -60,7 +60,8 @@ def markdown_report(rep: Reproduction) -> str:
              f"{run.epochs} epoch(s), lr {run.lr}, batch {run.batch_size}, "
              f"seeds {list(run.seeds)}"
              + (f", first {run.limit} training examples" if run.limit else "")
-             + f"; MXNet {env['mxnet']} on {env['cpu_count']} CPU(s) ({env['processor']}), "
+             + f"; MXNet {env['mxnet']} on {env['cpu_count']} CPU(s) "
+             f"({env.get('cpu_model') or env['processor']}), "
              f"{describe_runtime(env.get('threads') or {})}.",
              ""]
     if len(run.seeds) > 1:
