@@ -14,6 +14,20 @@ def fashion_root() -> Path:
     return DEBIAN_FASHION
 
 
+@pytest.fixture
+def numpy_mode():
+    """MXNet's numpy mode (``npx.set_np()``, document 000) for one test, the previous mode after.
+
+    Numpy mode is process-wide: every test that needs it takes this fixture, so that it never
+    leaks into the legacy-API tests of the same process. Yields the ``mx.np`` module.
+    """
+    from gluon_bn._mxnet import mx
+    from gluon_bn.bn.functional import numpy_mode as mode
+
+    with mode():
+        yield mx.np
+
+
 # Hypothesis profiles for tests/test_bn_properties.py: "ci" by default (bounded runtime),
 # HYPOTHESIS_PROFILE=thorough for many more examples.
 try:

@@ -407,16 +407,6 @@ def test_layer_matches_operator(case, eps, momentum, momentum_on, modes):
 
 
 # ---------------------------------------------------------------- numpy-API arrays (npx.set_np)
-@pytest.fixture
-def numpy_mode():
-    """MXNet's numpy mode for one test, switched off afterwards whatever happens."""
-    npx.set_np()
-    try:
-        yield mx.np
-    finally:
-        npx.reset_np()
-
-
 # numpy mode stays on for all examples of one test (the fixture runs once per test)
 NUMPY_MODE_SETTINGS = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -6,15 +6,9 @@ d2l = pytest.importorskip("d2l.mxnet")
 
 from gluon_bn import BatchNorm  # noqa: E402
 from gluon_bn._mxnet import mx  # noqa: E402
-from gluon_bn.run.book import BookEpoch, RecordingTrainer, fit, numpy_mode  # noqa: E402
+from gluon_bn.run.book import BookEpoch, RecordingTrainer, fit  # noqa: E402
 from gluon_bn.models import BNLeNet, BNLeNetScratch, LeNet, find_bn  # noqa: E402
 from gluon_bn.run.training import TrainingDiverged, seed_everything  # noqa: E402
-
-
-@pytest.fixture
-def np_mode():
-    with numpy_mode():
-        yield
 
 
 class RandomImages(d2l.DataModule):
@@ -32,7 +26,7 @@ class RandomImages(d2l.DataModule):
 
 
 @pytest.mark.parametrize("cls", [LeNet, BNLeNetScratch, BNLeNet])
-def test_book_models_are_classifiers_with_the_books_signature(np_mode, cls):
+def test_book_models_are_classifiers_with_the_books_signature(numpy_mode, cls):
     model = cls(lr=0.05, num_classes=7)
     assert isinstance(model, d2l.Classifier)
     assert model.lr == 0.05 and model.num_classes == 7
@@ -41,7 +35,7 @@ def test_book_models_are_classifiers_with_the_books_signature(np_mode, cls):
     assert isinstance(out, mx.np.ndarray) and out.shape == (2, 7)
 
 
-def test_scratch_model_carries_document_000s_conventions(np_mode):
+def test_scratch_model_carries_document_000s_conventions(numpy_mode):
     bn = find_bn(BNLeNetScratch().net)
     assert isinstance(bn, BatchNorm)
     assert bn._conventions["momentum"] == 0.1 and bn._conventions["momentum_on"] == "batch"
@@ -49,7 +43,7 @@ def test_scratch_model_carries_document_000s_conventions(np_mode):
     np.testing.assert_array_equal(bn.moving_var.data().asnumpy(), 1.0)
 
 
-def test_trainer_records_the_board_means_and_scratch_equals_gluon(np_mode, capsys):
+def test_trainer_records_the_board_means_and_scratch_equals_gluon(numpy_mode, capsys):
     """Same seed, same initial weights: the scratch and the built-in layer train alike."""
     histories = []
     for cls in (BNLeNetScratch, BNLeNet):
@@ -64,7 +58,7 @@ def test_trainer_records_the_board_means_and_scratch_equals_gluon(np_mode, capsy
     assert [h.epoch for h in histories[0]] == [1, 2]
 
 
-def test_recorded_means_are_the_values_handed_to_plot(np_mode):
+def test_recorded_means_are_the_values_handed_to_plot(numpy_mode):
     trainer = RecordingTrainer(1, quiet=True)
     model = BNLeNet()
     seen = []
@@ -79,7 +73,7 @@ def test_recorded_means_are_the_values_handed_to_plot(np_mode):
     assert trainer.history[0].val_acc == pytest.approx(np.mean(val_acc))
 
 
-def test_moving_statistics_follow_the_model_to_another_device(np_mode):
+def test_moving_statistics_follow_the_model_to_another_device(numpy_mode):
     """What d2l.Trainer(num_gpus=1) does to a model: collect_params().reset_ctx(device)."""
     model = BNLeNetScratch()
     model(mx.np.zeros((2, 1, 28, 28)))  # shapes the deferred parameters
@@ -93,7 +87,7 @@ def test_moving_statistics_follow_the_model_to_another_device(np_mode):
     assert np.abs(bn.moving_mean.data(device).asnumpy()).sum() > 0
 
 
-def test_a_diverging_run_stops_with_training_diverged(np_mode):
+def test_a_diverging_run_stops_with_training_diverged(numpy_mode):
     seed_everything(0)
     with pytest.raises(TrainingDiverged, match="epoch 1"):
         fit(LeNet(lr=1e30), RandomImages(n=64), 1, quiet=True)

@@ -19,16 +19,6 @@ autograd, npx = mx.autograd, mx.npx
 NAMES = ["output", "moving_mean", "moving_var", "grad X", "grad gamma", "grad beta"]
 
 
-@pytest.fixture
-def numpy_mode():
-    """MXNet's numpy mode for one test, switched off afterwards whatever happens."""
-    npx.set_np()
-    try:
-        yield mx.np
-    finally:
-        npx.reset_np()
-
-
 def reference_np(X, gamma, beta, mm, mv, head, eps, momentum, training):
     """``npx.batch_norm`` on mx.np arrays: output, moving statistics, gradients."""
     x, g, b, m, v = (mx.np.array(a) for a in (X, gamma, beta, mm, mv))

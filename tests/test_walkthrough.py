@@ -26,16 +26,6 @@ FIXED_START = ("d2l-1.0", "d2l-en", "d2l-0.17", "d2l-zh", "d2l-zh:upstream")
 
 
 @pytest.fixture
-def numpy_mode():
-    """MXNet's numpy mode (document 000) for one test, switched off afterwards."""
-    npx.set_np()
-    try:
-        yield
-    finally:
-        npx.reset_np()
-
-
-@pytest.fixture
 def shown(monkeypatch):
     """The Markdown that the display functions would show, instead of showing it."""
     texts = []

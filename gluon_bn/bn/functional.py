@@ -60,6 +60,19 @@ def as_kind(x, numpy_api: bool):
     return x
 
 
+class numpy_mode:
+    """Context manager: MXNet's numpy mode (``npx.set_np()``) inside, the previous mode after."""
+
+    def __enter__(self) -> "numpy_mode":
+        self._was_on = mx.util.is_np_array()
+        mx.npx.set_np()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self._was_on:
+            mx.npx.reset_np()
+
+
 def check_block_input(X, who: str) -> bool:
     """Return whether `X` is an ``mx.np`` array; raise TypeError for a legacy one in numpy mode.
 

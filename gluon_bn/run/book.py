@@ -19,20 +19,7 @@ from gluon_bn._mxnet import mx
 from gluon_bn.records import BookEpoch
 from gluon_bn.run.training import TrainingDiverged, _diverged
 
-__all__ = ["BookEpoch", "RecordingTrainer", "numpy_mode", "fit"]
-
-
-class numpy_mode:
-    """Context manager: MXNet's numpy mode (``npx.set_np()``) inside, the previous mode after."""
-
-    def __enter__(self) -> "numpy_mode":
-        self._was_on = mx.util.is_np_array()
-        mx.npx.set_np()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if not self._was_on:
-            mx.npx.reset_np()
+__all__ = ["BookEpoch", "RecordingTrainer", "fit"]
 
 
 class RecordingTrainer(d2l.Trainer):

@@ -16,6 +16,7 @@ from gluon_bn.records import Reproduction, VariantRun, epoch_from_dict
 from gluon_bn.report import environment, write_outputs
 from gluon_bn.run.training import seed_everything, train_ch5
 
+
 def resolve_dataset(recipe: Recipe, options: RunOptions, file: TextIO) -> str:
     """Return the dataset to train on; for "auto", say so when falling back from MNIST."""
     if options.dataset != "auto":
@@ -76,7 +77,7 @@ def run_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
         print(f"{recipe.name} / {variant} / seed {seed} (d2l.Trainer)", file=file)
         history, net = train_book_variant(run, variant, seed, ctx, file=file,
                                           on_epoch_end=on_epoch_end)
-        record = _record(variant, seed, history, net, ctx)
+        record = _record(variant, seed, history, net)
         return (record, net) if return_net else record
     seed_everything(seed)
     train_iter, test_iter = load_data(run, seed)
@@ -100,7 +101,7 @@ def run_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
         net, train_iter, test_iter, run.batch_size, trainer, ctx, run.epochs, file=file,
         start_epoch=start_epoch, sync_every_batch=run.sync_every_batch,
         on_epoch_end=after_epoch, stop_requested=stop_requested, progress=progress)
-    record = _record(variant, seed, history, net, ctx)
+    record = _record(variant, seed, history, net)
     return (record, net) if return_net else record
 
 
@@ -114,7 +115,8 @@ def train_book_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
     """
     from gluon_bn.data.book import FashionMNIST
     from gluon_bn.models.book import BNLeNet, BNLeNetScratch, LeNet
-    from gluon_bn.run.book import fit, numpy_mode
+    from gluon_bn.bn.functional import numpy_mode
+    from gluon_bn.run.book import fit
 
     if run.dataset != "fashion-mnist":
         raise ValueError(f"the d2l.Trainer loop trains on Fashion-MNIST (the book's data), "
@@ -139,22 +141,18 @@ def train_book_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
     return history, model.net
 
 
-def _record(variant: str, seed: int, history, net, ctx) -> VariantRun:
+def _record(variant: str, seed: int, history, net) -> VariantRun:
     """Return one run's record: its history and the first BN layer's learned gamma and beta."""
     bn = find_bn(net)
-    values = {}
-    for name in ("gamma", "beta"):
-        if bn is None:
-            values[name] = None
-            continue
-        param = getattr(bn, name)
-        device = param.list_ctx()[0] if _first(ctx) not in param.list_ctx() else _first(ctx)
-        values[name] = tuple(param.data(device).asnumpy().ravel().tolist())
-    return VariantRun(variant, seed, tuple(history), values["gamma"], values["beta"])
 
+    def learned(param):
+        # the copy on the first device the parameter lives on: ctx[0] for train_ch5 (the
+        # order of initialisation), wherever d2l.Trainer moved the model for the book's loop
+        return tuple(param.data(param.list_ctx()[0]).asnumpy().ravel().tolist())
 
-def _first(ctx):
-    return ctx[0] if isinstance(ctx, (list, tuple)) else ctx
+    if bn is None:
+        return VariantRun(variant, seed, tuple(history))
+    return VariantRun(variant, seed, tuple(history), learned(bn.gamma), learned(bn.beta))
 
 
 def resolve(recipe_name: str, options: RunOptions, *, file: Optional[TextIO] = None) -> ResolvedRun:
