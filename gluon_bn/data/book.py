@@ -21,7 +21,7 @@ import numpy as np
 # gluon_bn's MXNet first: it loads the GPU wheel's CUDA runtime before d2l imports mxnet.
 from gluon_bn._mxnet import mx
 from gluon_bn.data.idx import load_arrays
-from gluon_bn.data.pipelines import Resize, _check_positive_int, _check_resize
+from gluon_bn.data.pipelines import Resize, _check_positive_int, _check_resize, image_transform
 from gluon_bn.data.sources import FASHION_MNIST, PathLike
 
 from d2l import mxnet as d2l  # after gluon_bn's MXNet, see above
@@ -134,16 +134,8 @@ class FashionMNIST(d2l.DataModule):
             # Indexing one preloaded array per item is ~3x faster than converting a numpy
             # item on every access (measured: 1.5 s against 4.3 s for 10,000 items).
             dataset = gluon.data.ArrayDataset(to_array(images, dtype=np.uint8), labels)
-            self._datasets[key] = dataset.transform_first(self._transform())
+            self._datasets[key] = dataset.transform_first(image_transform(self.resize))
         return self._datasets[key]
-
-    def _transform(self) -> "gluon.Block":
-        """``Resize(resize)`` (if any) then ``ToTensor``: (H, W, 1) uint8 -> (1, H', W') float32."""
-        transforms = gluon.data.vision.transforms
-        steps = [transforms.ToTensor()]  # divides by 255 and moves the channel first
-        if self.resize is not None:
-            steps.insert(0, transforms.Resize(self.resize))
-        return transforms.Compose(steps)
 
     def get_dataloader(self, train: bool) -> "gluon.data.DataLoader":
         """Return a ``DataLoader`` over the training (shuffled) or validation set (in order).

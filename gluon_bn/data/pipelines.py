@@ -63,6 +63,18 @@ def _check_resize(resize) -> Resize:
     return _check_positive_int("resize", resize)
 
 
+def image_transform(resize: Resize = None) -> "mx.gluon.Block":
+    """Return d2l's per-image transform: ``Resize(resize)`` (if given), then ``ToTensor``.
+
+    (H, W, 1) uint8 -> (1, H', W') float32 divided by 255: the channel moves first.
+    """
+    transforms = mx.gluon.data.vision.transforms
+    steps = [transforms.ToTensor()]
+    if resize is not None:
+        steps.insert(0, transforms.Resize(resize))
+    return transforms.Compose(steps)
+
+
 def _resolve_seed(seed: Optional[int]) -> int:
     """`seed` itself, or one drawn from numpy's global RNG (so numpy seeding reproduces it)."""
     if seed is None:
@@ -116,14 +128,10 @@ class D2lBatchIterator(_OrderStateMixin):
         self.batch_size = _check_positive_int("batch_size", batch_size)
         self.num_examples = len(labels)
         num_workers = _check_positive_int("num_workers", num_workers, allow_zero=True)
-        transforms = mx.gluon.data.vision.transforms
-        steps = [transforms.ToTensor()]  # (H, W, 1) uint8 -> (1, H, W) float32 / 255
-        if resize is not None:
-            steps.insert(0, transforms.Resize(_check_resize(resize)))
         # Images as MXNet's FashionMNIST holds them: uint8 NDArray (N, H, W, 1), HWC per item.
         data = mx.nd.array(images[..., np.newaxis], dtype=np.uint8)
         dataset = mx.gluon.data.ArrayDataset(data, labels.astype(np.int32))
-        dataset = dataset.transform_first(transforms.Compose(steps))
+        dataset = dataset.transform_first(image_transform(_check_resize(resize)))
         # The DataLoader draws the sampler's indices in this process, also with workers.
         self._sampler = (EpochShuffleSampler(self.num_examples, _resolve_seed(seed))
                          if shuffle else None)
