@@ -100,9 +100,18 @@ LOOP_METRICS = {"train_ch5": ("loss", "train_acc", "test_acc", "seconds"),
 HELD_OUT_ACCURACY = {"train_ch5": "test_acc", "d2l.Trainer": "val_acc"}
 
 
+def loop_of_epoch(data: dict) -> str:
+    """Return the loop that wrote the epoch record `data`: the one whose metrics it holds."""
+    for loop, metrics in LOOP_METRICS.items():
+        if set(metrics) <= set(data):
+            return loop
+    raise ValueError(f"not an epoch record of a known loop ({', '.join(LOOP_METRICS)}): "
+                     f"its keys are {sorted(data)}")
+
+
 def epoch_from_dict(data: dict) -> Epoch:
     """Return the epoch record stored as `data` (its keys say which loop wrote it)."""
-    cls = BookEpoch if "val_acc" in data else EpochStats
+    cls = EPOCH_TYPES[loop_of_epoch(data)]
     names = {f.name for f in fields(cls)}
     return cls(**{k: _number(v) for k, v in data.items() if k in names})
 
@@ -225,9 +234,9 @@ def migrate(data: dict) -> dict:
         raise ValueError(f"unknown result schema {data.get('schema')!r}; this gluon-bn reads "
                          f"versions 1 and {SCHEMA_VERSION}: upgrade gluon-bn")
     config = dict(data["config"])
-    first = next((run["history"][0] for run in data["runs"] if run["history"]), {})
+    first = next((run["history"][0] for run in data["runs"] if run["history"]), None)
     if config.get("loop") not in LOOP_METRICS:
-        config["loop"] = "d2l.Trainer" if "val_acc" in first else "train_ch5"
+        config["loop"] = loop_of_epoch(first) if first else "train_ch5"
     if config.get("dataset") in (None, "auto"):
         config["dataset"] = data["dataset"]
     config["hybridize"] = {None: "none", False: "none", True: "layers"}.get(
