@@ -43,6 +43,7 @@ def _positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``gluon-bn``."""
+    from gluon_bn.recipes import LOOPS  # pure data: no MXNet
     parser = argparse.ArgumentParser(
         prog="gluon-bn", description="Reproduce d2l's Batch Normalization chapter with MXNet Gluon.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--pipeline", choices=("d2l", "fast"), default="d2l")
     rep.add_argument("--bn-impl", choices=("faithful", "fast"), default="faithful",
                      help="the scratch layer's implementation")
-    rep.add_argument("--loop", choices=("auto", "train_ch5", "d2l.Trainer"), default="auto",
+    rep.add_argument("--loop", choices=("auto",) + LOOPS, default="auto",
                      help="the training loop: train_ch5 (d2l's nd-API loop, documents 001-004) "
                           "or d2l.Trainer (d2l 1.0's, numpy mode, document 000); auto "
                           "(default): the document's, train_ch5 with --pipeline fast")

@@ -16,9 +16,9 @@ from gluon_bn.report.markdown import (DIGITS, LABELS, METRICS, document_time_rat
                                       markdown_report, mean_sd, summarize, time_ratio)
 from gluon_bn.report.plots import plot_curves
 
-__all__ = ["DIGITS", "LABELS", "METRICS", "OutputError", "WriteError", "document_time_ratio", "environment",
-           "markdown_report", "mean_sd", "plot_curves", "prepare_directory", "summarize",
-           "time_ratio", "write_outputs"]
+__all__ = ["DIGITS", "LABELS", "METRICS", "OutputError", "WriteError", "document_time_ratio",
+           "environment", "markdown_report", "mean_sd", "os_error_cause", "plot_curves",
+           "prepare_directory", "summarize", "time_ratio", "write_outputs"]
 
 
 class OutputError(ValueError):
@@ -78,7 +78,7 @@ def _write_atomically(path: Path, write) -> None:
             tmp.unlink()
 
 
-def _cause(err: BaseException) -> str:
+def os_error_cause(err: BaseException) -> str:
     """Return an OS error's reason in words, with its errno name (``ENOSPC``, ``EFBIG``, ...)."""
     number = getattr(err, "errno", None)
     if number:
@@ -111,7 +111,7 @@ def write_outputs(rep: Reproduction, out_dir: Path, stem: str) -> Dict[str, Path
         except OSError as err:
             kept = (f"the record was written first and is complete: {paths['json']}"
                     if written else "no file of this run was written")
-            raise WriteError(f"could not write {paths[ext]}: {_cause(err)}; {kept}. Free space "
+            raise WriteError(f"could not write {paths[ext]}: {os_error_cause(err)}; {kept}. Free space "
                              f"(or raise the limit) and run again, or give --out another "
                              f"directory.") from None
         written.append(paths[ext])

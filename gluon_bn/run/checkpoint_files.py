@@ -247,10 +247,10 @@ def write_checkpoint(directory: Path, epoch: int, net, trainer, train_iter,
 
 def _write_failed(path: Path, err: BaseException, directory: Path):
     """Return the WriteError for a checkpoint file that could not be written: which, why, what is kept."""
-    from gluon_bn.report import WriteError, _cause
+    from gluon_bn.report import WriteError, os_error_cause
 
     if isinstance(err, OSError):
-        cause = _cause(err)
+        cause = os_error_cause(err)
     else:  # MXNet's own writer reports no errno: "FileStream.Write incomplete"
         cause = ("MXNet could not write the whole file (a full disk or a file-size limit?): "
                  + str(err).strip().splitlines()[-1][:200])
