@@ -48,6 +48,21 @@ def run(args):
     return process.returncode, out, err
 
 
+def run_with_file_size_limit(limit_bytes, data_root, *args):
+    """A one-epoch Gluon run of 256 images whose every file may hold `limit_bytes` at most
+    (RLIMIT_FSIZE, as a full quota or ``ulimit -f`` makes it); returns the CompletedProcess."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return subprocess.run(
+        [sys.executable, "-m", "gluon_bn.cli", "reproduce", "d2l-en", "--variant", "gluon",
+         "--limit", "256", "--test-limit", "128", "--epochs", "1", "--quiet",
+         "--data-root", str(data_root), *args], preexec_fn=limit, capture_output=True, text=True,
+        timeout=TIMEOUT)
+
+
 def wait_for(directory, pattern, process, timeout=TIMEOUT):
     """Poll until a file matching `pattern` exists under `directory`; fail if the process ends first."""
     deadline = time.time() + timeout

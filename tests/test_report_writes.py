@@ -1,8 +1,5 @@
 """Writing a run's files when the disk says no: the record first, whole files only, a clear message."""
 import errno
-import resource
-import subprocess
-import sys
 
 import pytest
 
@@ -10,6 +7,8 @@ from gluon_bn import report
 from gluon_bn.options import RunOptions
 from gluon_bn.recipes import get_recipe
 from gluon_bn.records import EpochStats, Reproduction, VariantRun, load_result
+
+from _run_helpers import run_with_file_size_limit
 
 
 def tiny_record() -> Reproduction:
@@ -53,15 +52,8 @@ def test_a_failing_record_leaves_the_previous_one_whole(tmp_path, monkeypatch):
 
 def test_a_real_file_size_limit_exits_5_with_the_record_kept(tmp_path, fashion_root):
     """RLIMIT_FSIZE below the figure's size: training finishes, the JSON is whole, exit 5."""
-    def limit():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (30000, 30000))
-
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "gluon_bn.cli", "reproduce", "d2l-en", "--variant", "gluon",
-         "--limit", "256", "--test-limit", "128", "--epochs", "1", "--quiet",
-         "--data-root", str(fashion_root), "--out", str(out)],
-        preexec_fn=limit, capture_output=True, text=True)
+    proc = run_with_file_size_limit(30000, fashion_root, "--out", str(out))
     assert proc.returncode == 5, proc.stderr
     assert "epoch 1, loss" in proc.stdout
     assert proc.stderr.strip().startswith(

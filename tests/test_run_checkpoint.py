@@ -13,7 +13,7 @@ from gluon_bn.run.checkpoint import Checkpointer, CheckpointError, run_config, m
 from gluon_bn.run.reproduce import RunOptions
 from gluon_bn.run.training import train_ch5
 
-from _run_helpers import run_dir, tiny_setup
+from _run_helpers import run_dir, run_with_file_size_limit, tiny_setup
 
 nd = mx.nd
 
@@ -173,19 +173,9 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint_and_says_so(tmp
 
 def test_a_real_file_size_limit_on_a_checkpoint_is_exit_5_without_debris(tmp_path,
                                                                           fashion_root):
-    import resource
-    import subprocess
-    import sys
-
-    def limit():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
-
     root = tmp_path / "C"
-    proc = subprocess.run(
-        [sys.executable, "-m", "gluon_bn.cli", "reproduce", "d2l-en", "--variant", "gluon",
-         "--limit", "256", "--test-limit", "128", "--epochs", "1", "--quiet",
-         "--data-root", str(fashion_root), "--checkpoint-dir", str(root),
-         "--out", str(tmp_path / "out")], preexec_fn=limit, capture_output=True, text=True)
+    proc = run_with_file_size_limit(65536, fashion_root, "--checkpoint-dir", str(root),
+                                    "--out", str(tmp_path / "out"))
     assert proc.returncode == 5, proc.stderr
     run = root / "d2l-en" / "gluon-seed0"
     assert proc.stderr.startswith(
