@@ -36,6 +36,12 @@ def summarize(rep: Reproduction, variant: str) -> List[Dict[str, tuple]]:
             for i in range(epochs)]
 
 
+def machine(env: Dict[str, object]) -> str:
+    """Return where a record ran, from its environment: MXNet version, CPU count and model."""
+    return (f"MXNet {env['mxnet']} on {env['cpu_count']} CPU(s) "
+            f"({env.get('cpu_model') or env['processor']})")
+
+
 def _fmt(value: Optional[float], digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
@@ -60,8 +66,7 @@ def markdown_report(rep: Reproduction) -> str:
              f"{run.epochs} epoch(s), lr {run.lr}, batch {run.batch_size}, "
              f"seeds {list(run.seeds)}"
              + (f", first {run.limit} training examples" if run.limit else "")
-             + f"; MXNet {env['mxnet']} on {env['cpu_count']} CPU(s) "
-             f"({env.get('cpu_model') or env['processor']}), "
+             + f"; {machine(env)}, "
              f"{describe_runtime(env.get('threads') or {})}.",
              ""]
     if len(run.seeds) > 1:
@@ -77,6 +82,8 @@ def markdown_report(rep: Reproduction) -> str:
             lines += [f"The document ran on {printed.device}." + (f" {printed.note}." if printed.note else ""), ""]
         else:
             lines += ["The document printed no numbers for this variant.", ""]
+        if metrics == METRICS:
+            lines += _published_elsewhere(recipe, variant)
         head = ["epoch"]
         for m in metrics:
             head += ([f"{LABELS[m]} (doc)"] if theirs else []) + [f"{LABELS[m]} (ours)"]
@@ -107,6 +114,17 @@ def markdown_report(rep: Reproduction) -> str:
                   f"| gamma | {_vec(recipe.printed_gamma_beta[0])} | {_vec(first.first_bn_gamma)} |",
                   f"| beta | {_vec(recipe.printed_gamma_beta[1])} | {_vec(first.first_bn_beta)} |", ""]
     return "\n".join(lines)
+
+
+def _published_elsewhere(recipe, variant: str) -> List[str]:
+    """Return lines naming what other published runs of the lesson printed for `variant` (see results/README.md)."""
+    lines = []
+    for name, other in recipe.published_elsewhere.items():
+        for line in (line for run in other.runs if run.variant == variant for line in run.lines):
+            numbers = ", ".join(f"{LABELS[m]} {getattr(line, m):.{DIGITS[m]}f}" for m in METRICS[:3])
+            lines += [f"The `{name}` published run printed, epoch {line.epoch}: {numbers} "
+                      f"(source in results/README.md).", ""]
+    return lines
 
 
 def _vec(values: Sequence[float]) -> str:
