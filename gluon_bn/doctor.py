@@ -215,7 +215,7 @@ def check_data(data_root: Optional[str] = None, env: Optional[Dict[str, str]] = 
         if mnist_dir.resolve() == Path(directory).resolve():
             raise data.DataError("the Fashion-MNIST directory")
         data.load_arrays(data.MNIST, mnist_dir, verify=True, env=env, download=False)
-        checks.append(Check("data", OK, f"MNIST found in {mnist_dir} (structure verified)"))
+        checks.append(Check("data", OK, f"MNIST found in {mnist_dir}, verified"))
     except data.DataError:
         checks.append(Check("data", INFO, "MNIST not found: a recipe written for MNIST runs on "
                                           "Fashion-MNIST instead, or downloads it when online"))

@@ -18,6 +18,8 @@ VARIANTS = ("scratch", "gluon", "plain")
 # The documents' training loops: d2l's MXNet ``train_ch5`` (documents 001-004, reproduced as
 # :func:`gluon_bn.run.training.train_ch5`) and d2l 1.0's ``d2l.Trainer`` (document 000).
 LOOPS = ("train_ch5", "d2l.Trainer")
+# The data sets' names in prose, by the names --dataset and the records use.
+DATASET_NAMES = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,22 @@ class Recipe:
         """Return the learning rate to give ``gluon.Trainer`` when train_ch5 steps by the batch size."""
         lr = self.learning_rate if learning_rate is None else learning_rate
         return lr * self.batch_size if self.loss_reduction == "sum" else lr
+
+    def describe_dataset(self, dataset: str) -> str:
+        """Return what a run on `dataset` trained on, naming the stand-in for the document's data.
+
+        E.g. "run on MNIST", or "run on Fashion-MNIST as a stand-in for MNIST (the document's
+        data)" when `dataset` is not the document's.
+
+        Parameters
+        ----------
+        dataset : {"fashion-mnist", "mnist"}
+            What the run trained on.
+        """
+        ours, theirs = (DATASET_NAMES.get(d, d) for d in (dataset, self.dataset))
+        if dataset == self.dataset:
+            return f"run on {ours}"
+        return f"run on {ours} as a stand-in for {theirs} (the document's data)"
 
 
 def _lines(*rows: Tuple[float, ...]) -> Tuple[EpochLine, ...]:

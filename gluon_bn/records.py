@@ -206,6 +206,7 @@ class Reproduction:
     def to_json(self) -> dict:
         """Return the record as JSON-ready data (what ``STEM.json`` holds)."""
         return {"schema": SCHEMA_VERSION, "recipe": self.recipe.name, "dataset": self.run.dataset,
+                "dataset_note": self.recipe.describe_dataset(self.run.dataset),
                 "config": self.run.config(), "environment": self.environment,
                 "recipe_data": asdict(self.recipe), "runs": [r.to_json() for r in self.runs]}
 

@@ -9,12 +9,11 @@ Where the data comes from (first match wins, see `find_data_root`):
    ``dataset-fashion-mnist``),
 5. otherwise a download into (3) with MXNet's downloader and MXNet's own URLs and SHA-1 sums.
 
-Integrity: Fashion-MNIST files are checked against the SHA-256 of their *decompressed* IDX
-content, so a plain file, MXNet's ``.gz`` and Debian's re-compressed ``.gz`` all pass. For
-MNIST no reference copy was at hand to compute those sums, so its ``sha256`` entries are
-``None``: its downloads are verified by MXNet's SHA-1 of the ``.gz`` (inside MXNet's
-``download``), and at load time only the IDX structure (magic number, dimensions, length,
-counts, label range) is checked.
+Integrity: files are checked against the SHA-256 of their *decompressed* IDX content, so a
+plain file, MXNet's ``.gz`` and Debian's re-compressed ``.gz`` all pass: every Fashion-MNIST
+file and three of MNIST's. MNIST's training images, whose content sum is not known here,
+pass as MXNet's original ``.gz`` (its SHA-1) or else on their structure alone, with a
+`DataWarning`. :mod:`gluon_bn.data.idx` says which check applies where and whence the sums.
 
 Two input pipelines give the same batches for the same seed:
 
@@ -30,9 +29,10 @@ and ``load_state_dict(state)`` restores it (checkpoints use these to resume exac
 
 The package, one module per concern (each imports only the ones above it):
 
-* :mod:`gluon_bn.data.sources`: the data set specs (`IdxDataset`, `FASHION_MNIST`, `MNIST`),
-  where the files are looked for, how to get them, and the download;
-* :mod:`gluon_bn.data.idx`: reading and verifying IDX files (`read_idx`), and `load_arrays`;
+* :mod:`gluon_bn.data.sources`: the data set specs (`IdxDataset`, `FASHION_MNIST`, `MNIST`,
+  `SPECS` by name), where the files are looked for, how to get them, and the download;
+* :mod:`gluon_bn.data.idx`: reading and verifying IDX files (`read_idx`, `verify_files`,
+  `identify`), and `load_arrays`;
 * :mod:`gluon_bn.data.order`: the epoch order and its state (`EpochShuffleSampler`);
 * :mod:`gluon_bn.data.pipelines`: the two pipelines and `load_data`,
   `load_data_fashion_mnist`, `load_data_mnist`;
@@ -47,10 +47,10 @@ from __future__ import annotations
 # this package (_mxnet_home by the doctor, _download by tests, the argument checks) are
 # re-exported, so every import of gluon_bn.data keeps working. To replace a helper in a test,
 # patch the module that calls it (e.g. gluon_bn.data.sources._download), not this package.
-from gluon_bn.data.sources import (ENV_VAR, FASHION_MNIST, MNIST, DataError, IdxDataset,
-                                   PathLike, _download, _mxnet_home, find_data_root,
-                                   mxnet_sources)
-from gluon_bn.data.idx import load_arrays, read_idx
+from gluon_bn.data.sources import (ENV_VAR, FASHION_MNIST, MNIST, SPECS, DataError,
+                                   DataWarning, IdxDataset, PathLike, _download, _mxnet_home,
+                                   default_dirs, find_data_root, mxnet_sources, spec_for)
+from gluon_bn.data.idx import identify, load_arrays, read_idx, verify_files
 from gluon_bn.data.order import ORDER_STATE_KIND, EpochShuffleSampler
 from gluon_bn.data.pipelines import (PIPELINES, D2lBatchIterator, FastBatchIterator, Resize,
                                      _check_positive_int, _check_resize, load_data,
@@ -58,15 +58,21 @@ from gluon_bn.data.pipelines import (PIPELINES, D2lBatchIterator, FastBatchItera
 
 __all__ = [
     "DataError",
+    "DataWarning",
     "IdxDataset",
     "FASHION_MNIST",
     "MNIST",
+    "SPECS",
     "ENV_VAR",
     "PIPELINES",
+    "spec_for",
     "read_idx",
     "mxnet_sources",
+    "default_dirs",
     "find_data_root",
     "load_arrays",
+    "verify_files",
+    "identify",
     "ORDER_STATE_KIND",
     "EpochShuffleSampler",
     "D2lBatchIterator",

@@ -1,31 +1,42 @@
-"""Reading and verifying IDX files: `read_idx`, and `load_arrays` for a whole data set.
+"""Reading and verifying IDX files: `read_idx`, `load_arrays`, `verify_files` and `identify`.
 
 An IDX file may be plain or gzipped (recognised by its magic bytes, not its name). Its magic
 number, dimensions and length are checked on every read; `load_arrays` also checks each
 file's counts, image shape and label range against its `IdxDataset`.
 
-Integrity: Fashion-MNIST files are checked against the SHA-256 of their *decompressed* IDX
-content, so a plain file, MXNet's ``.gz`` and Debian's re-compressed ``.gz`` all pass. For
-MNIST no reference copy was at hand to compute those sums, so its ``sha256`` entries are
-``None``: its downloads are verified by MXNet's SHA-1 of the ``.gz`` (inside MXNet's
-``download``), and at load time only the IDX structure (magic number, dimensions, length,
-counts, label range) is checked.
+Integrity, file by file, with ``verify=True`` (the default):
+
+* **Fashion-MNIST, all four files** and **MNIST, training labels and both test files**: the
+  SHA-256 of the *decompressed* IDX content must match the spec's, so a plain file, the
+  original ``.gz`` and a re-compressed ``.gz`` (Debian's) all pass, and nothing else does.
+  Fashion-MNIST's sums were computed from Debian's ``dataset-fashion-mnist``; MNIST's from
+  copies of the original ``.gz`` files whose MD5 and SHA-1 equal those torchvision and MXNet
+  publish (see :data:`gluon_bn.data.sources.MNIST`).
+* **MNIST training images** (no reference copy of its content was at hand): a ``.gz`` whose
+  SHA-1 equals the one MXNet's ``gluon.data.vision.MNIST`` checks (read from MXNet at run
+  time) is the original file, byte for byte. Any other copy (plain, or re-compressed) is
+  accepted on its structure alone: magic number, dimensions, length, 60000 images of 28x28;
+  a `DataWarning` says so. A download is checked by MXNet against that SHA-1 in any case.
+
+A file whose content is another known set's (Fashion-MNIST's labels where MNIST's belong)
+gets a checksum error that says which set it is from; `identify` tells the sets apart.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
 import math
+import warnings
 import zlib
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from gluon_bn.data.sources import (FASHION_MNIST, DataError, IdxDataset, PathLike, _file_in,
-                                   find_data_root)
+from gluon_bn.data.sources import (FASHION_MNIST, SPECS, DataError, DataWarning, IdxDataset,
+                                   PathLike, _file_in, find_data_root, mxnet_sources)
 
-__all__ = ["read_idx", "load_arrays"]
+__all__ = ["read_idx", "load_arrays", "verify_files", "identify"]
 
 
 # IDX magic numbers: two zero bytes, the element type (0x08 = unsigned byte) and the number
@@ -37,12 +48,17 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 # --------------------------------------------------------------------------- reading IDX
 
-def _read_idx_bytes(path: Path) -> bytes:
-    """Return the decompressed content of an IDX file (gzip detected by its magic bytes)."""
+def _read_raw(path: Path) -> bytes:
+    """Return the bytes of a file as stored (compressed or not)."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as err:
         raise DataError(f"cannot read the IDX file {path}:\n  {err}") from err
+
+
+def _read_idx_bytes(path: Path, raw: Optional[bytes] = None) -> bytes:
+    """Return the decompressed content of an IDX file (gzip detected by its magic bytes)."""
+    raw = _read_raw(path) if raw is None else raw
     if raw[:2] != _GZIP_MAGIC:
         return raw
     try:
@@ -121,23 +137,53 @@ def _fix_hint(spec: IdxDataset, path: Path) -> str:
     return "How to fix:\n" + "\n".join(hints)
 
 
+def _owner(index: int, sha256: str) -> Optional[str]:
+    """The name of the known set whose file number `index` has this content, if any."""
+    return next((s.name for s in SPECS.values() if s.sha256[index] == sha256), None)
+
+
+def _check_sha256(spec: IdxDataset, index: int, path: Path, data: bytes) -> None:
+    """Raise DataError unless the decompressed content has the spec's SHA-256."""
+    want, got = spec.sha256[index], hashlib.sha256(data).hexdigest()
+    if got == want:
+        return
+    owner = _owner(index, got)
+    whose = (f"  This is {owner}'s {spec.files[index]}, not {spec.name}'s.\n"
+             if owner and owner != spec.name else "")
+    raise DataError(
+        f"checksum mismatch for {path} ({spec.name}):\n"
+        f"  SHA-256 of the decompressed content is {got}\n"
+        f"  expected                               {want}\n" + whose + _fix_hint(spec, path))
+
+
+def _check_original_gz(spec: IdxDataset, index: int, path: Path, raw: bytes) -> None:
+    """For a file without a content checksum: is it MXNet's original .gz? Warn if not."""
+    if spec.mxnet_class is not None and raw[:2] == _GZIP_MAGIC:
+        if hashlib.sha1(raw).hexdigest() == mxnet_sources(spec)[index][2]:
+            return
+        form = "a .gz other than the original (re-compressed?)"
+    else:
+        form = "a plain file" if raw[:2] != _GZIP_MAGIC else "a .gz"
+    warnings.warn(
+        f"{path} ({spec.name}) is {form}; no checksum of its content is known, so only its "
+        f"structure and counts were checked", DataWarning, stacklevel=2)
+
+
+def _check_order(spec: IdxDataset) -> list:
+    """File indices, those with a content checksum first (a wrong set fails before a warning)."""
+    return sorted(range(4), key=lambda index: spec.sha256[index] is None)
+
+
 def _load_file(spec: IdxDataset, directory: Path, index: int, verify: bool) -> np.ndarray:
     """Read file number `index` of `spec` from `directory` and check hash and structure."""
     name = spec.files[index]
     path = _file_in(directory, name)
     if path is None:
         raise DataError(f"{directory} lacks {name} (plain or .gz).")
-    data = _read_idx_bytes(path)
-    want = spec.sha256[index]
-    if verify and want is not None:
-        got = hashlib.sha256(data).hexdigest()
-        if got != want:
-            raise DataError(
-                f"checksum mismatch for {path} ({spec.name}):\n"
-                f"  SHA-256 of the decompressed content is {got}\n"
-                f"  expected                               {want}\n"
-                + _fix_hint(spec, path)
-            )
+    raw = _read_raw(path)
+    data = _read_idx_bytes(path, raw)
+    if verify and spec.sha256[index] is not None:
+        _check_sha256(spec, index, path, data)
     array = _parse_idx(data, path)
     is_images = index % 2 == 0  # files alternate images, labels
     count = spec.num_train if index < 2 else spec.num_test
@@ -149,6 +195,8 @@ def _load_file(spec: IdxDataset, directory: Path, index: int, verify: bool) -> n
     if not is_images and array.size and int(array.max()) >= spec.num_classes:
         raise DataError(f"{path} has label {int(array.max())}, "
                         f"expected 0..{spec.num_classes - 1}.\n" + _fix_hint(spec, path))
+    if verify and spec.sha256[index] is None:
+        _check_original_gz(spec, index, path, raw)
     return array
 
 
@@ -181,5 +229,61 @@ def load_arrays(spec: IdxDataset = FASHION_MNIST, root: Optional[PathLike] = Non
         If the files are missing, unreadable, corrupt, or fail a check.
     """
     directory = find_data_root(spec, root, env=env, system_dirs=system_dirs, download=download)
-    train_x, train_y, test_x, test_y = (_load_file(spec, directory, i, verify) for i in range(4))
+    loaded = {i: _load_file(spec, directory, i, verify) for i in _check_order(spec)}
+    train_x, train_y, test_x, test_y = (loaded[i] for i in range(4))
     return train_x, train_y.astype(np.int32), test_x, test_y.astype(np.int32)
+
+
+def verify_files(spec: IdxDataset, directory: PathLike, *, verify: bool = True) -> Path:
+    """Check the four files of `spec` in `directory` as `load_arrays` does, keeping nothing.
+
+    Parameters
+    ----------
+    spec : IdxDataset
+        The data set the files should hold.
+    directory : str or os.PathLike
+        A directory holding the four files (see `find_data_root`).
+    verify : bool
+        Check content checksums where the spec has them (structure is always checked).
+
+    Returns
+    -------
+    pathlib.Path
+        `directory`.
+
+    Raises
+    ------
+    DataError
+        At the first file that is missing, unreadable or fails a check.
+    """
+    directory = Path(directory)
+    for index in _check_order(spec):
+        _load_file(spec, directory, index, verify)
+    return directory
+
+
+def identify(directory: PathLike) -> Optional[str]:
+    """Return the name in `SPECS` of the known set whose training labels `directory` holds.
+
+    Only that file (the smallest with a checksum in every spec) is read, so this is quick;
+    it names the set, it does not verify it (`verify_files` does).
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        A directory holding a ``train-labels-idx1-ubyte`` file, plain or gzipped.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"fashion-mnist"``; None when the file is absent, unreadable or unknown.
+    """
+    index = 1  # train labels: the same name in every spec of SPECS
+    path = _file_in(Path(directory), FASHION_MNIST.files[index])
+    if path is None:
+        return None
+    try:
+        digest = hashlib.sha256(_read_idx_bytes(path)).hexdigest()
+    except DataError:
+        return None
+    return next((key for key, spec in SPECS.items() if spec.sha256[index] == digest), None)

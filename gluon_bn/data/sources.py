@@ -13,7 +13,9 @@ Where the files are looked for (first match wins, see `find_data_root`):
    (`mxnet_sources`).
 
 When nothing is found, the `DataError` lists every place looked at and how to get the data.
-Reading and verifying the files is :mod:`gluon_bn.data.idx`'s job.
+Reading and verifying the files (which check applies to which file) is
+:mod:`gluon_bn.data.idx`'s job. Code that picks a set by its ``--dataset`` name goes through
+`SPECS` (:func:`spec_for`), so a test can put a tiny set in MNIST's place.
 """
 from __future__ import annotations
 
@@ -22,17 +24,21 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Tuple, Union
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 from gluon_bn._mxnet import mx
 
 __all__ = [
     "DataError",
+    "DataWarning",
     "IdxDataset",
     "FASHION_MNIST",
     "MNIST",
+    "SPECS",
     "ENV_VAR",
+    "spec_for",
     "mxnet_sources",
+    "default_dirs",
     "find_data_root",
 ]
 
@@ -47,6 +53,10 @@ _MXNET_REPO_PREFIX = "gluon/dataset/"
 
 class DataError(Exception):
     """The data set could not be found, read or verified; the message says how to fix it."""
+
+
+class DataWarning(UserWarning):
+    """A data file was accepted with a weaker check than a checksum of its content."""
 
 
 @dataclass(frozen=True)
@@ -137,13 +147,48 @@ MNIST = IdxDataset(
     files=_MNIST_FILES,
     num_train=60000,
     num_test=10000,
-    # No local copy to hash: downloads are checked by MXNet's SHA-1 of the .gz, loads by
-    # structure and counts only (see the module docstring).
-    sha256=(None, None, None, None),
+    # SHA-256 of the decompressed IDX bytes, computed (gzip.decompress, hashlib.sha256) from
+    # the .gz files of github.com/fgnt/mnist (commit ae608a0), byte for byte the originals:
+    # their MD5s are those torchvision's MNIST.resources lists, their SHA-1s those MXNet
+    # 1.9.1's vision.MNIST checks. The copy at hand lacked the training images, so that file
+    # has no sum: gluon_bn.data.idx checks its .gz against MXNet's SHA-1, else its structure.
+    sha256=(
+        None,
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    ),
     mxnet_class="MNIST",
     system_dirs=("/usr/share/datasets/mnist",),
     apt_package=None,
 )
+
+# The data sets by the names ``--dataset`` and the records use.
+SPECS = {"fashion-mnist": FASHION_MNIST, "mnist": MNIST}
+
+
+def spec_for(name: str) -> IdxDataset:
+    """Return the spec of the data set called `name` in `SPECS` ("fashion-mnist", "mnist").
+
+    Parameters
+    ----------
+    name : str
+        A key of `SPECS`, as ``--dataset`` and a record's ``dataset`` spell it.
+
+    Returns
+    -------
+    IdxDataset
+        The spec now registered under that name.
+
+    Raises
+    ------
+    ValueError
+        For a name that is not in `SPECS`.
+    """
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(SPECS)}") from None
 
 
 # --------------------------------------------------------------------------- finding the files
@@ -225,8 +270,8 @@ def _how_to_get(spec: IdxDataset, mxnet_dir: Path) -> str:
     if spec.apt_package:
         where = f" (installs {spec.system_dirs[0]})" if spec.system_dirs else ""
         lines.append(f"  - sudo apt-get install {spec.apt_package}{where}")
-    lines.append(f"  - or set {ENV_VAR} (or pass --data-root / root=) to a directory holding the "
-                 "four files")
+    lines.append(f"  - {'or ' if spec.apt_package else ''}set {ENV_VAR} (or pass --data-root / "
+                 "root=) to a directory holding the four files")
     lines.append(f"  - or connect to the internet: MXNet then downloads them into {mxnet_dir}")
     lines.append("Files needed, each plain or gzipped (.gz): " + ", ".join(spec.files))
     return "\n".join(lines)
@@ -254,6 +299,28 @@ def _download(spec: IdxDataset, target: Path, retries: int) -> None:
         if _file_in(target, stem) is None:
             mx.gluon.utils.download(url, path=str(target / name), sha1_hash=sha1,
                                     retries=retries)
+
+
+def default_dirs(spec: IdxDataset, *, env: Optional[Mapping[str, str]] = None,
+                 system_dirs: Optional[Sequence[PathLike]] = None) -> List[Path]:
+    """Return the directories searched when no root is given: MXNet's, then the system ones.
+
+    Parameters
+    ----------
+    spec : IdxDataset
+        The data set.
+    env : mapping, optional
+        Environment to read ``MXNET_HOME`` from; ``os.environ`` by default.
+    system_dirs : sequence of path, optional
+        System directories; ``spec.system_dirs`` by default.
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``$MXNET_HOME/datasets/<namespace>`` (where downloads go) first.
+    """
+    dirs = spec.system_dirs if system_dirs is None else system_dirs
+    return [_mxnet_home(env) / "datasets" / spec.namespace] + [Path(d) for d in dirs]
 
 
 def find_data_root(spec: IdxDataset, root: Optional[PathLike] = None, *,
@@ -296,7 +363,8 @@ def find_data_root(spec: IdxDataset, root: Optional[PathLike] = None, *,
         download was disabled or failed; the message lists every place looked at.
     """
     environ = os.environ if env is None else env
-    mxnet_dir = _mxnet_home(env) / "datasets" / spec.namespace
+    looked = default_dirs(spec, env=env, system_dirs=system_dirs)
+    mxnet_dir = looked[0]
 
     explicit = [("the root argument", root), (f"${ENV_VAR}", environ.get(ENV_VAR) or None)]
     for label, value in explicit:
@@ -313,8 +381,6 @@ def find_data_root(spec: IdxDataset, root: Optional[PathLike] = None, *,
             + _how_to_get(spec, mxnet_dir)
         )
 
-    dirs = [Path(d) for d in (spec.system_dirs if system_dirs is None else system_dirs)]
-    looked = [mxnet_dir] + dirs
     found = _complete_dir(looked, spec)
     if found is not None:
         return found

@@ -60,7 +60,7 @@ def markdown_report(rep: Reproduction) -> str:
     recipe, run, env = rep.recipe, rep.run, rep.environment
     lines = [f"# {recipe.name}: {recipe.title}", "",
              f"Source: `{recipe.source_file}`, {recipe.section}.", "",
-             f"Ours: dataset {run.dataset}, device {env['device']}, loop `{run.loop}`, "
+             f"Ours: {recipe.describe_dataset(run.dataset)}, device {env['device']}, loop `{run.loop}`, "
              f"pipeline `{run.pipeline}`, BN implementation `{run.bn_impl}`, "
              f"hybridize `{run.hybridize}`, "
              f"{run.epochs} epoch(s), lr {run.lr}, batch {run.batch_size}, "

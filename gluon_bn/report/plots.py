@@ -36,7 +36,8 @@ def plot_curves(rep: Reproduction, path: Path) -> None:
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{recipe.name} on {rep.run.dataset} ({rep.loop} loop)", fontsize=10)
+    fig.suptitle(f"{recipe.name}, {recipe.describe_dataset(rep.run.dataset)} ({rep.loop} loop)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -1,6 +1,7 @@
 """Run a recipe: resolve its options, train each variant and seed with its loop, record the outcome."""
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,27 +18,76 @@ from gluon_bn.report import environment, write_outputs
 from gluon_bn.run.training import seed_everything, train_ch5
 
 
-def resolve_dataset(recipe: Recipe, options: RunOptions, file: TextIO) -> str:
-    """Return the dataset to train on; for "auto", say so when falling back from MNIST."""
+def resolve_dataset(recipe: Recipe, options: RunOptions, file: TextIO, *,
+                    download: bool = True) -> str:
+    """Return the data set a run trains on; for "auto", MNIST where its files verify.
+
+    A recipe written for MNIST (document 004) trains on MNIST when its four files are on the
+    search path (``--data-root``, ``$GLUON_BN_DATA``, ``$MXNET_HOME/datasets/mnist``,
+    ``/usr/share/datasets/mnist``) or can be downloaded, and pass every check of
+    :mod:`gluon_bn.data.idx`. Otherwise it falls back to Fashion-MNIST and prints a note
+    saying why; its record and reports then say "run on Fashion-MNIST as a stand-in for
+    MNIST" (:meth:`gluon_bn.recipes.Recipe.describe_dataset`).
+
+    Parameters
+    ----------
+    recipe : Recipe
+        The document.
+    options : RunOptions
+        Its ``dataset`` ("auto" or a name) and ``data_root``.
+    file : text stream
+        Where the note goes.
+    download : bool
+        Whether MNIST may be downloaded (into MXNet's data directory) when not found.
+
+    Returns
+    -------
+    str
+        "mnist" or "fashion-mnist".
+
+    Raises
+    ------
+    DataError
+        When MNIST's files are found but fail a check and are not another known set's: a
+        corrupt MNIST is reported, not silently replaced.
+    """
     if options.dataset != "auto":
         return options.dataset
-    if recipe.dataset == "mnist":
-        try:
-            gdata.find_data_root(gdata.MNIST, options.data_root)
-            return "mnist"
-        except gdata.DataError:
-            print(f"note: {recipe.name} trained on MNIST digits, which cannot be found or "
-                  f"downloaded here; running it on Fashion-MNIST instead (reports say so). "
-                  f"Use --dataset mnist where MNIST is available.", file=file)
-            return "fashion-mnist"
-    return recipe.dataset
+    if recipe.dataset != "mnist":
+        return recipe.dataset
+    spec = gdata.spec_for("mnist")
+    stand_in = (f"{recipe.name} runs on Fashion-MNIST as a stand-in for MNIST (its record and "
+                f"reports say so)")
+    try:
+        directory = gdata.find_data_root(spec, options.data_root, download=download)
+    except gdata.DataError:
+        env_dir = os.environ.get(gdata.ENV_VAR)
+        if options.data_root or env_dir:  # an explicit directory: nothing else was tried
+            missing = (f"not in --data-root {options.data_root}" if options.data_root
+                       else f"not in ${gdata.ENV_VAR} ({env_dir})")
+        else:
+            missing = (f"not in {', '.join(str(d) for d in gdata.default_dirs(spec))} and "
+                       + ("could not be downloaded" if download else "were not downloaded"))
+        print(f"note: {recipe.name} trained on MNIST digits, which are {missing}: {stand_in}. "
+              f"To train on MNIST, pass --data-root DIR holding its four files.", file=file)
+        return "fashion-mnist"
+    try:
+        gdata.verify_files(spec, directory)
+    except gdata.DataError:
+        found = gdata.identify(directory)
+        if found in (None, "mnist"):
+            raise
+        print(f"note: {directory} holds {gdata.spec_for(found).name}, not MNIST: {stand_in}.",
+              file=file)
+        return found
+    return "mnist"
 
 
 def load_data(run: ResolvedRun, seed: int):
     """Return (train_iter, test_iter) of the run's data set for one seed (train_ch5's pipelines)."""
-    spec = gdata.MNIST if run.dataset == "mnist" else gdata.FASHION_MNIST
-    return gdata.load_data(spec, run.batch_size, root=run.data_root, pipeline=run.pipeline,
-                           seed=seed, limit=run.limit, test_limit=run.test_limit)
+    return gdata.load_data(gdata.spec_for(run.dataset), run.batch_size, root=run.data_root,
+                           pipeline=run.pipeline, seed=seed, limit=run.limit,
+                           test_limit=run.test_limit)
 
 
 def run_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
