@@ -121,6 +121,11 @@ def test_another_sets_file_is_named_and_identified(tmp_path, monkeypatch):
     note = io.StringIO()  # "auto" with --data-root on Fashion-MNIST: the stand-in, said so
     assert resolve_dataset(RECIPE, RunOptions(data_root=str(root)), note) == "fashion-mnist"
     assert "holds Fashion-MNIST, not MNIST" in note.getvalue()
+    # The file without a content sum (MNIST's training images) is still not another set's.
+    without_sum = D.SPECS["mnist"].replace(sha256=(None, *D.SPECS["mnist"].sha256[1:]))
+    mixed = write_set(tmp_path / "mixed", (fashion[0], *mnist[1:]))
+    with pytest.raises(D.DataError, match="is not MNIST's:\n  This is Fashion-MNIST's train-images"):
+        D.verify_files(without_sum, mixed)
 
 
 @needs_debian

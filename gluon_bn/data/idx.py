@@ -16,7 +16,8 @@ Integrity, file by file, with ``verify=True`` (the default):
   SHA-1 equals the one MXNet's ``gluon.data.vision.MNIST`` checks (read from MXNet at run
   time) is the original file, byte for byte. Any other copy (plain, or re-compressed) is
   accepted on its structure alone: magic number, dimensions, length, 60000 images of 28x28;
-  a `DataWarning` says so. A download is checked by MXNet against that SHA-1 in any case.
+  a `DataWarning` says so; Fashion-MNIST's training images are refused by their SHA-256.
+  A download is checked by MXNet against that SHA-1 in any case.
 
 A file whose content is another known set's (Fashion-MNIST's labels where MNIST's belong)
 gets a checksum error that says which set it is from; `identify` tells the sets apart.
@@ -142,22 +143,32 @@ def _owner(index: int, sha256: str) -> Optional[str]:
     return next((s.name for s in SPECS.values() if s.sha256[index] == sha256), None)
 
 
+def _not_another_sets(spec: IdxDataset, index: int, got: str) -> str:
+    """The line naming the set a wrong file belongs to ("" when it is no known set's)."""
+    owner = _owner(index, got)
+    if owner and owner != spec.name:
+        return f"  This is {owner}'s {spec.files[index]}, not {spec.name}'s.\n"
+    return ""
+
+
 def _check_sha256(spec: IdxDataset, index: int, path: Path, data: bytes) -> None:
     """Raise DataError unless the decompressed content has the spec's SHA-256."""
     want, got = spec.sha256[index], hashlib.sha256(data).hexdigest()
     if got == want:
         return
-    owner = _owner(index, got)
-    whose = (f"  This is {owner}'s {spec.files[index]}, not {spec.name}'s.\n"
-             if owner and owner != spec.name else "")
     raise DataError(
         f"checksum mismatch for {path} ({spec.name}):\n"
         f"  SHA-256 of the decompressed content is {got}\n"
-        f"  expected                               {want}\n" + whose + _fix_hint(spec, path))
+        f"  expected                               {want}\n"
+        + _not_another_sets(spec, index, got) + _fix_hint(spec, path))
 
 
-def _check_original_gz(spec: IdxDataset, index: int, path: Path, raw: bytes) -> None:
-    """For a file without a content checksum: is it MXNet's original .gz? Warn if not."""
+def _check_without_sum(spec: IdxDataset, index: int, path: Path, raw: bytes,
+                       data: bytes) -> None:
+    """A file whose content sum is unknown: refuse another set's, warn unless MXNet's .gz."""
+    other = _not_another_sets(spec, index, hashlib.sha256(data).hexdigest())
+    if other:
+        raise DataError(f"{path} is not {spec.name}'s:\n{other}" + _fix_hint(spec, path))
     if spec.mxnet_class is not None and raw[:2] == _GZIP_MAGIC:
         if hashlib.sha1(raw).hexdigest() == mxnet_sources(spec)[index][2]:
             return
@@ -196,7 +207,7 @@ def _load_file(spec: IdxDataset, directory: Path, index: int, verify: bool) -> n
         raise DataError(f"{path} has label {int(array.max())}, "
                         f"expected 0..{spec.num_classes - 1}.\n" + _fix_hint(spec, path))
     if verify and spec.sha256[index] is None:
-        _check_original_gz(spec, index, path, raw)
+        _check_without_sum(spec, index, path, raw, data)
     return array
 
 
