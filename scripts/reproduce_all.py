@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reproduce every document at full length with three seeds, as published under results/.
+"""Regenerate every record under results/ with seeds 0 1 2, one process per record (`--dry-run` lists them).
 
 Extra arguments go to each `gluon-bn reproduce` call (e.g. `--limit 2000 --epochs 1 --out /tmp/try`
 to try it quickly). Document 004 runs on Fashion-MNIST here; where MNIST downloads, run
@@ -7,7 +7,7 @@ to try it quickly). Document 004 runs on Fashion-MNIST here; where MNIST downloa
 """
 import sys
 
-from gluon_bn.cli import reproduce_all
+from gluon_bn.published import main
 
 if __name__ == "__main__":
-    sys.exit(reproduce_all(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))

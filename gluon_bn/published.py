@@ -1,0 +1,173 @@
+"""Regenerate the published results (``scripts/reproduce_all.py``), or list what that would run.
+
+Every record under ``results/`` comes from one ``gluon-bn reproduce`` command of
+:data:`gluon_bn.cli.PUBLISHED_RUNS`, with seeds 0 1 2 and the package's current defaults for
+everything the command does not name. Each command runs in its own process, so that each
+starts MXNet with the engine and threads its own options choose (they cannot change once
+MXNet is loaded). ``--dry-run`` lists the commands, the record each writes, what it trains
+(loop, pipeline, BN implementation, hybridization, data) and how long it should take by the
+times of the record it replaces, without training anything.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+from gluon_bn.cli import (EXIT_INTERRUPTED, PUBLISHED_OPTIONS, PUBLISHED_RUNS, build_parser,
+                          run_options)
+from gluon_bn.options import ResolvedRun
+from gluon_bn.records import Reproduction, load_result
+
+
+def published_commands(extra: Sequence[str] = ()) -> List[List[str]]:
+    """Return the ``gluon-bn`` argument lists that regenerate results/, `extra` appended to each."""
+    return [["reproduce", name, *PUBLISHED_OPTIONS, *options, *extra]
+            for name, options in PUBLISHED_RUNS]
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One command of the regeneration, resolved as ``gluon-bn reproduce`` would resolve it.
+
+    Attributes
+    ----------
+    argv : tuple of str
+        The ``gluon-bn`` arguments.
+    run : ResolvedRun
+        What it trains, every default decided.
+    record : Path
+        The JSON record it writes (and replaces).
+    estimate : float, optional
+        Seconds it should take by the times of the record it replaces; None without one.
+    """
+
+    argv: Tuple[str, ...]
+    run: ResolvedRun
+    record: Path
+    estimate: Optional[float]
+
+    @property
+    def trainings(self) -> int:
+        """Return how many networks it trains: variants times seeds."""
+        return len(self.run.variants) * len(self.run.seeds)
+
+
+def estimate_seconds(run: ResolvedRun, previous: Reproduction) -> Optional[float]:
+    """Return how long `run` should take, by the mean seconds per epoch of each variant in `previous`."""
+    total = 0.0
+    for variant in run.variants:
+        seconds = [e.seconds for r in previous.runs_of(variant) for e in r.history]
+        if not seconds:
+            return None
+        total += sum(seconds) / len(seconds) * run.epochs * len(run.seeds)
+    return total
+
+
+def plan(extra: Sequence[str] = ()) -> List[PlannedRun]:
+    """Return every command of the regeneration, resolved, with the record it writes.
+
+    Parameters
+    ----------
+    extra : sequence of str
+        Arguments appended to every command, as ``scripts/reproduce_all.py`` passes them on.
+    """
+    from gluon_bn.recipes import get_recipe
+    from gluon_bn.run.reproduce import output_stem  # loads MXNet, for the exact file name
+
+    parser = build_parser()
+    planned = []
+    for argv in published_commands(extra):
+        args = parser.parse_args(argv)
+        run = run_options(args).resolve(get_recipe(args.recipe))
+        record = args.out / f"{output_stem(run)}.json"
+        try:
+            estimate = estimate_seconds(run, load_result(record)) if record.exists() else None
+        except ValueError:  # not a record: nothing to estimate by
+            estimate = None
+        planned.append(PlannedRun(tuple(argv), run, record, estimate))
+    return planned
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
+
+
+def format_plan(planned: Sequence[PlannedRun]) -> str:
+    """Return the ``--dry-run`` listing: totals, then each command with what it writes and trains."""
+    known = [p.estimate for p in planned if p.estimate is not None]
+    epochs = sum(p.trainings * p.run.epochs for p in planned)
+    time = f"about {_duration(sum(known))} by the times of the records they replace" \
+        if known else "no estimate (no earlier records)"
+    if known and len(known) < len(planned):
+        time += f" ({len(planned) - len(known)} without an earlier record not counted)"
+    lines = [f"would run {len(planned)} commands, each in its own process: "
+             f"{sum(p.trainings for p in planned)} trainings (variant x seed), {epochs} epochs; "
+             f"{time}.", ""]
+    for i, p in enumerate(planned, 1):
+        run = p.run
+        lines += [f"{i}. gluon-bn {shlex.join(p.argv)}",
+                  f"   writes {p.record}: {', '.join(run.variants)} x seeds "
+                  f"{' '.join(map(str, run.seeds))} x {run.epochs} epochs; loop {run.loop}, "
+                  f"pipeline {run.pipeline}, BN {run.bn_impl}, hybridize {run.hybridize}, "
+                  f"{run.dataset}" + (f", first {run.limit} examples" if run.limit else "")
+                  + (f"; about {_duration(p.estimate)}" if p.estimate is not None else "")]
+    folders = sorted({p.record.parent for p in planned})
+    left = sorted({path for folder in folders for path in folder.glob("*.json")}
+                  - {p.record for p in planned})
+    lines += ["", "Every record also names the machine it ran on (CPU model and count, MXNet, "
+                  "engine and threads).",
+              "Records there that no command rewrites: "
+              + (", ".join(map(str, left)) if left else "none") + "."]
+    return "\n".join(lines)
+
+
+def _ignore(signum, frame) -> None:
+    """While a command runs, Ctrl-C is the child's to handle (it saves what finished)."""
+
+
+def reproduce_all(extra: Sequence[str] = ()) -> int:
+    """Run every published command, each in its own process; return the worst exit status.
+
+    Stops after a command that was interrupted (exit status 130) and returns that status.
+    """
+    worst = 0
+    for argv in published_commands(extra):
+        print(f"$ gluon-bn {shlex.join(argv)}", flush=True)
+        previous = signal.signal(signal.SIGINT, _ignore)  # a handler, so the child gets the default
+        try:
+            code = subprocess.run([sys.executable, "-m", "gluon_bn.cli", *argv]).returncode
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if code == EXIT_INTERRUPTED:
+            return code
+        worst = max(worst, code)
+    return worst
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``scripts/reproduce_all.py [--dry-run] [REPRODUCE OPTIONS]``: regenerate results/, or list it."""
+    parser = argparse.ArgumentParser(
+        prog="scripts/reproduce_all.py", allow_abbrev=False,
+        description="Regenerate every record under results/ (seeds 0 1 2, the package's "
+                    "current defaults), one `gluon-bn reproduce` process per record. Other "
+                    "arguments are appended to every command (e.g. --limit 2000 --epochs 1 "
+                    "--out /tmp/try to try it quickly).")
+    parser.add_argument("--dry-run", "--list", action="store_true", dest="dry_run",
+                        help="print the commands, what each writes and trains, and the "
+                             "estimated time, without training")
+    args, extra = parser.parse_known_args(argv)
+    if args.dry_run:
+        try:
+            print(format_plan(plan(extra)), flush=True)
+        except BrokenPipeError:  # `--dry-run | head`: the reader left, nothing is wrong
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return reproduce_all(extra)
