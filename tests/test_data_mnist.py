@@ -124,7 +124,7 @@ def test_another_sets_file_is_named_and_identified(tmp_path, monkeypatch):
     # The file without a content sum (MNIST's training images) is still not another set's.
     without_sum = D.SPECS["mnist"].replace(sha256=(None, *D.SPECS["mnist"].sha256[1:]))
     mixed = write_set(tmp_path / "mixed", (fashion[0], *mnist[1:]))
-    with pytest.raises(D.DataError, match="is not MNIST's:\n  This is Fashion-MNIST's train-images"):
+    with pytest.raises(D.DataError, match="not MNIST's:\n  This is Fashion-MNIST's train-images"):
         D.verify_files(without_sum, mixed)
 
 
@@ -139,7 +139,7 @@ def test_debians_fashion_mnist_is_not_taken_for_mnist():
     assert STAND_IN.replace("run on", "runs on") in note.getvalue()
 
 
-# --------------------------------------------------------------------------- auto: MNIST or the stand-in
+# ------------------------------------------------------------------ auto: MNIST or the stand-in
 
 def test_auto_without_mnist_falls_back_with_a_note_and_labelled_records(isolated):
     note = io.StringIO()
