@@ -27,7 +27,13 @@ from gluon_bn.records import Reproduction, load_result
 
 
 def published_commands(extra: Sequence[str] = ()) -> List[List[str]]:
-    """Return the ``gluon-bn`` argument lists that regenerate results/, `extra` appended to each."""
+    """Return the ``gluon-bn`` argument lists that regenerate results/, `extra` appended to each.
+
+    Parameters
+    ----------
+    extra : sequence of str
+        ``gluon-bn reproduce`` arguments; given last, they win over the published ones.
+    """
     return [["reproduce", name, *PUBLISHED_OPTIONS, *options, *extra]
             for name, options in PUBLISHED_RUNS]
 
@@ -60,7 +66,15 @@ class PlannedRun:
 
 
 def estimate_seconds(run: ResolvedRun, previous: Reproduction) -> Optional[float]:
-    """Return how long `run` should take, by the mean seconds per epoch of each variant in `previous`."""
+    """Return how long `run` should take, by the mean seconds per epoch of each variant in `previous`.
+
+    Parameters
+    ----------
+    run : ResolvedRun
+        What will run (variants, seeds, epochs).
+    previous : Reproduction
+        The record it replaces; None is returned when a variant of `run` is missing there.
+    """
     total = 0.0
     for variant in run.variants:
         seconds = [e.seconds for r in previous.runs_of(variant) for e in r.history]
@@ -101,7 +115,13 @@ def _duration(seconds: float) -> str:
 
 
 def format_plan(planned: Sequence[PlannedRun]) -> str:
-    """Return the ``--dry-run`` listing: totals, then each command with what it writes and trains."""
+    """Return the ``--dry-run`` listing: totals, then each command with what it writes and trains.
+
+    Parameters
+    ----------
+    planned : sequence of PlannedRun
+        What :func:`plan` returned.
+    """
     known = [p.estimate for p in planned if p.estimate is not None]
     epochs = sum(p.trainings * p.run.epochs for p in planned)
     time = f"about {_duration(sum(known))} by the times of the records they replace" \
@@ -137,6 +157,11 @@ def reproduce_all(extra: Sequence[str] = ()) -> int:
     """Run every published command, each in its own process; return the worst exit status.
 
     Stops after a command that was interrupted (exit status 130) and returns that status.
+
+    Parameters
+    ----------
+    extra : sequence of str
+        Appended to every command (see :func:`published_commands`).
     """
     worst = 0
     for argv in published_commands(extra):
@@ -153,7 +178,13 @@ def reproduce_all(extra: Sequence[str] = ()) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``scripts/reproduce_all.py [--dry-run] [REPRODUCE OPTIONS]``: regenerate results/, or list it."""
+    """``scripts/reproduce_all.py [--dry-run] [REPRODUCE OPTIONS]``: regenerate results/, or list it.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The script's arguments (default: the command line's).
+    """
     parser = argparse.ArgumentParser(
         prog="scripts/reproduce_all.py", allow_abbrev=False,
         description="Regenerate every record under results/ (seeds 0 1 2, the package's "

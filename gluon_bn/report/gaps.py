@@ -41,7 +41,15 @@ SOURCES = ("seeds", "published")
 def published_lines(recipe: Recipe, variant: str, epoch: int) -> Dict[str, EpochLine]:
     """Return source -> line printed for `variant` at `epoch`: "document", then each other source.
 
-    Only lines of `epoch` count: runs of other lengths are not comparable.
+    Parameters
+    ----------
+    recipe : Recipe
+        Whose document (:attr:`Recipe.printed`) and other published runs
+        (:attr:`Recipe.published_elsewhere`) to read.
+    variant : {"scratch", "gluon", "plain"}
+        Which network.
+    epoch : int
+        Only lines of this epoch count: runs of other lengths are not comparable.
     """
     sources = [("document", recipe.printed_run(variant))] + [
         (name, next((r for r in other.runs if r.variant == variant), None))
@@ -51,7 +59,13 @@ def published_lines(recipe: Recipe, variant: str, epoch: int) -> Dict[str, Epoch
 
 
 def spread(values: Sequence[float]) -> Optional[float]:
-    """Return the sample standard deviation of `values`; None for fewer than two values."""
+    """Return the sample standard deviation of `values`; None for fewer than two values.
+
+    Parameters
+    ----------
+    values : sequence of float
+        Last-epoch values of one metric (one per seed, or one per published run).
+    """
     arr = np.asarray(values, dtype="float64")
     return float(arr.std(ddof=1)) if arr.size > 1 else None
 

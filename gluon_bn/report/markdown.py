@@ -37,7 +37,14 @@ def summarize(rep: Reproduction, variant: str) -> List[Dict[str, tuple]]:
 
 
 def machine(env: Dict[str, object]) -> str:
-    """Return where a record ran, from its environment: MXNet version, CPU count and model."""
+    """Return where a record ran, from its environment: MXNet version, CPU count and model.
+
+    Parameters
+    ----------
+    env : dict
+        A record's ``environment`` (:func:`gluon_bn.report.environment`); records older
+        than the CPU model name the processor instead.
+    """
     return (f"MXNet {env['mxnet']} on {env['cpu_count']} CPU(s) "
             f"({env.get('cpu_model') or env['processor']})")
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from gluon_bn.records import HELD_OUT_ACCURACY, Reproduction, dumps, load_result
 from gluon_bn.report import (DIGITS, LABELS, METRICS, document_time_ratio, markdown_report, mean_sd,
@@ -74,8 +74,15 @@ def _cell(values: List[float], digits: int) -> str:
 
 
 def last_epoch_comparisons(rep: Reproduction) -> Dict[str, Dict[str, Comparison]]:
-    """Per variant that ran: its last epoch beside the published numbers, per reported metric.
+    """Return, per variant that ran and per reported metric, its last epoch beside the published numbers.
 
+    Parameters
+    ----------
+    rep : Reproduction
+        A record; its last epoch's first three metrics are compared.
+
+    Notes
+    -----
     Published numbers (the document's and those of the recipe's other published runs) count
     only for train_ch5 records and only at the same epoch as our last one.
     """
@@ -102,7 +109,15 @@ def _verdict(comparisons: Dict[str, Comparison], outliers: List[Tuple[str, str]]
 
 
 def final_rows(rep: Reproduction, stem: str) -> List[List[str]]:
-    """Return one row per variant: the document's number at our last epoch, ours, tolerance, verdict."""
+    """Return one row per variant: the document's number at our last epoch, ours, tolerance, verdict.
+
+    Parameters
+    ----------
+    rep : Reproduction
+        The record.
+    stem : str
+        Its file stem, shown in the first column.
+    """
     comparisons = last_epoch_comparisons(rep)
     outliers = [(o.odd, o.metric) for o in find_outliers(comparisons) if o.source == "document"]
     rows = []
@@ -127,7 +142,15 @@ def _who(source: str) -> str:
 
 
 def outlier_note(stem: str, outlier: Outlier) -> str:
-    """Return the note on one disagreeing published pair (see :mod:`gluon_bn.report.gaps`)."""
+    """Return the note on one disagreeing published pair (see :mod:`gluon_bn.report.gaps`).
+
+    Parameters
+    ----------
+    stem : str
+        The record's file stem.
+    outlier : Outlier
+        What :func:`gluon_bn.report.gaps.find_outliers` found in it.
+    """
     digits, label = DIGITS[outlier.metric], LABELS[outlier.metric]
     scratch, gluon = (f"{outlier.numbers[v]:.{digits}f}" for v in PAIR)
     text = (f"`{stem}`: {_who(outlier.source)} printed {label} {scratch} for the scratch layer "
@@ -202,8 +225,14 @@ HOW_TO_READ = [
 ]
 
 
-def other_published(reps) -> List[str]:
-    """Return the README lines listing the other published runs of the records' recipes, with sources."""
+def other_published(reps: Iterable[Reproduction]) -> List[str]:
+    """Return the README lines listing the other published runs of the records' recipes, with sources.
+
+    Parameters
+    ----------
+    reps : iterable of Reproduction
+        The records; each recipe is listed once.
+    """
     recipes = {rep.recipe.name.split(":")[0]: rep.recipe for rep in reps}
     lines = []
     for name, recipe in sorted(recipes.items()):
