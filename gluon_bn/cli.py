@@ -113,21 +113,35 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_runtime_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime", choices=("auto", "default", "tuned"), default="auto",
-        help="MXNet's engine and OpenMP threads, set before MXNet loads: default (MXNet's "
-             "own), tuned (NaiveEngine, one OpenMP thread per core; chosen by measurement "
-             "on the CPU), auto (default): tuned with --pipeline fast on the CPU, else "
-             "default. MXNET_ENGINE_TYPE / OMP_NUM_THREADS set in the environment win")
+        help="MXNet's engine, set before MXNet loads: default (MXNet's own engine and "
+             "thread count), tuned (NaiveEngine, --threads OpenMP threads, bounded "
+             "spinning; chosen by measurement on the CPU), auto (default): tuned on the "
+             "CPU, default on a GPU. MXNET_ENGINE_TYPE set in the environment wins")
+    parser.add_argument(
+        "--threads", type=_positive_int, default=None,
+        help="OpenMP threads per operator. The count changes the arithmetic, so a seed's "
+             "numbers repeat only with the same count (records keep it as omp_threads). "
+             "Default: one per core, fewer when other processes keep cores busy at the "
+             "start (said in one line); OMP_NUM_THREADS in the environment counts as a "
+             "request")
 
 
-def _select_runtime(args, out) -> None:
-    """Set MXNet's engine and threads for `args` before MXNet loads, and say what runs."""
+def _select_runtime(args, out):
+    """Set MXNet's engine and threads for `args` before MXNet loads, say what runs; return
+    the :class:`gluon_bn.runtime.ThreadChoice`."""
     from gluon_bn import runtime
-    choice = runtime.choose(args.runtime, pipeline=args.pipeline, device=args.device)
-    notes = runtime.apply(choice)
-    warning = runtime.busy_warning(choice) if "mxnet" not in sys.modules else None
-    for note in notes + ([warning] if warning else []):
+    requested, notes = runtime.requested_threads(args.threads)
+    measure = requested is None and runtime.runs_on_cpu(args.device) and "mxnet" not in sys.modules
+    threads = runtime.choose_threads(runtime.usable_cores(),
+                                     runtime.busy_cores() if measure else None, requested)
+    choice = runtime.choose(args.runtime, device=args.device, threads=threads)
+    notes += runtime.apply(choice)
+    if choice.omp_threads == threads.threads and threads.note():
+        notes.append(threads.note())
+    for note in notes:
         print(note, file=out)
     print(f"runtime: {runtime.describe()}", file=out, flush=True)
+    return threads
 
 
 def _bench_plan(args):
@@ -230,7 +244,7 @@ def cmd_reproduce(args, out) -> int:
         with _CtrlC() as ctrl_c:
             _, paths = reproduce(args.recipe, options, ctx, out_dir=args.out, file=out,
                                  checkpointer_factory=factory, stop_requested=ctrl_c.requested,
-                                 progress=not args.quiet)
+                                 progress=not args.quiet, on_epoch_end=_slowdown_notes(args, out))
     except TrainingDiverged as err:  # say what is kept: the epochs before it are checkpointed
         if factory is not None:
             err.args = (f"{err.args[0]}\nCheckpoints: {factory.describe()}. A smaller --lr is "
@@ -239,6 +253,18 @@ def cmd_reproduce(args, out) -> int:
     for kind, path in paths.items():
         print(f"wrote {path}", file=out)
     return 0
+
+
+def _slowdown_notes(args, out):
+    """Return an ``on_epoch_end`` callback that says once when the load slowed the run."""
+    from gluon_bn.runtime import SlowdownWatch, threads_in_effect
+    watch = SlowdownWatch(threads_in_effect())
+
+    def on_epoch_end(stats) -> None:
+        note = watch.observe(stats.epoch, stats.seconds)
+        if note:
+            print(note, file=out, flush=True)
+    return on_epoch_end
 
 
 def cmd_doctor(args, out) -> int:

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Tuple, Union
 from gluon_bn.options import ResolvedRun
 from gluon_bn.recipes import get_recipe
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -223,17 +223,31 @@ class Reproduction:
 
 
 def migrate(data: dict) -> dict:
-    """Return a stored record in the current schema (version 2).
+    """Return a stored record in the current schema (version 3).
 
     Version 1 (no ``schema`` key) had no loop (every run was train_ch5's, unless its history
     shows the board's metrics), stored ``dataset`` "auto" in its config when the data set
     was chosen at run time, and ``hybridize`` as True/False in its oldest records.
+    Version 2 had no ``environment["omp_threads"]``: it follows from the thread variables
+    the record kept and its CPU count, by MXNet's own rule.
     """
-    if data.get("schema", 1) == SCHEMA_VERSION:
+    version = data.get("schema", 1)
+    if version == SCHEMA_VERSION:
         return data
-    if data.get("schema", 1) != 1:
-        raise ValueError(f"unknown result schema {data.get('schema')!r}; this gluon-bn reads "
-                         f"versions 1 and {SCHEMA_VERSION}: upgrade gluon-bn")
+    if version not in (1, 2):
+        raise ValueError(f"unknown result schema {version!r}; this gluon-bn reads "
+                         f"versions 1 to {SCHEMA_VERSION}: upgrade gluon-bn")
+    if version == 1:
+        data = _migrate_from_1(data)
+    environment = dict(data["environment"])
+    if "omp_threads" not in environment:
+        from gluon_bn.runtime import threads_in_effect
+        environment["omp_threads"] = threads_in_effect(environment.get("threads") or {},
+                                                       cores=environment.get("cpu_count"))
+    return {**data, "schema": SCHEMA_VERSION, "environment": environment}
+
+
+def _migrate_from_1(data: dict) -> dict:
     config = dict(data["config"])
     first = next((run["history"][0] for run in data["runs"] if run["history"]), None)
     if config.get("loop") not in LOOP_METRICS:
@@ -244,7 +258,7 @@ def migrate(data: dict) -> dict:
         config.get("hybridize"), config.get("hybridize"))
     if config.get("sync_every_batch") is None:
         config["sync_every_batch"] = config.get("pipeline") != "fast"
-    return {**data, "schema": SCHEMA_VERSION, "config": config}
+    return {**data, "config": config}
 
 
 def _jsonable(value):

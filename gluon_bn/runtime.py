@@ -1,58 +1,75 @@
-"""MXNet's process-wide execution settings: which engine runs the operators, how many OpenMP threads.
+"""MXNet's process-wide execution settings: the engine, the OpenMP threads and how they wait.
 
-MXNet reads both from the environment once, when it loads (``MXNET_ENGINE_TYPE``,
-``OMP_NUM_THREADS``), so they are chosen before the first ``import mxnet``. This module
-never imports MXNet itself.
+MXNet reads them from the environment once, when it loads (``MXNET_ENGINE_TYPE``,
+``OMP_NUM_THREADS``; libgomp reads ``GOMP_SPINCOUNT``), so they are chosen before the first
+``import mxnet``. This module never imports MXNet itself.
 
-Measured on a 2-vCPU machine (``docs/performance.md``): MXNet's default, a threaded engine
-with one CPU worker and one OpenMP thread, leaves a core idle for this small LeNet, and
-two OpenMP threads under it are slower still (the worker and two OpenMP threads then
-share two cores). The synchronous ``NaiveEngine`` with one OpenMP thread per core runs
-every operator on the calling thread with all cores, and every path trains faster. It
-would serialise a GPU's streams, so it is chosen only for runs on the CPU.
+Three facts, measured on 2-vCPU machines (``docs/performance.md``), shape the choice:
 
-It assumes the cores are free: with another process keeping one of two cores busy, the
-OpenMP threads wait on each other and an epoch took 2.6x longer than under MXNet's
-default (measured), so the command line warns when it sees the cores taken.
-The OpenMP thread count also changes MXNet's parallel random draws, hence the initial
-weights of a seed: runs repeat exactly under the same runtime, not across runtimes.
+- The synchronous ``NaiveEngine`` with one OpenMP thread per core is the fastest runtime on
+  an idle CPU for this small LeNet. It would serialise a GPU's streams, so it is chosen only
+  for runs on the CPU.
+- **The OpenMP thread count changes a seed's numbers**: Xavier-initialised weights are
+  bit-identical under 1 and 2 threads, but the operators' parallel reductions round
+  differently, so the first epoch's loss already differs in the fifth digit. The engine
+  does not change them, nor does how idle threads wait. So the thread count is a setting
+  of the run, chosen once before MXNet loads, recorded as ``omp_threads`` and reproduced
+  by ``--threads N``; it never changes during a run.
+- Several OpenMP threads collapse when another process takes one of their cores: each
+  parallel operator waits for its slowest thread. So the count is chosen from the cores
+  free when the run starts (:func:`choose_threads`, a pure function); when it is lower
+  than an idle machine's, the command line says so and names ``--threads`` for the idle
+  choice. Idle threads spin for a bounded time (``GOMP_SPINCOUNT``) instead of libgomp's
+  default, which bounds the damage when the load arrives after the start.
 """
 from __future__ import annotations
 
 import importlib.metadata
 import os
+import platform
 import sys
 import time
 from dataclasses import dataclass
-from typing import Dict, List, MutableMapping, Optional
+from typing import Dict, List, MutableMapping, Optional, Tuple
 
 ENGINES = {"threaded": "ThreadedEnginePerDevice", "naive": "NaiveEngine"}
 REQUESTS = ("auto", "default", "tuned")
-VARIABLES = ("MXNET_ENGINE_TYPE", "OMP_NUM_THREADS")  # what a Runtime sets
-RECORDED = VARIABLES + ("MXNET_CPU_WORKER_NTHREADS",)  # what reports record
+# libgomp's spin count for idle threads of a team. Its default (300,000, or 30,000,000,000
+# under OMP_WAIT_POLICY=ACTIVE) keeps a thread spinning long after its share of an operator
+# is done; a bounded count keeps the idle speed (measured) and yields the core sooner to a
+# process that arrives during the run. It does not change the arithmetic.
+SPINCOUNT = 10000
+VARIABLES = ("MXNET_ENGINE_TYPE", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")  # what a Runtime sets
+RECORDED = VARIABLES + ("MXNET_CPU_WORKER_NTHREADS", "OMP_WAIT_POLICY", "MXNET_OMP_MAX_THREADS")
+BUSY_CORE = 0.5  # a core counts as taken when other processes use at least this share of it
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """An engine and an OpenMP thread count; None leaves MXNet's default in place.
+    """An engine, an OpenMP thread count and a spin count; None leaves MXNet's default.
 
     Attributes
     ----------
     engine : {"threaded", "naive"}, optional
         ``ThreadedEnginePerDevice`` (MXNet's default) or ``NaiveEngine`` (synchronous).
     omp_threads : int, optional
-        OpenMP threads per operator.
+        OpenMP threads per operator (MXNet's default: :func:`mxnet_default_threads`).
+    spincount : int, optional
+        ``GOMP_SPINCOUNT``: how long an idle OpenMP thread spins before it sleeps.
     """
 
     engine: Optional[str] = None
     omp_threads: Optional[int] = None
+    spincount: Optional[int] = None
 
     def __post_init__(self):
         if self.engine is not None and self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {tuple(ENGINES)}, got {self.engine!r}")
-        if self.omp_threads is not None and (not isinstance(self.omp_threads, int)
-                                             or self.omp_threads < 1):
-            raise ValueError(f"omp_threads must be a positive int, got {self.omp_threads!r}")
+        for name in ("omp_threads", "spincount"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value < (1 if name == "omp_threads" else 0)):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
 
     def variables(self) -> Dict[str, str]:
         """Return the environment variables that select this runtime."""
@@ -61,15 +78,19 @@ class Runtime:
             values["MXNET_ENGINE_TYPE"] = ENGINES[self.engine]
         if self.omp_threads is not None:
             values["OMP_NUM_THREADS"] = str(self.omp_threads)
+        if self.spincount is not None:
+            values["GOMP_SPINCOUNT"] = str(self.spincount)
         return values
 
 
 DEFAULT = Runtime()
 
 
-def tuned(cores: Optional[int] = None) -> Runtime:
-    """Return the CPU runtime chosen by measurement: NaiveEngine, one OpenMP thread per core."""
-    return Runtime("naive", cores or usable_cores())
+def tuned(threads: Optional[int] = None) -> Runtime:
+    """Return the CPU runtime chosen by measurement: NaiveEngine, `threads` (default one per
+    core), and a bounded spin when there is more than one thread."""
+    threads = threads or usable_cores()
+    return Runtime("naive", threads, SPINCOUNT if threads > 1 else None)
 
 
 def usable_cores() -> int:
@@ -78,6 +99,92 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def mxnet_default_threads(cores: Optional[int] = None, machine: Optional[str] = None) -> int:
+    """Return the OpenMP threads MXNet 1.9 uses when ``OMP_NUM_THREADS`` is not set.
+
+    MXNet's ``engine/openmp.cc`` takes the processors OpenMP may use and, on x86, halves
+    them (it assumes two hyperthreads per core): one thread on a 2-vCPU machine.
+    """
+    cores = cores or usable_cores()
+    machine = (machine or platform.machine()).lower()
+    return max(1, cores // 2) if machine in ("x86_64", "amd64", "i386", "i686") else cores
+
+
+def threads_in_effect(environ: Optional[MutableMapping[str, str]] = None,
+                      cores: Optional[int] = None) -> int:
+    """Return the OpenMP thread count MXNet runs with under `environ` (what records keep)."""
+    environ = os.environ if environ is None else environ
+    for key in ("MXNET_OMP_MAX_THREADS", "OMP_NUM_THREADS"):  # MXNet's order of precedence
+        try:
+            value = int(str(environ.get(key, "")).split(",")[0])
+        except ValueError:
+            continue
+        if value >= 1:
+            return value
+    return mxnet_default_threads(cores)
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """How many OpenMP threads a run uses, and why.
+
+    Attributes
+    ----------
+    threads : int
+        The count the run uses.
+    idle : int
+        The count an idle machine would get (one per core).
+    reason : {"requested", "idle", "busy"}
+        ``--threads`` given, nothing else running, or cores taken by other processes.
+    busy : float, optional
+        Cores other processes kept busy when the run started.
+    """
+
+    threads: int
+    idle: int
+    reason: str
+    busy: Optional[float] = None
+
+    def note(self) -> Optional[str]:
+        """Return the one line to print when the count differs from the idle choice."""
+        if self.reason != "busy" or self.threads == self.idle:
+            return None
+        return (f"note: other processes keep about {self.busy:.1f} of {self.idle} core(s) busy, "
+                f"so this run uses {self.threads} OpenMP thread(s) instead of {self.idle}; "
+                f"the numbers depend on this count (recorded as omp_threads): "
+                f"--threads {self.idle} reproduces an idle machine's numbers.")
+
+
+def choose_threads(cores: int, busy: Optional[float] = None,
+                   requested: Optional[int] = None) -> ThreadChoice:
+    """Return the OpenMP thread count for a run, from the cores, their load and the request.
+
+    Parameters
+    ----------
+    cores : int
+        Cores this process may run on (:func:`usable_cores`).
+    busy : float, optional
+        Cores other processes use now (:func:`busy_cores`); None when unknown (idle assumed).
+    requested : int, optional
+        ``--threads N`` (or ``OMP_NUM_THREADS``): used as given.
+
+    Returns
+    -------
+    ThreadChoice
+        One thread per free core, at least one: a core shared with another process makes
+        every parallel operator wait for the thread that runs there.
+    """
+    if cores < 1:
+        raise ValueError(f"cores must be at least 1, got {cores}")
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"--threads must be at least 1, got {requested}")
+        return ThreadChoice(requested, cores, "requested", busy)
+    taken = 0 if busy is None else int(busy + 1 - BUSY_CORE)  # 0.5 cores or more count as one
+    threads = max(1, cores - taken)
+    return ThreadChoice(threads, cores, "busy" if threads < cores else "idle", busy)
 
 
 def cuda_build_installed() -> bool:
@@ -98,32 +205,61 @@ def runs_on_cpu(device: str) -> bool:
     return all(part.strip().startswith("cpu") for part in text.split(","))
 
 
-def choose(request: str, *, pipeline: str, device: str) -> Runtime:
+def choose(request: str, *, device: str, threads: Optional[ThreadChoice] = None) -> Runtime:
     """Return the runtime a command asked for.
 
     Parameters
     ----------
     request : {"auto", "default", "tuned"}
-        ``"default"``: MXNet's own settings. ``"tuned"``: :func:`tuned`. ``"auto"``: tuned
-        for the fast pipeline on the CPU, MXNet's default otherwise (the documents' path).
-    pipeline : str
-        ``"d2l"``, ``"fast"`` (or ``"both"`` for ``bench``).
+        ``"default"``: MXNet's own engine (and its own thread count unless `threads` was
+        requested). ``"tuned"``: :func:`tuned`. ``"auto"``: tuned for runs on the CPU, whatever
+        the pipeline (both pipelines then use the same thread count, hence the same
+        numbers), MXNet's default on a GPU.
     device : str
         The ``--device`` string.
+    threads : ThreadChoice, optional
+        From :func:`choose_threads`; default: one per usable core.
     """
     if request not in REQUESTS:
         raise ValueError(f"runtime must be one of {REQUESTS}, got {request!r}")
-    if request == "tuned" or (request == "auto" and pipeline == "fast" and runs_on_cpu(device)):
-        return tuned()
+    threads = threads or choose_threads(usable_cores())
+    if request == "tuned" or (request == "auto" and runs_on_cpu(device)):
+        return tuned(threads.threads)
+    if threads.reason == "requested":
+        return Runtime(omp_threads=threads.threads)
     return DEFAULT
+
+
+def requested_threads(flag: Optional[int],
+                      environ: Optional[MutableMapping[str, str]] = None) -> Tuple[Optional[int], List[str]]:
+    """Return the thread count asked for by ``--threads`` or ``OMP_NUM_THREADS``, and notes.
+
+    ``--threads`` wins over the environment; a malformed ``OMP_NUM_THREADS`` is ignored with
+    a note (MXNet would fall back to its default anyway).
+    """
+    environ = os.environ if environ is None else environ
+    if flag is not None:
+        return flag, []
+    text = environ.get("OMP_NUM_THREADS")
+    if text is None:
+        return None, []
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        return None, [f"note: ignoring OMP_NUM_THREADS={text!r} (not a positive integer)"]
+    return value, [f"note: OMP_NUM_THREADS={value} from the environment sets the thread count"]
 
 
 def apply(runtime: Runtime, environ: Optional[MutableMapping[str, str]] = None,
           modules: Optional[Dict[str, object]] = None) -> List[str]:
     """Set `runtime`'s variables before MXNet loads; return notes on what was (not) done.
 
-    A variable the user already set is kept (theirs wins). Nothing can change once MXNet
-    is loaded in this process; the note then says what it runs with.
+    ``OMP_NUM_THREADS`` is set as chosen (a user's value arrives as the request, see
+    :func:`requested_threads`); another variable the user already set is kept (theirs
+    wins). Nothing can change once MXNet is loaded in this process; the note then says
+    what it runs with.
 
     Parameters
     ----------
@@ -148,7 +284,7 @@ def apply(runtime: Runtime, environ: Optional[MutableMapping[str, str]] = None,
         return []
     notes = []
     for key, value in wanted.items():
-        if key in environ and environ[key] != value:
+        if key != "OMP_NUM_THREADS" and key in environ and environ[key] != value:
             notes.append(f"note: keeping {key}={environ[key]} from the environment "
                          f"(the tuned runtime would set {value})")
         else:
@@ -180,30 +316,45 @@ def busy_cores(interval: float = 0.3) -> Optional[float]:
     return (busy1 - busy0) / (total1 - total0) * (os.cpu_count() or 1)
 
 
-def busy_warning(runtime: Runtime, busy: Optional[float] = None) -> Optional[str]:
-    """Return a warning when `runtime` spreads OpenMP over cores that other processes use.
+class SlowdownWatch:
+    """Notice when an epoch runs much slower than the run's fastest: the load changed.
+
+    The thread count stays as chosen (changing it would change the numbers mid-run); the
+    watch says once what happened and how to avoid it next time.
 
     Parameters
     ----------
-    runtime : Runtime
-        What is about to be applied.
-    busy : float, optional
-        Cores in use by others (default: :func:`busy_cores`).
+    threads : int
+        OpenMP threads of this run (one thread cannot wait on another: no note).
+    factor : float
+        How much slower than the fastest epoch counts as a slowdown.
     """
-    if runtime.engine != "naive" or not runtime.omp_threads or runtime.omp_threads < 2:
-        return None
-    busy = busy_cores() if busy is None else busy
-    if busy is None or busy < 0.5:
-        return None
-    return (f"warning: other processes keep about {busy:.1f} of {usable_cores()} core(s) "
-            f"busy; {runtime.omp_threads} OpenMP threads then wait on each other and "
-            f"training can be several times slower. If that work keeps running, use "
-            f"--runtime default (or OMP_NUM_THREADS=1).")
+
+    def __init__(self, threads: int, factor: float = 2.0):
+        self.threads, self.factor = threads, factor
+        self.fastest: Optional[float] = None
+        self.warned = False
+
+    def observe(self, epoch: int, seconds: float) -> Optional[str]:
+        """Feed one epoch's time (epoch 1 starts a new run); return a note, at most once."""
+        if epoch <= 1 or self.fastest is None:
+            self.fastest = seconds if epoch <= 1 or self.fastest is None else self.fastest
+            return None
+        self.fastest = min(self.fastest, seconds)
+        if self.warned or self.threads < 2 or seconds <= self.factor * self.fastest:
+            return None
+        self.warned = True
+        return (f"note: epoch {epoch} took {seconds:.1f} s, {seconds / self.fastest:.1f}x this "
+                f"run's fastest: other processes now share the cores, and {self.threads} "
+                f"OpenMP threads wait on each other. The run keeps its thread count (its "
+                f"numbers depend on it); next time, --threads 1 avoids the wait on a busy "
+                f"machine (with other numbers).")
 
 
 def describe(environ: Optional[MutableMapping[str, str]] = None) -> str:
     """Return the engine and OpenMP threads `environ` selects, in words."""
     environ = os.environ if environ is None else environ
     engine = environ.get("MXNET_ENGINE_TYPE") or f"{ENGINES['threaded']} (MXNet's default)"
-    threads = environ.get("OMP_NUM_THREADS") or "MXNet's default"
-    return f"engine {engine}, OpenMP threads {threads}"
+    threads = environ.get("OMP_NUM_THREADS") or f"{threads_in_effect(environ)} (MXNet's default)"
+    spin = f", GOMP_SPINCOUNT {environ['GOMP_SPINCOUNT']}" if environ.get("GOMP_SPINCOUNT") else ""
+    return f"engine {engine}, OpenMP threads {threads}{spin}"

@@ -24,7 +24,7 @@ EPOCH = re.compile(r"^epoch (\d+), loss (\S+), train acc (\S+), test acc (\S+), 
                    re.M)
 # 32 batches per epoch: an epoch lasts long enough (~0.1 s) to stop the run between two.
 # MXNet's default runtime, so that runs in this process (MXNet already loaded) and in
-# subprocesses draw the same initial weights (a parallel sampler's draws depend on the threads).
+# subprocesses use the same OpenMP thread count, which the arithmetic depends on.
 SMALL = ["reproduce", "d2l-en", "--variant", "gluon", "--limit", "512", "--test-limit", "256",
          "--pipeline", "fast", "--device", "cpu", "--batch-size", "16", "--runtime", "default"]
 EPOCHS = 10  # long enough that a signal sent after epoch 1 or 2 lands mid-run, even on a loaded machine

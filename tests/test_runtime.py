@@ -1,5 +1,8 @@
 """MXNet's engine and threads are chosen before it loads, and every report says which ran."""
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -9,32 +12,93 @@ import pytest
 from gluon_bn import runtime
 
 
-def test_auto_tunes_only_the_fast_pipeline_on_the_cpu(monkeypatch):
-    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
-    tuned = runtime.Runtime("naive", 2)
-    assert runtime.choose("auto", pipeline="fast", device="cpu") == tuned
-    assert runtime.choose("auto", pipeline="fast", device="cpu:0,cpu:1") == tuned
-    assert runtime.choose("auto", pipeline="d2l", device="cpu") == runtime.DEFAULT
-    assert runtime.choose("auto", pipeline="both", device="cpu") == runtime.DEFAULT
-    assert runtime.choose("auto", pipeline="fast", device="gpu:0") == runtime.DEFAULT
-    assert runtime.choose("tuned", pipeline="d2l", device="gpu") == tuned
-    assert runtime.choose("default", pipeline="fast", device="cpu") == runtime.DEFAULT
+def test_auto_tunes_every_pipeline_on_the_cpu_with_the_chosen_threads(monkeypatch):
+    two = runtime.choose_threads(2)
+    tuned = runtime.Runtime("naive", 2, runtime.SPINCOUNT)
+    assert runtime.choose("auto", device="cpu", threads=two) == tuned
+    assert runtime.choose("auto", device="cpu:0,cpu:1", threads=two) == tuned
+    assert runtime.choose("auto", device="gpu:0", threads=two) == runtime.DEFAULT
+    assert runtime.choose("tuned", device="gpu", threads=two) == tuned
+    assert runtime.choose("default", device="cpu", threads=two) == runtime.DEFAULT
+    one = runtime.choose_threads(2, requested=1)
+    assert runtime.choose("default", device="cpu", threads=one) == runtime.Runtime(omp_threads=1)
+    assert runtime.choose("auto", device="cpu", threads=one) == runtime.Runtime("naive", 1)
     monkeypatch.setattr(runtime, "cuda_build_installed", lambda: True)
-    assert runtime.choose("auto", pipeline="fast", device="auto") == runtime.DEFAULT
+    assert runtime.choose("auto", device="auto", threads=two) == runtime.DEFAULT
     monkeypatch.setattr(runtime, "cuda_build_installed", lambda: False)
-    assert runtime.choose("auto", pipeline="fast", device="auto") == tuned
+    assert runtime.choose("auto", device="auto", threads=two) == tuned
     with pytest.raises(ValueError, match="runtime must be one of"):
-        runtime.choose("fastest", pipeline="fast", device="cpu")
+        runtime.choose("fastest", device="cpu")
+
+
+@pytest.mark.parametrize("cores, busy, requested, threads, reason", [
+    (2, None, None, 2, "idle"),      # load unknown: the idle choice
+    (2, 0.0, None, 2, "idle"),
+    (2, 0.4, None, 2, "idle"),       # a little background work does not take a core
+    (2, 0.5, None, 1, "busy"),       # half a core or more counts as one
+    (2, 1.0, None, 1, "busy"),
+    (2, 2.0, None, 1, "busy"),       # never fewer than one
+    (8, 2.6, None, 5, "busy"),
+    (1, 0.0, None, 1, "idle"),
+    (2, 1.0, 2, 2, "requested"),     # --threads wins over the load
+    (2, None, 3, 3, "requested"),
+])
+def test_the_thread_count_follows_the_free_cores_unless_requested(cores, busy, requested,
+                                                                  threads, reason):
+    choice = runtime.choose_threads(cores, busy, requested)
+    assert (choice.threads, choice.reason, choice.idle) == (threads, reason, cores)
+
+
+def test_a_count_other_than_the_idle_one_is_said_in_one_line_with_the_flag_to_undo_it():
+    note = runtime.choose_threads(2, busy=1.0).note()
+    assert "\n" not in note and "1 OpenMP thread(s) instead of 2" in note
+    assert "--threads 2" in note and "omp_threads" in note
+    assert runtime.choose_threads(2, busy=0.1).note() is None
+    assert runtime.choose_threads(2, busy=1.0, requested=1).note() is None  # asked for it
+    with pytest.raises(ValueError, match="at least 1"):
+        runtime.choose_threads(2, requested=0)
+
+
+def test_the_request_comes_from_the_flag_then_the_environment():
+    assert runtime.requested_threads(3, {"OMP_NUM_THREADS": "1"}) == (3, [])
+    value, notes = runtime.requested_threads(None, {"OMP_NUM_THREADS": "1"})
+    assert value == 1 and "OMP_NUM_THREADS=1" in notes[0]
+    assert runtime.requested_threads(None, {}) == (None, [])
+    value, notes = runtime.requested_threads(None, {"OMP_NUM_THREADS": "many"})
+    assert value is None and "ignoring" in notes[0]
+
+
+def test_records_know_the_thread_count_mxnet_ran_with():
+    assert runtime.threads_in_effect({"OMP_NUM_THREADS": "3"}, cores=8) == 3
+    assert runtime.threads_in_effect({"OMP_NUM_THREADS": "3", "MXNET_OMP_MAX_THREADS": "2"}) == 2
+    assert runtime.threads_in_effect({}, cores=2) == runtime.mxnet_default_threads(2)
+    assert runtime.mxnet_default_threads(2, "x86_64") == 1   # MXNet halves x86 processors
+    assert runtime.mxnet_default_threads(1, "x86_64") == 1
+    assert runtime.mxnet_default_threads(4, "aarch64") == 4
+
+
+def test_a_slower_epoch_is_reported_once_and_only_for_several_threads():
+    watch = runtime.SlowdownWatch(threads=2)
+    assert [watch.observe(e, s) for e, s in [(1, 5.0), (2, 2.0), (3, 3.9)]] == [None] * 3
+    note = watch.observe(4, 4.5)
+    assert "epoch 4" in note and "2.2x" in note and "--threads 1" in note
+    assert watch.observe(5, 9.0) is None                       # once
+    single = runtime.SlowdownWatch(threads=1)
+    assert [single.observe(e, s) for e, s in [(1, 1.0), (2, 1.0), (3, 9.0)]] == [None] * 3
+    fresh = runtime.SlowdownWatch(threads=2)
+    fresh.observe(1, 1.0), fresh.observe(2, 1.0)
+    assert fresh.observe(1, 5.0) is None                       # a new run starts over
 
 
 def test_apply_sets_variables_before_mxnet_loads_and_keeps_the_users():
     env = {}
     assert runtime.apply(runtime.Runtime("naive", 2), env, modules={}) == []
     assert env == {"MXNET_ENGINE_TYPE": "NaiveEngine", "OMP_NUM_THREADS": "2"}
-    env = {"OMP_NUM_THREADS": "1"}
+    env = {"MXNET_ENGINE_TYPE": "ThreadedEnginePerDevice", "OMP_NUM_THREADS": "1"}
     notes = runtime.apply(runtime.Runtime("naive", 2), env, modules={})
-    assert env == {"MXNET_ENGINE_TYPE": "NaiveEngine", "OMP_NUM_THREADS": "1"}
-    assert notes and "keeping OMP_NUM_THREADS=1" in notes[0]
+    # the thread count was chosen from the user's OMP_NUM_THREADS already: it is set as chosen
+    assert env == {"MXNET_ENGINE_TYPE": "ThreadedEnginePerDevice", "OMP_NUM_THREADS": "2"}
+    assert notes and "keeping MXNET_ENGINE_TYPE=ThreadedEnginePerDevice" in notes[0]
     assert runtime.apply(runtime.DEFAULT, {}, modules={}) == []
 
 
@@ -45,15 +109,6 @@ def test_apply_says_when_mxnet_is_already_loaded():
     assert runtime.apply(runtime.Runtime("naive", 2), {"MXNET_ENGINE_TYPE": "NaiveEngine",
                                                        "OMP_NUM_THREADS": "2"},
                          modules={"mxnet": object()}) == []
-
-
-def test_busy_cores_are_warned_about_only_for_the_threaded_openmp_runtime():
-    tuned = runtime.Runtime("naive", 2)
-    assert runtime.busy_warning(tuned, busy=0.2) is None
-    warning = runtime.busy_warning(tuned, busy=1.0)
-    assert "about 1.0 of" in warning and "--runtime default" in warning
-    assert runtime.busy_warning(runtime.DEFAULT, busy=2.0) is None
-    assert runtime.busy_warning(runtime.Runtime("naive", 1), busy=2.0) is None
 
 
 def test_busy_cores_counts_a_process_that_spins():
@@ -73,6 +128,8 @@ def test_runtime_rejects_what_mxnet_does_not_have():
         runtime.Runtime("parallel")
     with pytest.raises(ValueError, match="omp_threads must be a positive int"):
         runtime.Runtime("naive", 0)
+    with pytest.raises(ValueError, match="spincount must be a positive int"):
+        runtime.Runtime("naive", 2, -1)
 
 
 def test_fast_reproduction_runs_tuned_and_says_so(fashion_root, tmp_path):
@@ -89,5 +146,26 @@ def test_fast_reproduction_runs_tuned_and_says_so(fashion_root, tmp_path):
     assert "epoch 1, loss" in proc.stdout
     result = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert result["environment"]["threads"]["MXNET_ENGINE_TYPE"] == "NaiveEngine"
+    assert result["environment"]["omp_threads"] == runtime.usable_cores() or "busy" in proc.stdout
     assert result["config"]["hybridize"] == "graph"
     assert "NaiveEngine" in (tmp_path / "d2l-en_fast_limit600.md").read_text()
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset (util-linux) not installed")
+def test_a_thread_count_repeats_its_numbers_on_one_core_or_all(tmp_path):
+    """The numbers follow --threads, not the cores the run may use (nor their load)."""
+    env = {k: v for k, v in os.environ.items() if k not in runtime.VARIABLES}
+    command = [sys.executable, "-m", "gluon_bn.cli", "reproduce", "d2l-en", "--variant",
+               "gluon", "--pipeline", "fast", "--device", "cpu", "--limit", "512",
+               "--test-limit", "256", "--epochs", "1", "--threads", "1", "--quiet"]
+    lines, records = [], []
+    for index, prefix in enumerate([[], ["taskset", "-c", "0"]]):
+        out = tmp_path / str(index)
+        proc = subprocess.run(prefix + command + ["--out", str(out)], capture_output=True,
+                              text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr
+        lines.append(re.sub(r", time \S+ sec", "", re.search(r"^epoch 1, .*$", proc.stdout,
+                                                              re.M)[0]))
+        records.append(json.loads(next(out.glob("*.json")).read_text()))
+    assert lines[0] == lines[1]
+    assert [r["environment"]["omp_threads"] for r in records] == [1, 1]

@@ -8,7 +8,7 @@ from typing import Dict
 import numpy as np
 
 from gluon_bn._mxnet import LOADED_WITH, mx
-from gluon_bn.runtime import describe as describe_runtime
+from gluon_bn.runtime import describe as describe_runtime, threads_in_effect
 
 
 def cpu_description() -> Dict[str, object]:
@@ -46,6 +46,8 @@ def environment(ctx=None) -> Dict[str, object]:
         "mkldnn": features.is_enabled("MKLDNN"),
         "cuda": features.is_enabled("CUDA"),
         "threads": dict(LOADED_WITH),
+        # what a seed's numbers depend on (--threads N repeats them); see gluon_bn.runtime
+        "omp_threads": threads_in_effect(LOADED_WITH),
         "runtime": describe_runtime(LOADED_WITH),
         **cpu_description(),
     }

@@ -218,7 +218,8 @@ def resolve(recipe_name: str, options: RunOptions, *, file: Optional[TextIO] = N
 
 def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[Path] = None,
               file: Optional[TextIO] = None, checkpointer_factory=None,
-              stop_requested=None, progress: bool = True) -> Tuple[Reproduction, dict]:
+              stop_requested=None, progress: bool = True,
+              on_epoch_end=None) -> Tuple[Reproduction, dict]:
     """Run every variant and seed of a recipe and write JSON, Markdown and PNG under `out_dir`.
 
     Parameters
@@ -239,6 +240,8 @@ def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[P
         Asked after every batch; True stops the run with KeyboardInterrupt.
     progress : bool
         Progress bars on stderr (on a terminal only); ``--quiet`` turns them off.
+    on_epoch_end : callable, optional
+        Called with every epoch's record (``EpochStats`` or ``BookEpoch``), every run.
 
     Returns
     -------
@@ -254,7 +257,8 @@ def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[P
             checkpoint = checkpointer_factory(variant, seed) if checkpointer_factory else None
             result.runs.append(run_variant(run, variant, seed, ctx, file=file,
                                            checkpoint=checkpoint, progress=progress,
-                                           stop_requested=stop_requested))
+                                           stop_requested=stop_requested,
+                                           on_epoch_end=on_epoch_end))
             if out_dir is not None:  # rewrite after every run: nothing finished is lost
                 paths = write_outputs(result, Path(out_dir), output_stem(run))
     return result, paths
