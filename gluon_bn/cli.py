@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "its own process, and write runtimes.json/.md")
     ben.add_argument("--data-root", help="directory with the four IDX files")
     ben.add_argument("--out", type=Path, default=Path("out"), help="where bench.json/.md/.png go")
+    ben.add_argument("--busy", action="store_true",
+                     help="time the runtimes beside other work the bench starts and stops "
+                          "itself (idle, one busy core, another MXNet run, two runs at once), "
+                          "rounds alternating; write busy.json/.md")
+    ben.add_argument("--rounds", type=_positive_int, default=3, help="rounds of --busy (default 3)")
+    ben.add_argument("--limit", type=_positive_int, default=6400,
+                     help="training examples per epoch for --busy (default 6400)")
     return parser
 
 
@@ -163,6 +170,8 @@ def cmd_bench(args, out) -> int:
         return _sweep(args, out)
     result = run_plan(_bench_plan(args), file=out)
     table = format_table(result)
+    if args.busy:
+        return _busy(args, out)
     print(table, file=out)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -175,6 +184,21 @@ def cmd_bench(args, out) -> int:
 
 def _sweep(args, out) -> int:
     import json
+def _busy(args, out) -> int:
+    import json
+    from gluon_bn.run.contention import BusyPlan, format_busy, run_busy
+
+    plan = BusyPlan(limit=args.limit, rounds=args.rounds, data_root=args.data_root)
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = run_busy(plan, str(args.out), file=out)
+    table = format_busy(result)
+    print(table, file=out)
+    (args.out / "busy.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / "busy.md").write_text(table + "\n")
+    print(f"wrote {args.out / 'busy.json'}\nwrote {args.out / 'busy.md'}", file=out)
+    return 0
+
+
     from gluon_bn.run.bench import format_sweep, sweep_runtimes
 
     sweep = sweep_runtimes(_bench_plan(args), file=out)
@@ -355,7 +379,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         except BrokenPipeError:  # `gluon-bn list | head`: the reader left, nothing is wrong
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
-    if args.command == "reproduce" or (args.command == "bench" and not args.sweep_runtimes):
+    if args.command == "reproduce" or (args.command == "bench" and not args.sweep_runtimes
+                                       and not args.busy):
         _select_runtime(args, out)  # before anything imports MXNet
     try:
         from gluon_bn.data import DataError

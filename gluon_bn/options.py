@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import List, Dict, Optional, Tuple
 
 from gluon_bn.recipes import LOOPS, VARIANTS, Recipe
 
@@ -162,6 +162,29 @@ class ResolvedRun:
     def trainer_learning_rate(self) -> float:
         """Return the learning rate ``gluon.Trainer`` gets when train_ch5 steps by the batch size."""
         return self.recipe.trainer_learning_rate(self.lr)
+
+    def command(self, omp_threads: Optional[int] = None) -> List[str]:
+        """Return the ``gluon-bn`` arguments that run this again (data location left out).
+
+        Parameters
+        ----------
+        omp_threads : int, optional
+            The record's OpenMP thread count: its numbers repeat only with it (``--threads``).
+        """
+        variant = {("scratch", "gluon"): [], ("scratch", "gluon", "plain"): ["--variant", "all"]}
+        args = ["reproduce", self.recipe.name, *variant.get(
+            tuple(self.variants), ["--variant", self.variants[0] if len(self.variants) == 1
+                                   else "all"])]
+        args += ["--seed", *map(str, self.seeds), "--epochs", str(self.epochs), "--lr",
+                 f"{self.lr:g}", "--batch-size", str(self.batch_size), "--pipeline",
+                 self.pipeline, "--bn-impl", self.bn_impl, "--hybridize", self.hybridize,
+                 "--sync-every-batch", "yes" if self.sync_every_batch else "no",
+                 "--loop", self.loop, "--dataset", self.dataset]
+        for flag, value in (("--limit", self.limit), ("--test-limit", self.test_limit),
+                            ("--threads", omp_threads)):
+            if value is not None:
+                args += [flag, str(value)]
+        return args
 
     def config(self) -> Dict[str, object]:
         """Return the run as the ``config`` of its JSON record (everything but the recipe)."""

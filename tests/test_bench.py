@@ -2,6 +2,8 @@
 import io
 import json
 
+import pytest
+
 from gluon_bn import cli
 
 
@@ -52,3 +54,34 @@ def test_the_bench_runs_runtimes_without_the_command_line():
     import inspect
     from gluon_bn.run import bench
     assert "gluon_bn.cli" not in inspect.getsource(bench)
+
+
+def test_busy_table_gives_median_range_and_ratio_to_the_defaults_idle():
+    from gluon_bn.run.contention import format_busy
+    result = {"plan": {"limit": 6400, "rounds": 3, "scenarios": ["idle", "busy-core"],
+                       "timeout": 300.0, "cores": 2},
+              "contenders": [{"label": "default"}, {"label": "spin"}],
+              "seconds": {"default": {"idle": [1.0, 1.2, 1.1], "busy-core": [1.5, 1.7, 1.6]},
+                          "spin": {"idle": [0.9, 1.0, 1.1], "busy-core": [30.0, 40.0, 300.0]}}}
+    table = format_busy(result)
+    assert "| default | 1.10 (1.00-1.20, 1.0x) | 1.60 (1.50-1.70, 1.5x) |" in table
+    assert "| spin | 1.00 (0.90-1.10, 0.9x) | 40.00 (30.00-300.00, 36.4x) |" in table
+    assert "300 s timeout counts as 300 s" in table
+
+
+def test_busy_plan_refuses_what_it_cannot_run():
+    from gluon_bn.run.contention import BusyPlan, contenders
+    with pytest.raises(ValueError, match="unknown scenario"):
+        BusyPlan(scenarios=("idle", "crowded"))
+    with pytest.raises(ValueError, match="--limit >= 512"):
+        BusyPlan(limit=100)
+    labels = [c.label for c in contenders(2)]
+    assert labels[0].startswith("default") and "NaiveEngine, 1 thread" in labels
+
+
+def test_one_busy_measurement_starts_and_stops_its_competitor(fashion_root, tmp_path):
+    """A measured run beside a spinning core: its epoch-2 time comes back, nothing is left."""
+    from gluon_bn.run.contention import BusyPlan, Contender, measure
+    plan = BusyPlan(limit=512, rounds=1, data_root=str(fashion_root), timeout=120)
+    seconds = measure(plan, "busy-core", Contender("one", ("--threads", "1")), str(tmp_path / "m"))
+    assert len(seconds) == 1 and 0 < seconds[0] < 120

@@ -71,3 +71,21 @@ def test_every_module_entry_point_answers_help(module):
                           text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage:")
+
+
+@pytest.mark.parametrize("name, options", [
+    ("d2l-en", RunOptions()),
+    ("d2l-1.0", RunOptions(variants=("scratch", "gluon", "plain"), seeds=(0, 1, 2),
+                           pipeline="fast", bn_impl="fast", limit=512)),
+    ("straight-dope", RunOptions(variants=("plain",), epochs=3, lr=0.5, dataset="fashion-mnist",
+                                 hybridize="layers", sync_every_batch=False)),
+])
+def test_a_runs_command_runs_the_identical_configuration(name, options):
+    """What the results README prints to run a record again resolves to that very run."""
+    from gluon_bn.cli import build_parser, run_options
+    run = options.resolve(get_recipe(name), dataset=options.dataset if options.dataset != "auto"
+                          else None)
+    args = build_parser().parse_args(run.command(omp_threads=2))
+    assert args.threads == 2
+    again = run_options(args).resolve(get_recipe(args.recipe), dataset=args.dataset)
+    assert again == run

@@ -1,6 +1,7 @@
 """The published results: one README generated from the JSON files under ``results/``."""
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -10,6 +11,7 @@ from gluon_bn.report import (DIGITS, LABELS, METRICS, document_time_ratio, markd
 from gluon_bn.report.gaps import (PAIR, TOLERANCE_SPREADS, Comparison, Outlier, compare,
                                   find_outliers, published_lines)
 from gluon_bn.report.markdown import machine
+from gluon_bn.runtime import describe as describe_runtime
 
 # Why our numbers differ from a document's beyond the seed-to-seed spread. Written after
 # reading the runs; the numbers themselves always come from the JSON.
@@ -274,6 +276,9 @@ def render_readme(results_dir: Path) -> str:
             f"{env['device']}, {machine(env)}"
             + (f"; scratch/Gluon time {ratio:.2f}x" if ratio else "")
             + (f" (document {doc_ratio:.2f}x)" if doc_ratio else "") + ".")
+        lines.append(f"  Made with {env['omp_threads']} OpenMP thread(s) "
+                     f"({describe_runtime(env.get('threads') or {})}); "
+                     f"to run it again: `{shlex.join(['gluon-bn', *run.command(env['omp_threads'])])}`")
         claim = claim_check(rep)
         if claim:
             lines.append(f"  Document 000's claim: {claim}")

@@ -1,0 +1,193 @@
+"""Time the runtimes beside other work: idle, one busy core, another MXNet run, two runs at once.
+
+What ``gluon-bn bench --busy`` runs. Every measurement is a whole ``gluon-bn reproduce``
+process (the command line's own load check included), and what it reports is the time of
+its second epoch (the first pays for warm-up). The competing work is started and stopped
+here, bounded in time, so a crashed bench leaves nothing spinning:
+
+- ``idle``: nothing else;
+- ``busy-core``: one single-threaded Python loop;
+- ``beside-mxnet``: another MXNet training process (MXNet's default runtime, one core);
+- ``two-runs``: two copies of the measured command, started together (both are timed).
+
+Rounds alternate every runtime and scenario (A B C ... A B C ...), since the machine's
+speed drifts; the table gives the median and range of each cell, and each cell's median
+against the idle median of the package's default.
+"""
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, TextIO, Tuple
+
+from gluon_bn.runtime import RECORDED, SPINCOUNT, usable_cores
+
+SCENARIOS = ("idle", "busy-core", "beside-mxnet", "two-runs")
+LIBGOMP_SPINCOUNT = 300000  # libgomp's own default spin count (OMP_WAIT_POLICY unset)
+_EPOCH_TIME = re.compile(r"^epoch 2, .*time (\S+) sec$", re.M)
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One runtime to time: a label, extra ``reproduce`` arguments and environment variables."""
+
+    label: str
+    args: Tuple[str, ...] = ()
+    env: Tuple[Tuple[str, str], ...] = ()
+
+
+def contenders(cores: Optional[int] = None) -> List[Contender]:
+    """Return the runtimes worth comparing on this machine, the package's default first."""
+    n = str(cores or usable_cores())
+    return [
+        Contender("default (threads from the load at start)"),
+        Contender(f"NaiveEngine, {n} threads, libgomp's spin", ("--threads", n),
+                  (("GOMP_SPINCOUNT", str(LIBGOMP_SPINCOUNT)),)),
+        Contender(f"NaiveEngine, {n} threads, GOMP_SPINCOUNT={SPINCOUNT}", ("--threads", n)),
+        Contender(f"NaiveEngine, {n} threads, OMP_WAIT_POLICY=PASSIVE", ("--threads", n),
+                  (("OMP_WAIT_POLICY", "PASSIVE"), ("GOMP_SPINCOUNT", "0"))),
+        Contender("NaiveEngine, 1 thread", ("--threads", "1")),
+        Contender("MXNet's default runtime", ("--runtime", "default")),
+    ]
+
+
+@dataclass
+class BusyPlan:
+    """What ``bench --busy`` measures.
+
+    Attributes
+    ----------
+    limit : int
+        Training examples per epoch (the d2l-en LeNet, batch 256, fast pipeline).
+    rounds : int
+        Alternating rounds; each cell gets one time per round (two for ``two-runs``).
+    scenarios : tuple of str
+        From :data:`SCENARIOS`.
+    timeout : float
+        Seconds after which one measured process is stopped and counted as that long.
+    data_root : str, optional
+        Where the data is.
+    """
+
+    limit: int = 6400
+    rounds: int = 3
+    scenarios: Tuple[str, ...] = SCENARIOS
+    timeout: float = 300.0
+    data_root: Optional[str] = None
+    contenders: List[Contender] = field(default_factory=contenders)
+
+    def __post_init__(self):
+        unknown = set(self.scenarios) - set(SCENARIOS)
+        if unknown:
+            raise ValueError(f"unknown scenario(s) {sorted(unknown)}; choose from {SCENARIOS}")
+        if self.limit < 512 or self.rounds < 1:
+            raise ValueError("bench --busy needs --limit >= 512 and --rounds >= 1")
+
+
+def _clean_env(extra: Sequence[Tuple[str, str]] = ()) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in RECORDED}
+    env.update(extra)
+    return env
+
+
+def _command(plan: BusyPlan, contender: Contender, out_dir: str) -> List[str]:
+    command = [sys.executable, "-m", "gluon_bn.cli", "reproduce", "d2l-en", "--variant",
+               "gluon", "--pipeline", "fast", "--device", "cpu", "--limit", str(plan.limit),
+               "--test-limit", "1000", "--epochs", "2", "--seed", "5", "--quiet",
+               "--out", out_dir, *contender.args]
+    return command + (["--data-root", plan.data_root] if plan.data_root else [])
+
+
+def _competitor(scenario: str, plan: BusyPlan, out_dir: str) -> Optional[subprocess.Popen]:
+    """Start the bounded competing work of `scenario` (None for idle and two-runs)."""
+    deadline = plan.timeout * 2
+    if scenario == "busy-core":
+        code = f"import time\nend = time.time() + {deadline}\nwhile time.time() < end: pass"
+        return subprocess.Popen([sys.executable, "-c", code])
+    if scenario == "beside-mxnet":
+        busy = Contender("competitor", ("--runtime", "default", "--epochs", "1000"))
+        proc = subprocess.Popen(_command(plan, busy, out_dir), env=_clean_env(),  # last --epochs wins
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(8)  # past its imports and data loading: training when the timing starts
+        return proc
+    return None
+
+
+def _epoch_seconds(proc: subprocess.Popen, timeout: float) -> float:
+    """Wait for a measured process; return its second epoch's seconds (timeout if stopped)."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return timeout
+    match = _EPOCH_TIME.search(out or "")
+    if proc.returncode != 0 or not match:
+        raise RuntimeError(f"a measured run failed (exit {proc.returncode}):\n{(err or '')[-1500:]}")
+    return float(match[1])
+
+
+def measure(plan: BusyPlan, scenario: str, contender: Contender, out_dir: str) -> List[float]:
+    """Run `contender` once under `scenario`; return its epoch-2 seconds (two for two-runs)."""
+    competitor = _competitor(scenario, plan, out_dir + "-competitor")
+    try:
+        copies = 2 if scenario == "two-runs" else 1
+        procs = [subprocess.Popen(_command(plan, contender, f"{out_dir}-{i}"),
+                                  env=_clean_env(contender.env), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for i in range(copies)]
+        return [_epoch_seconds(proc, plan.timeout) for proc in procs]
+    finally:
+        if competitor is not None:
+            competitor.kill()
+            competitor.wait()
+
+
+def run_busy(plan: BusyPlan, out_dir: str, *, file: Optional[TextIO] = None) -> dict:
+    """Time every contender under every scenario, rounds alternating; return the result."""
+    file = file or sys.stdout
+    times: Dict[str, Dict[str, List[float]]] = {
+        c.label: {s: [] for s in plan.scenarios} for c in plan.contenders}
+    cells = plan.rounds * len(plan.scenarios) * len(plan.contenders)
+    done = 0
+    for round_ in range(1, plan.rounds + 1):
+        for scenario in plan.scenarios:
+            for contender in plan.contenders:
+                seconds = measure(plan, scenario, contender, os.path.join(out_dir, "busy-runs"))
+                times[contender.label][scenario] += seconds
+                done += 1
+                print(f"[{done}/{cells}] round {round_}, {scenario}, {contender.label}: "
+                      f"{', '.join(f'{s:.2f}' for s in seconds)} s", file=file, flush=True)
+    return {"plan": {"limit": plan.limit, "rounds": plan.rounds, "scenarios": list(plan.scenarios),
+                     "timeout": plan.timeout, "cores": usable_cores()},
+            "contenders": [{"label": c.label, "args": list(c.args), "env": dict(c.env)}
+                           for c in plan.contenders],
+            "seconds": times}
+
+
+def format_busy(result: dict) -> str:
+    """Return the Markdown table: median (range) of epoch-2 seconds, and x the default's idle."""
+    seconds = result["seconds"]
+    scenarios = result["plan"]["scenarios"]
+    labels = [c["label"] for c in result["contenders"]]
+    base = statistics.median(seconds[labels[0]]["idle"]) if "idle" in scenarios else None
+    lines = ["| runtime | " + " | ".join(scenarios) + " |", "|---" * (len(scenarios) + 1) + "|"]
+    for label in labels:
+        cells = []
+        for scenario in scenarios:
+            values = seconds[label][scenario]
+            median = statistics.median(values)
+            ratio = f", {median / base:.1f}x" if base else ""
+            cells.append(f"{median:.2f} ({min(values):.2f}-{max(values):.2f}{ratio})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    timeout = result["plan"]["timeout"]
+    return "\n".join(lines) + (
+        f"\n\nEpoch-2 seconds of `reproduce d2l-en --variant gluon --pipeline fast --limit "
+        f"{result['plan']['limit']}`, median (range) over {result['plan']['rounds']} "
+        f"alternating round(s), and the median against the default's idle median. A run "
+        f"stopped at the {timeout:.0f} s timeout counts as {timeout:.0f} s.")
