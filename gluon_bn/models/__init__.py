@@ -6,13 +6,17 @@ from typing import Any, Mapping, Optional
 
 from gluon_bn._mxnet import mx
 from gluon_bn.bn.layer import BatchNorm
+from gluon_bn.bn.variants import AffineNoise, PartialBatchNorm
 from gluon_bn.recipes import VARIANTS, Recipe
 
 nn = mx.gluon.nn
 init = mx.init
 
-BN_KINDS = ("none", "scratch", "gluon")
+# "frozen": nn.BatchNorm with gamma and beta fixed at 1 and 0; "mean-only" / "var-only":
+# gluon_bn.bn.variants.PartialBatchNorm, which only centres / only scales.
+BN_KINDS = ("none", "scratch", "gluon", "frozen", "mean-only", "var-only")
 POOLS = ("max", "avg")
+BN_POSITIONS = ("before", "after")  # BN before the activation (the documents) or after it
 from gluon_bn.options import HYBRIDIZE_MODES  # noqa: E402  (pure data, shared with the run options)
 
 
@@ -22,8 +26,10 @@ def make_bn(kind: str, num_features: int, num_dims: int,
 
     Parameters
     ----------
-    kind : {"none", "scratch", "gluon"}
-        No normalization, :class:`gluon_bn.BatchNorm`, or ``mx.gluon.nn.BatchNorm``.
+    kind : {"none", "scratch", "gluon", "frozen", "mean-only", "var-only"}
+        No normalization, :class:`gluon_bn.BatchNorm`, ``mx.gluon.nn.BatchNorm``, the
+        latter with gamma and beta frozen at 1 and 0, or
+        :class:`gluon_bn.bn.variants.PartialBatchNorm` centring only / scaling only.
     num_features : int
         Channels (4-D) or features (2-D) of the normalised output.
     num_dims : int
@@ -37,12 +43,17 @@ def make_bn(kind: str, num_features: int, num_dims: int,
         return None
     if kind == "scratch":
         return BatchNorm(num_features, num_dims, **options)
-    if kind == "gluon":
+    if kind in ("gluon", "frozen"):
+        learned = kind == "gluon"
         return nn.BatchNorm(
             momentum=options.get("momentum", 0.9), epsilon=options.get("eps", 1e-5),
             gamma_initializer=options.get("gamma_initializer") or "ones",
             beta_initializer=options.get("beta_initializer") or "zeros",
-            in_channels=num_features)
+            center=learned, scale=learned, in_channels=num_features)
+    if kind in ("mean-only", "var-only"):
+        part = {"mean-only": "mean", "var-only": "variance"}[kind]
+        return PartialBatchNorm(num_features, num_dims, part=part, eps=options.get("eps", 1e-5),
+                                momentum=options.get("momentum", 0.9))
     raise ValueError(f"bn must be one of {BN_KINDS}, got {kind!r}")
 
 
@@ -52,7 +63,9 @@ def _add(net: nn.Sequential, *blocks: Optional[mx.gluon.Block]) -> None:
 
 def lenet(bn: str = "scratch", *, pool: str = "max", flatten: bool = False,
           activation: str = "sigmoid", num_classes: int = 10, padding: int = 0,
-          bn_options: Optional[Mapping[str, Any]] = None) -> nn.Sequential:
+          bn_options: Optional[Mapping[str, Any]] = None, bn_position: str = "before",
+          bias_before_bn: bool = True, dropout: float = 0.0,
+          noise: Optional[Mapping[str, float]] = None) -> nn.Sequential:
     """Build LeNet as the documents do, with batch normalization after each conv and dense layer.
 
     Layout (Fashion-MNIST input (N, 1, 28, 28)): conv 6@5x5 -> (N, 6, 24, 24) -> BN ->
@@ -62,8 +75,9 @@ def lenet(bn: str = "scratch", *, pool: str = "max", flatten: bool = False,
 
     Parameters
     ----------
-    bn : {"none", "scratch", "gluon"}
-        Plain LeNet, the scratch layer, or Gluon's ``nn.BatchNorm``.
+    bn : str
+        One of :data:`BN_KINDS`: plain LeNet ("none"), the scratch layer, Gluon's
+        ``nn.BatchNorm``, or the variants :func:`make_bn` describes.
     pool : {"max", "avg"}
         Documents 001 and 003 max-pool, documents 000 and 002 average-pool.
     flatten : bool
@@ -78,19 +92,43 @@ def lenet(bn: str = "scratch", *, pool: str = "max", flatten: bool = False,
         book's plain LeNet (then conv1 gives (N, 6, 28, 28) and dense 120 sees 400 inputs).
     bn_options : mapping, optional
         Passed to :func:`make_bn`.
+    bn_position : {"before", "after"}
+        BN between each layer and its activation (the documents), or after the activation.
+    bias_before_bn : bool
+        False drops the bias of every layer that BN follows (BN's mean removes it anyway).
+    dropout : float
+        Rate of an ``nn.Dropout`` after the activation of each hidden dense layer (0: none).
+    noise : mapping, optional
+        Keywords of :class:`gluon_bn.bn.variants.AffineNoise`, added after every BN layer:
+        random per-channel shift and scale at every training step.
     """
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    if bn_position not in BN_POSITIONS:
+        raise ValueError(f"bn_position must be one of {BN_POSITIONS}, got {bn_position!r}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
     Pool = nn.MaxPool2D if pool == "max" else nn.AvgPool2D
+    use_bias = bias_before_bn or bn == "none" or bn_position == "after"
+
+    def stage(layer, channels: int, num_dims: int) -> list:
+        """The layer, its BN (and noise), and its activation, in the order asked."""
+        norm = [make_bn(bn, channels, num_dims, bn_options)]
+        if noise is not None and norm[0] is not None:
+            norm.append(AffineNoise(channels, **noise))
+        act = [nn.Activation(activation)]
+        return [layer] + (norm + act if bn_position == "before" else act + norm)
+
     net = nn.Sequential()
-    _add(net, nn.Conv2D(6, kernel_size=5, padding=padding), make_bn(bn, 6, 4, bn_options),
-         nn.Activation(activation), Pool(pool_size=2, strides=2))
-    _add(net, nn.Conv2D(16, kernel_size=5), make_bn(bn, 16, 4, bn_options),
-         nn.Activation(activation), Pool(pool_size=2, strides=2))
+    _add(net, *stage(nn.Conv2D(6, kernel_size=5, padding=padding, use_bias=use_bias), 6, 4),
+         Pool(pool_size=2, strides=2))
+    _add(net, *stage(nn.Conv2D(16, kernel_size=5, use_bias=use_bias), 16, 4),
+         Pool(pool_size=2, strides=2))
     if flatten:
         net.add(nn.Flatten())
-    _add(net, nn.Dense(120), make_bn(bn, 120, 2, bn_options), nn.Activation(activation))
-    _add(net, nn.Dense(84), make_bn(bn, 84, 2, bn_options), nn.Activation(activation))
+    for width in (120, 84):
+        _add(net, *stage(nn.Dense(width, use_bias=use_bias), width, 2),
+             nn.Dropout(dropout) if dropout else None)
     net.add(nn.Dense(num_classes))
     return net
 

@@ -18,7 +18,7 @@ from gluon_bn.report.plots import plot_curves
 
 __all__ = ["DIGITS", "LABELS", "METRICS", "OutputError", "WriteError", "document_time_ratio",
            "environment", "markdown_report", "mean_sd", "os_error_cause", "plot_curves",
-           "prepare_directory", "summarize", "time_ratio", "write_outputs"]
+           "prepare_directory", "summarize", "time_ratio", "write_atomically", "write_outputs"]
 
 
 class OutputError(ValueError):
@@ -67,7 +67,7 @@ class WriteError(OSError):
     """A result file could not be written mid-run; the message names the file, the cause and what was kept."""
 
 
-def _write_atomically(path: Path, write) -> None:
+def write_atomically(path: Path, write) -> None:
     """Write `path` through a temporary file beside it, so a failed write leaves the old file whole."""
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # the suffix names the format
     try:
@@ -107,7 +107,7 @@ def write_outputs(rep: Reproduction, out_dir: Path, stem: str) -> Dict[str, Path
     written = []
     for ext, write in writers.items():
         try:
-            _write_atomically(paths[ext], write)
+            write_atomically(paths[ext], write)
         except OSError as err:
             kept = (f"the record was written first and is complete: {paths['json']}"
                     if written else "no file of this run was written")

@@ -1,0 +1,196 @@
+"""A study's record and its progress file: typed objects, schema-versioned JSON at the edge. No MXNet.
+
+``NAME.json`` holds a :class:`StudyRecord`: the claim, its source, the measurement and the
+criterion, the options (:class:`gluon_bn.study.registry.Settings`), the environment, the
+configurations (each with its settings and one run per seed) and the verdict computed from
+them. ``NAME.progress.json`` (:class:`Progress`) keeps every finished run as soon as it
+finishes, so that a study run again with the same options and ``--out`` skips them.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+from gluon_bn.report import write_atomically
+
+SCHEMA_VERSION = 1
+PROGRESS_SCHEMA = 1
+
+
+def clean(value):
+    """Return `value` with every non-finite float replaced by None (strict JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        return clean(value.item())
+    return value
+
+
+@dataclass
+class Configuration:
+    """One configuration of a study: its name, its settings and one run per seed.
+
+    Attributes
+    ----------
+    name : str
+        Unique within the study, e.g. ``"train_ch5 / plain"``.
+    settings : dict
+        What distinguishes it (network, learning rate, batch size, loop, ...).
+    runs : list of dict
+        One per seed, in seed order, each with ``seed`` and the numbers measured.
+    """
+
+    name: str
+    settings: Dict[str, object]
+    runs: List[Dict[str, object]] = field(default_factory=list)
+
+    def values(self, key: str) -> list:
+        """Return `key` of every run, in seed order (None where a run lacks it)."""
+        return [run.get(key) for run in self.runs]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "settings": clean(self.settings), "runs": clean(self.runs)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Configuration":
+        return cls(data["name"], dict(data["settings"]), [dict(r) for r in data["runs"]])
+
+
+@dataclass
+class StudyRecord:
+    """What one study measured and concluded.
+
+    Attributes
+    ----------
+    study, claim, source, measurement, criterion : str
+        From :class:`gluon_bn.study.registry.Study`.
+    scale : str
+        The report's first line (fraction of the data, epochs against the documents').
+    options : dict
+        The settings (:meth:`Settings.as_dict`) and ``quick``.
+    environment : dict
+        Versions, device, threads (:func:`gluon_bn.report.environment`).
+    configurations : list of Configuration
+    verdict : str
+        Starts with "holds", "does not hold" or "inconclusive".
+    verdicts : dict of str to str, optional
+        One verdict per ablation (``ablations`` only).
+    """
+
+    study: str
+    claim: str
+    source: str
+    measurement: str
+    criterion: str
+    scale: str
+    options: Dict[str, object]
+    environment: Dict[str, object]
+    configurations: List[Configuration]
+    verdict: str = ""
+    verdicts: Optional[Dict[str, str]] = None
+
+    def configuration(self, name: str) -> Configuration:
+        """Return the configuration called `name`."""
+        for config in self.configurations:
+            if config.name == name:
+                return config
+        raise KeyError(f"{self.study} has no configuration {name!r}")
+
+    def to_json(self) -> dict:
+        data = {"schema": SCHEMA_VERSION, "study": self.study, "claim": self.claim,
+                "source": self.source, "measurement": self.measurement,
+                "criterion": self.criterion, "scale": self.scale,
+                "options": clean(self.options), "environment": clean(self.environment),
+                "configurations": [c.to_json() for c in self.configurations],
+                "verdict": self.verdict}
+        if self.verdicts is not None:
+            data["verdicts"] = dict(self.verdicts)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "StudyRecord":
+        if data.get("schema") != SCHEMA_VERSION:
+            raise ValueError(f"unknown study record schema {data.get('schema')!r}; this "
+                             f"gluon-bn reads version {SCHEMA_VERSION}")
+        return cls(data["study"], data["claim"], data["source"], data["measurement"],
+                   data["criterion"], data["scale"], dict(data["options"]),
+                   dict(data["environment"]),
+                   [Configuration.from_json(c) for c in data["configurations"]],
+                   data["verdict"], data.get("verdicts"))
+
+
+def dumps(record: StudyRecord) -> str:
+    """Return the JSON text of a study record."""
+    return json.dumps(record.to_json(), indent=1, allow_nan=False) + "\n"
+
+
+def load_study_record(path: Union[str, Path]) -> StudyRecord:
+    """Read ``NAME.json`` into a :class:`StudyRecord`.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it is not a study record.
+    """
+    path = Path(path)
+    try:
+        return StudyRecord.from_json(json.loads(path.read_text()))
+    except (KeyError, TypeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a gluon-bn study record ({err!r})") from err
+
+
+class Progress:
+    """The finished runs of one study at given options, kept in ``NAME.progress.json``.
+
+    A run is stored once it has finished (trained and measured), so an interrupted study
+    loses only the run in progress, which is redone from its start. Progress written at
+    other options is set aside (the file is replaced at the first new run).
+
+    Parameters
+    ----------
+    path : Path
+        The progress file.
+    study : str
+        The study's name.
+    options : dict
+        The options of this run (:meth:`Settings.as_dict` plus ``quick``).
+    """
+
+    def __init__(self, path: Path, study: str, options: Dict[str, object]):
+        self.path, self.study, self.options = Path(path), study, clean(options)
+        self.runs: Dict[str, Dict[str, dict]] = {}
+        self.discarded = False
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text())
+            except (OSError, json.JSONDecodeError):
+                data = {}
+            same = (data.get("schema") == PROGRESS_SCHEMA and data.get("study") == study
+                    and data.get("options") == self.options)
+            if same:
+                self.runs = {name: dict(runs) for name, runs in data.get("runs", {}).items()}
+            else:
+                self.discarded = True
+
+    def done(self, configuration: str, seed: int) -> Optional[dict]:
+        """Return the finished run of `configuration` with `seed`, or None."""
+        return self.runs.get(configuration, {}).get(str(seed))
+
+    def count(self) -> int:
+        """Return how many runs are finished."""
+        return sum(len(runs) for runs in self.runs.values())
+
+    def add(self, configuration: str, seed: int, run: dict) -> None:
+        """Keep a finished run and write the progress file at once (atomically)."""
+        self.runs.setdefault(configuration, {})[str(seed)] = clean(run)
+        text = json.dumps({"schema": PROGRESS_SCHEMA, "study": self.study,
+                           "options": self.options, "runs": self.runs},
+                          indent=1, allow_nan=False) + "\n"
+        write_atomically(self.path, lambda p: p.write_text(text))
