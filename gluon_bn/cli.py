@@ -105,8 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--sweep-runtimes", action="store_true",
                      help="run the bench once per engine and OpenMP thread setting, each in "
                           "its own process, and write runtimes.json/.md")
-    ben.add_argument("--data-root", help="directory with the four IDX files")
-    ben.add_argument("--out", type=Path, default=Path("out"), help="where bench.json/.md/.png go")
     ben.add_argument("--busy", action="store_true",
                      help="time the runtimes beside other work the bench starts and stops "
                           "itself (idle, one busy core, another MXNet run, two runs at once), "
@@ -116,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="training examples per epoch for --busy (default 6400)")
     return parser
 
+    ben.add_argument("--data-root", help="directory with the four IDX files")
+    ben.add_argument("--out", type=Path, default=Path("out"), help="where bench.json/.md/.png go")
 
 def _add_runtime_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -139,8 +139,10 @@ def _select_runtime(args, out):
     from gluon_bn import runtime
     requested, notes = runtime.requested_threads(args.threads)
     measure = requested is None and runtime.runs_on_cpu(args.device) and "mxnet" not in sys.modules
-    threads = runtime.choose_threads(runtime.usable_cores(),
-                                     runtime.busy_cores() if measure else None, requested)
+    busy = runtime.busy_cores() if measure else None
+    threads = runtime.claim_threads(lambda others: runtime.choose_threads(
+        runtime.usable_cores(), None if busy is None and not others else max(busy or 0, others),
+        requested))
     choice = runtime.choose(args.runtime, device=args.device, threads=threads)
     notes += runtime.apply(choice)
     if choice.omp_threads == threads.threads and threads.note():
@@ -168,12 +170,12 @@ def cmd_bench(args, out) -> int:
         raise ValueError(f"--fraction must be at most 1, got {args.fraction}")
     if args.sweep_runtimes:
         return _sweep(args, out)
-    result = run_plan(_bench_plan(args), file=out)
-    table = format_table(result)
     if args.busy:
         return _busy(args, out)
     print(table, file=out)
     args.out.mkdir(parents=True, exist_ok=True)
+    result = run_plan(_bench_plan(args), file=out)
+    table = format_table(result)
     (args.out / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
     (args.out / "bench.md").write_text(table + "\n")
     plot_bars(result, args.out / "bench.png")
@@ -182,8 +184,6 @@ def cmd_bench(args, out) -> int:
     return 0
 
 
-def _sweep(args, out) -> int:
-    import json
 def _busy(args, out) -> int:
     import json
     from gluon_bn.run.contention import BusyPlan, format_busy, run_busy
@@ -201,6 +201,8 @@ def _busy(args, out) -> int:
 
     from gluon_bn.run.bench import format_sweep, sweep_runtimes
 
+def _sweep(args, out) -> int:
+    import json
     sweep = sweep_runtimes(_bench_plan(args), file=out)
     table = format_sweep(sweep)
     print(table, file=out)

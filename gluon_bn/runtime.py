@@ -28,6 +28,7 @@ import importlib.metadata
 import os
 import platform
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Dict, List, MutableMapping, Optional, Tuple
@@ -314,6 +315,64 @@ def busy_cores(interval: float = 0.3) -> Optional[float]:
     if total1 <= total0:
         return None
     return (busy1 - busy0) / (total1 - total0) * (os.cpu_count() or 1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def runs_directory() -> str:
+    """Return where running gluon-bn commands note their thread counts (one file per process)."""
+    return os.path.join(tempfile.gettempdir(), f"gluon-bn-runs-{os.getuid()}")
+
+
+def claim_threads(choose, directory: Optional[str] = None) -> ThreadChoice:
+    """Choose a thread count with the other gluon-bn runs in view, and note it for later runs.
+
+    Two runs started together both see idle cores in /proc/stat (neither computes yet), so
+    each run also writes its count to `directory` (one file per process, removed at exit;
+    files of processes that died are ignored and removed). Choosing and writing happen
+    under a file lock, so the second run sees the first.
+
+    Parameters
+    ----------
+    choose : callable
+        ``choose(others) -> ThreadChoice``, where ``others`` is the number of OpenMP threads
+        the live runs claimed (e.g. ``lambda n: choose_threads(cores, busy + n)``).
+    directory : str, optional
+        Default :func:`runs_directory`.
+    """
+    import atexit
+    import fcntl
+    directory = directory or runs_directory()
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            others = 0
+            for name in os.listdir(directory):
+                if not name.isdigit() or int(name) == os.getpid():
+                    continue
+                path = os.path.join(directory, name)
+                if _alive(int(name)):
+                    with open(path) as entry:
+                        others += int(entry.read().strip() or 0)
+                else:
+                    os.remove(path)
+            choice = choose(others)
+            mine = os.path.join(directory, str(os.getpid()))
+            with open(mine, "w") as entry:
+                entry.write(str(choice.threads))
+            atexit.register(lambda: os.path.exists(mine) and os.remove(mine))
+            return choice
+    except (OSError, ValueError):  # no writable temp directory: the load sample alone
+        return choose(0)
 
 
 class SlowdownWatch:

@@ -169,3 +169,19 @@ def test_a_thread_count_repeats_its_numbers_on_one_core_or_all(tmp_path):
         records.append(json.loads(next(out.glob("*.json")).read_text()))
     assert lines[0] == lines[1]
     assert [r["environment"]["omp_threads"] for r in records] == [1, 1]
+
+
+def test_runs_started_together_see_each_others_threads(tmp_path):
+    """The second of two runs started at once gets what the first left free."""
+    choose = lambda others: runtime.choose_threads(2, others or None)  # noqa: E731
+    first = runtime.claim_threads(choose, str(tmp_path))
+    assert first.threads == 2 and (tmp_path / str(os.getpid())).read_text() == "2"
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True)
+    (tmp_path / finished.stdout.strip()).write_text("2")        # a run that has ended
+    (tmp_path / str(os.getpid())).rename(tmp_path / str(os.getppid()))  # a live other run
+    second = runtime.claim_threads(choose, str(tmp_path))
+    assert (second.threads, second.reason) == (1, "busy")
+    assert not (tmp_path / finished.stdout.strip()).exists()     # the dead run's note is gone
+    (tmp_path / "file").write_text("")                           # not a directory: no claims
+    assert runtime.claim_threads(choose, str(tmp_path / "file" / "x")).threads == 2
