@@ -153,11 +153,17 @@ def check_threads(env: Optional[Dict[str, str]] = None) -> List[Check]:
     omp = env.get("OMP_NUM_THREADS")
     workers = env.get("MXNET_CPU_WORKER_NTHREADS")
     engine = env.get("MXNET_ENGINE_TYPE")
+    from gluon_bn import runtime
+    now = runtime.choose_threads(usable, runtime.busy_cores(), None)
     details = [f"os.cpu_count() = {cores}, usable by this process = {usable}",
                f"MXNET_ENGINE_TYPE = {engine or 'unset (ThreadedEnginePerDevice)'}; "
-               f"`reproduce`/`bench --pipeline fast` on the CPU select NaiveEngine and "
-               f"OMP_NUM_THREADS={usable} by themselves (--runtime)",
-               f"OMP_NUM_THREADS = {omp if omp else f'unset (OpenMP uses {usable})'}",
+               f"`reproduce` and `bench` on the CPU select NaiveEngine and one OpenMP "
+               f"thread per free core by themselves (--runtime, --threads): a run started "
+               f"now would use {now.threads}"
+               + (f" (other processes keep about {now.busy:.1f} core(s) busy)"
+                  if now.reason == "busy" else ""),
+               f"OMP_NUM_THREADS = "
+               f"{omp if omp else f'unset (MXNet alone uses {runtime.mxnet_default_threads(usable)})'}",
                f"MXNET_CPU_WORKER_NTHREADS = {workers if workers else 'unset (1)'}"]
     message = f"{usable} core(s); OMP_NUM_THREADS {omp or 'unset'}, " \
               f"MXNET_CPU_WORKER_NTHREADS {workers or 'unset'}"
