@@ -73,7 +73,8 @@ class Experiment:
         """Return this recipe's LeNet with `options` (bn kind and variants), initialised on ctx."""
         recipe, conv = self.recipe, self.recipe.conventions
         kind = str(options.get("bn", "gluon"))
-        net = lenet(kind, pool=recipe.pool, flatten=recipe.flatten,
+        activation = dict(self.settings.params).get("activation", "sigmoid")  # the documents'
+        net = lenet(kind, pool=recipe.pool, flatten=recipe.flatten, activation=str(activation),
                     bn_options={"momentum": conv.gluon_momentum(), "eps": conv.eps},
                     bn_position=str(options.get("bn_position", "before")),
                     bias_before_bn=bool(options.get("bias_before_bn", True)),

@@ -37,8 +37,9 @@ class Settings:
         Learning rate (of the mean loss's gradient).
     grid : tuple of float
         The swept values: learning rates (``learning-rate``) or batch sizes (``batch-noise``).
-    params : tuple of (str, float)
-        Study-specific numbers (noise amplitude, dropout rate, ...), read with :meth:`param`.
+    params : tuple of (str, object)
+        Study-specific values (noise amplitude, dropout rate, the activation when not the
+        documents' sigmoid, ...), read with :meth:`param`.
     """
 
     seeds: int = 3
@@ -48,7 +49,7 @@ class Settings:
     batch_size: int = 256
     lr: float = 1.0
     grid: Tuple[float, ...] = ()
-    params: Tuple[Tuple[str, float], ...] = ()
+    params: Tuple[Tuple[str, object], ...] = ()
 
     @property
     def train_examples(self) -> int:
@@ -60,8 +61,8 @@ class Settings:
         """Test images evaluated: ``test_fraction`` of 10000, at least one."""
         return max(1, round(self.test_fraction * TEST_SIZE))
 
-    def param(self, name: str) -> float:
-        """Return the study-specific number called `name`."""
+    def param(self, name: str) -> object:
+        """Return the study-specific value called `name`."""
         try:
             return dict(self.params)[name]
         except KeyError:
@@ -190,7 +191,7 @@ class Study:
         return "Scale: smaller than the documents': " + ", ".join(reduced) + "."
 
 
-def _params(**values: float) -> Tuple[Tuple[str, float], ...]:
+def _params(**values: object) -> Tuple[Tuple[str, object], ...]:
     return tuple(sorted(values.items()))
 
 
@@ -264,8 +265,9 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
                   "regularizer",
         recipe="d2l-0.17", document_epochs=10,
         defaults=Settings(seeds=3, epochs=30, fraction=0.05, test_fraction=0.5, batch_size=64,
-                          lr=0.5, params=_params(dropout=0.5)),
-        quick=Settings(**_TINY, batch_size=64, lr=0.5, params=_params(dropout=0.5))),
+                          lr=0.3, params=_params(dropout=0.5, activation="relu")),
+        quick=Settings(**_TINY, batch_size=64, lr=0.1,
+                       params=_params(dropout=0.5, activation="relu"))),
     Study(
         name="covariate-shift",
         claim="reducing internal covariate shift 'seems not to be a valid explanation' of "

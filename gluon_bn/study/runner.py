@@ -115,7 +115,8 @@ def run_study(study: Study, settings: Settings, out_dir: Path, *, quick: bool = 
 
 
 def _environment(ctx) -> dict:
-    from gluon_bn.report import environment
+    # the submodule's function: once imported, the submodule shadows gluon_bn.report.environment
+    from gluon_bn.report.environment import environment
     return environment(ctx or "cpu(0)")
 
 

@@ -1,0 +1,343 @@
+"""gluon-bn study (issue 18): criteria on made-up numbers, the command's refusals, divergence as
+data, resuming, one quick study end to end, and the committed results agreeing with themselves."""
+import io
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gluon_bn.study import criteria
+from gluon_bn.study.criteria import FAILS, HOLDS, UNCLEAR, outcome
+from gluon_bn.study.plans import ABLATIONS, CONFIGURATIONS, judge
+from gluon_bn.study.record import load_study_record
+from gluon_bn.study.registry import STUDIES, Settings, get_study
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "studies"
+
+
+def word(verdict):
+    return outcome(verdict)
+
+
+# --------------------------------------------------------------------------- criteria
+
+def test_interval_and_compare():
+    a, b = criteria.interval([0.8, 0.82, 0.84]), criteria.interval([0.5, 0.52, 0.54])
+    assert a.mean == pytest.approx(0.82) and a.sd == pytest.approx(0.02)
+    assert criteria.compare(a, b) == "above" and criteria.compare(b, a) == "below"
+    assert criteria.compare(a, criteria.interval([0.79, 0.83, 0.85])) == "overlap"
+    assert criteria.interval([0.3]).sd == 0
+
+
+def test_every_verdict_names_its_outcome_first():
+    with pytest.raises(ValueError):
+        outcome("maybe: who knows")
+    assert outcome("does not hold: x") == FAILS and outcome("holds: x") == HOLDS
+
+
+def test_fewer_than_three_seeds_is_inconclusive_everywhere():
+    two = [0.9, 0.91]
+    verdicts = [
+        criteria.faster([[0.1, 0.5, 0.7]] * 2, [[0.8, 0.85, 0.9]] * 2),
+        criteria.learning_rate([1, 10], [two, [None, None]], [two, two]),
+        criteria.batch_noise([8, 256], [two, two], [[0.5, 0.5], two], [two, two]),
+        criteria.regularization(two, two, two, two),
+        criteria.covariate_shift(two, two, two),
+        criteria.compiled_speed({"p": [5.0, 5.1]}, [0.9, 0.9]),
+        criteria.matters(two, two, "x"), criteria.redundant(two, two, "x"),
+    ]
+    assert all(v.startswith(f"{UNCLEAR}: 2 seed(s)") for v in verdicts), verdicts
+
+
+def test_faster():
+    plain = [[0.1, 0.1, 0.4, 0.6, 0.70], [0.1, 0.2, 0.5, 0.65, 0.72], [0.1, 0.1, 0.3, 0.6, 0.71]]
+    bn = [[0.75, 0.8, 0.82, 0.84, 0.85]] * 3
+    assert word(criteria.faster(plain, bn)) == HOLDS
+    slow = [[0.1, 0.1, 0.1, 0.2, 0.5]] * 3  # never reaches plain's final accuracy
+    assert word(criteria.faster(plain, slow)) == FAILS
+    mixed = [[0.1, 0.1, 0.1, 0.72, 0.8], [0.1, 0.1, 0.1, 0.1, 0.8], [0.1, 0.1, 0.1, 0.2, 0.8]]
+    assert word(criteria.faster(plain, mixed)) == UNCLEAR
+    stuck = [[0.1, 0.1, 0.1, 0.1, 0.1]] * 3
+    assert "not clearly above chance" in criteria.faster(stuck, bn)
+
+
+def test_learning_rate():
+    grid = [0.1, 1, 10, 100]
+    plain = [[0.5, 0.5, 0.5], [0.8, 0.81, 0.8], [0.1, 0.1, 0.1], [None, None, None]]
+    bn = [[0.8, 0.8, 0.8], [0.85, 0.85, 0.86], [0.85, 0.84, 0.85], [None, 0.1, 0.1]]
+    verdict = criteria.learning_rate(grid, plain, bn)
+    assert word(verdict) == HOLDS and "BN 10, plain 1" in verdict
+    assert word(criteria.learning_rate(grid, bn, plain)) == FAILS  # the roles swapped
+    still = [[0.8, 0.8, 0.8]] * 4  # BN trains at the top of the grid
+    assert "too narrow" in criteria.learning_rate(grid, plain, still)
+    never = [[0.1, 0.1, 0.1]] * 4
+    assert word(criteria.learning_rate(grid, never, bn)) == UNCLEAR
+
+
+def test_batch_noise():
+    sizes = [8, 64, 256]
+    moving = [[0.80, 0.81, 0.80]] * 3
+    batch = [[0.60, 0.62, 0.61], [0.78, 0.79, 0.78], [0.80, 0.80, 0.81]]
+    population = [[0.81, 0.81, 0.80]] * 3
+    assert word(criteria.batch_noise(sizes, moving, batch, population)) == HOLDS
+    better = [[0.90, 0.91, 0.90]] + batch[1:]  # batch statistics win at the smallest batch
+    assert word(criteria.batch_noise(sizes, moving, better, population)) == FAILS
+    worse_population = [[0.5, 0.5, 0.5]] * 3
+    assert word(criteria.batch_noise(sizes, moving, batch, worse_population)) == FAILS
+    close = [[0.79, 0.81, 0.80]] + batch[1:]
+    assert word(criteria.batch_noise(sizes, moving, close, population)) == UNCLEAR
+
+
+def test_regularization():
+    plain_train, plain_test = [0.99, 0.99, 0.98], [0.80, 0.81, 0.80]
+    bn_train, bn_test = [0.99, 0.99, 0.99], [0.88, 0.87, 0.88]
+    assert word(criteria.regularization(plain_train, plain_test, bn_train, bn_test)) == HOLDS
+    assert word(criteria.regularization(bn_train, bn_test, plain_train, plain_test)) == FAILS
+    assert word(criteria.regularization(plain_train, plain_test, plain_train, plain_test)) == UNCLEAR
+    unfit = criteria.regularization([0.7] * 3, [0.69] * 3, bn_train, bn_test)
+    assert word(unfit) == UNCLEAR and "did not fit" in unfit
+
+
+def test_covariate_shift():
+    plain, bn = [0.60, 0.62, 0.61], [0.85, 0.86, 0.85]
+    assert word(criteria.covariate_shift(plain, bn, [0.83, 0.84, 0.83])) == HOLDS
+    assert word(criteria.covariate_shift(plain, bn, [0.60, 0.63, 0.61])) == FAILS
+    assert word(criteria.covariate_shift(plain, bn, [0.70, 0.76, 0.73])) == UNCLEAR
+    assert "no benefit" in criteria.covariate_shift(plain, plain, bn)
+
+
+def test_compiled_speed():
+    slower = {"a": [6.0, 6.5, 7.0], "b": [2.0, 2.1, 2.2]}
+    assert word(criteria.compiled_speed(slower, [0.8, 0.85, 0.9])) == HOLDS
+    assert word(criteria.compiled_speed(slower, [0.05, 0.04, 0.06])) == FAILS  # operators, not Python
+    assert word(criteria.compiled_speed({"a": [0.9, 1.0, 0.95]}, [0.9] * 3)) == FAILS
+    assert word(criteria.compiled_speed(slower, [0.4, 0.6, 0.5])) == UNCLEAR
+
+
+def test_ablation_rules_and_combination():
+    full = [0.85, 0.86, 0.85]
+    assert word(criteria.matters(full, [0.70, 0.71, 0.70], "x")) == HOLDS
+    assert word(criteria.matters(full, [0.85, 0.855, 0.85], "x")) == FAILS
+    assert word(criteria.matters(full, [0.83, 0.86, 0.84], "x")) == UNCLEAR
+    assert word(criteria.redundant(full, [0.852, 0.858, 0.85], "x")) == HOLDS
+    assert word(criteria.redundant(full, [0.70, 0.71, 0.70], "x")) == FAILS
+    assert word(criteria.redundant(full, [0.82, 0.87, 0.83], "x")) == UNCLEAR
+    h, f, u = "holds: a", "does not hold: b", "inconclusive: c"
+    assert word(criteria.combine({"1": h, "2": h})) == HOLDS
+    assert word(criteria.combine({"1": h, "2": f, "3": u})) == FAILS
+    assert word(criteria.combine({"1": h, "2": u})) == UNCLEAR
+
+
+# --------------------------------------------------------------------------- the command
+
+def _cli(*args):
+    from gluon_bn.cli import main
+    return main(["study", *args])
+
+
+def test_list_is_instant_and_loads_no_mxnet():
+    code = ("import sys; from gluon_bn.cli import main; rc = main(['study', '--list']); "
+            "import gluon_bn.study.plans, gluon_bn.study.report, gluon_bn.study.record; "
+            "assert rc == 0 and 'mxnet' not in sys.modules, sorted(m for m in sys.modules if 'mx' in m)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines() if not line.startswith(" ")]
+    assert names == list(STUDIES) and len(names) == 7
+
+
+def test_unknown_study_lists_the_valid_ones(capsys, tmp_path):
+    assert _cli("speed", "--out", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "unknown study 'speed'" in err and all(name in err for name in STUDIES)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["learning-rate", "--fraction", "0.001"], "batch size 256 is larger than the 60 training images"),
+    (["batch-noise", "--grid", "8", "512", "--fraction", "0.005"], "batch size 512 is larger"),
+    (["learning-rate", "--grid", "1", "-0.1"], "every learning rate of the grid must be positive"),
+    (["faster", "--seeds", "0"], "seeds must be a positive integer"),
+])
+def test_impossible_settings_are_refused_before_anything_runs(capsys, tmp_path, args, message):
+    out = tmp_path / "out"
+    assert _cli(*args, "--out", str(out)) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()  # refused before the output directory was even made
+
+
+def test_settings_replace_only_what_is_given():
+    study = get_study("batch-noise")
+    s = study.settings(seeds=5, grid=[16, 32])
+    assert (s.seeds, s.grid, s.epochs) == (5, (16, 32), study.defaults.epochs)
+    assert Settings.from_dict(s.as_dict()) == s
+    assert study.settings(quick=True).seeds == 1
+
+
+def test_scale_note_names_the_reduction():
+    study = get_study("covariate-shift")
+    note = study.scale_note(study.defaults)
+    assert note.startswith("Scale: smaller than the documents'") and "40% of the training images" in note
+    full = replace(study.defaults, fraction=1.0, test_fraction=1.0, epochs=10)
+    assert study.scale_note(full) == "Scale: the documents' full training set and epochs."
+
+
+# --------------------------------------------------------------------------- runs, divergence, resuming
+
+def test_divergence_is_data_not_a_crash():
+    from gluon_bn.run.training import TrainingDiverged
+    from gluon_bn.records import EpochStats
+    from gluon_bn.study.experiments import guarded
+
+    history = []
+
+    def train():
+        history.append(EpochStats(1, 2.0, 0.3, 0.4, 1.0, 0.9, 100.0))
+        raise TrainingDiverged(2, 7, float("nan"))
+
+    outcome_ = guarded(train, history, 4, "test_acc")
+    assert outcome_["diverged"] and outcome_["diverged_at"] == "epoch 2, batch 7"
+    assert outcome_["final_acc"] is None and outcome_["curve"] == [0.4, 0.1, 0.1, 0.1]
+
+
+def test_a_real_nan_loss_is_recorded_as_diverged(fashion_root):
+    from gluon_bn.study.experiments import Experiment
+
+    settings = Settings(seeds=1, epochs=2, fraction=0.005, test_fraction=0.01, batch_size=64)
+    exp = Experiment(get_study("learning-rate"), settings)
+    _, _, result = exp.train({"bn": "none"}, 0, lr=1e30, batch_size=64)
+    assert result["diverged"] and result["final_acc"] is None
+    assert result["curve"] == [0.1, 0.1]
+
+
+def _fake_measure(calls, stop_after=None):
+    """Made-up numbers for covariate-shift: BN and noisy BN far above plain."""
+    level = {"plain": 0.6, "BN": 0.85, "noisy BN": 0.84}
+
+    def measure(config, seed):
+        if stop_after is not None and len(calls) == stop_after:
+            raise KeyboardInterrupt
+        calls.append((config.name, seed))
+        acc = level[config.name] + 0.005 * seed
+        return {"final_acc": acc, "curve": [acc - 0.1, acc], "train_seconds": 1.0,
+                "diverged": False}
+    return measure
+
+
+def test_resume_skips_finished_runs_and_redoes_the_interrupted_one(tmp_path):
+    from gluon_bn.study.runner import run_study
+
+    study = get_study("covariate-shift")
+    settings = replace(study.defaults, seeds=3)
+    first = []
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, settings, tmp_path, measure=_fake_measure(first, stop_after=4),
+                  progress=False, file=io.StringIO())
+    assert len(first) == 4 and not (tmp_path / "covariate-shift.json").exists()
+    second = []
+    record, paths = run_study(study, settings, tmp_path, measure=_fake_measure(second),
+                              progress=False, file=io.StringIO())
+    assert len(second) == 9 - 4 and not set(first) & set(second)
+    assert outcome(record.verdict) == HOLDS
+    assert [r["seed"] for r in record.configuration("BN").runs] == [0, 1, 2]
+    third = []
+    run_study(study, settings, tmp_path, measure=_fake_measure(third), progress=False,
+              file=io.StringIO())
+    assert third == []  # everything finished: nothing runs again
+    other = []  # other options: the progress is set aside, everything runs
+    run_study(study, replace(settings, epochs=2), tmp_path, measure=_fake_measure(other),
+              progress=False, file=io.StringIO())
+    assert len(other) == 9
+    assert load_study_record(paths["json"]).options["epochs"] == 2
+
+
+def test_diverged_runs_reach_the_record_and_the_report(tmp_path):
+    from gluon_bn.study.report import markdown
+    from gluon_bn.study.runner import run_study
+
+    study = get_study("learning-rate")
+    settings = replace(study.defaults, seeds=3, grid=(1.0, 100.0))
+
+    def measure(config, seed):
+        if config.settings["lr"] == 100.0:
+            return {"final_acc": None, "curve": [0.1], "diverged": True, "diverged_at": "epoch 1"}
+        return {"final_acc": 0.8 if config.name.startswith("BN") else 0.5, "curve": [0.5],
+                "diverged": False}
+
+    record, _ = run_study(study, settings, tmp_path, measure=measure, progress=False,
+                          file=io.StringIO())
+    assert "too narrow" not in record.verdict
+    row = next(line for line in markdown(record).splitlines() if line.startswith("| BN lr 100"))
+    assert row.rstrip(" |").endswith("3") and "0.100" in row  # 3 diverged, at chance
+
+
+# --------------------------------------------------------------------------- variants of BN
+
+def test_partial_batch_norm_and_noise():
+    from gluon_bn._mxnet import mx
+    from gluon_bn.bn.variants import AffineNoise, PartialBatchNorm, combine_moments
+
+    X = mx.nd.random.normal(2, 3, shape=(8, 3, 4, 4))
+    x = X.asnumpy()
+    mean, var = x.mean(axis=(0, 2, 3), keepdims=True), x.var(axis=(0, 2, 3), keepdims=True)
+    expected = {"both": (x - mean) / np.sqrt(var + 1e-5), "mean": x - mean,
+                "variance": x / np.sqrt(var + 1e-5)}
+    for part, want in expected.items():
+        layer = PartialBatchNorm(3, 4, part=part)
+        layer.initialize()
+        with mx.autograd.record():
+            got = layer(X)
+        np.testing.assert_allclose(got.asnumpy(), want, rtol=1e-4, atol=1e-4)
+    noise = AffineNoise(3, shift=1.0, spread=2.0)
+    assert noise(X) is X  # prediction mode: identity
+    with mx.autograd.record():
+        assert not np.allclose(noise(X).asnumpy(), x)
+    m, v = combine_moments([32, 96], [x[:2].mean(axis=(0, 2, 3)), x[2:].mean(axis=(0, 2, 3))],
+                           [x[:2].var(axis=(0, 2, 3)), x[2:].var(axis=(0, 2, 3))])
+    np.testing.assert_allclose(m, mean.ravel(), rtol=1e-5)
+    np.testing.assert_allclose(v, var.ravel(), rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- one study end to end
+
+def test_quick_study_end_to_end(fashion_root, tmp_path, capsys):
+    out = tmp_path / "studies"
+    assert _cli("covariate-shift", "--quick", "--fraction", "0.01", "--quiet",
+                "--out", str(out)) == 0
+    record = load_study_record(out / "covariate-shift.json")
+    assert record.verdict.startswith(f"{UNCLEAR}: 1 seed(s)")
+    assert [c.name for c in record.configurations] == ["plain", "BN", "noisy BN"]
+    assert all(len(c.runs) == 1 and c.runs[0]["seed"] == 0 for c in record.configurations)
+    assert (out / "covariate-shift.md").read_text().startswith("Scale: smaller than the documents'")
+    assert (out / "covariate-shift.png").stat().st_size > 0
+    assert "| covariate-shift |" in (out / "README.md").read_text()
+    assert "verdict: inconclusive" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- the committed results
+
+def _committed():
+    return sorted(p for p in RESULTS.glob("*.json") if p.stem in STUDIES) if RESULTS.is_dir() else []
+
+
+@pytest.mark.skipif(not _committed(), reason="no study records committed under results/studies yet")
+def test_committed_records_reports_and_summary_agree():
+    from gluon_bn.study.report import load_records, markdown, summary
+
+    records = load_records(RESULTS)
+    assert [r.study for r in records] == list(STUDIES)
+    for record in records:
+        settings = Settings.from_dict(record.options)
+        names = [c.name for c in CONFIGURATIONS[record.study](settings)]
+        assert [c.name for c in record.configurations] == names
+        assert all(len(c.runs) >= 3 for c in record.configurations), record.study
+        verdict, verdicts = judge(record.study, record.configurations, settings)
+        assert record.verdict == verdict and record.verdicts == verdicts
+        assert outcome(record.verdict) in (HOLDS, FAILS, UNCLEAR)
+        if record.study == "ablations":
+            assert set(record.verdicts) == set(ABLATIONS)
+        assert (RESULTS / f"{record.study}.md").read_text() == markdown(record) + "\n"
+        assert (RESULTS / f"{record.study}.png").exists()
+    assert (RESULTS / "README.md").read_text() == summary(records)
