@@ -7,7 +7,8 @@ import pytest
 nbformat = pytest.importorskip("nbformat", reason="pip install -e '.[test]' (nbformat)")
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-EXPECTED = ("d2l-1.0", "d2l-en", "d2l-0.17", "d2l-zh", "straight-dope", "scratch-vs-gluon")
+EXPECTED = ("d2l-1.0", "d2l-en", "d2l-0.17", "d2l-zh", "straight-dope", "scratch-vs-gluon",
+            "claims")
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 CELL_TIMEOUT = 300  # seconds per cell
 

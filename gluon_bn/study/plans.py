@@ -203,6 +203,8 @@ class Display:
         "sweep": the setting whose values are separate lines; without it, each metric is one.
     ylabel : str
         The vertical axis (curves, sweep).
+    bars : tuple of str
+        "bars": the metrics drawn, one panel each.
     """
 
     metrics: Tuple[str, ...]
@@ -211,6 +213,7 @@ class Display:
     x: Optional[str] = None
     series: Optional[str] = None
     ylabel: str = "held-out accuracy"
+    bars: Tuple[str, ...] = ()
 
 
 DISPLAYS: Dict[str, Display] = {
@@ -219,11 +222,12 @@ DISPLAYS: Dict[str, Display] = {
                              ylabel="final test accuracy"),
     "batch-noise": Display(("moving_acc", "batch_stats_acc", "population_acc", "train_seconds"),
                            "sweep", x="batch_size", ylabel="test accuracy"),
-    "regularization": Display(("train_acc", "final_acc", "gap"), "bars"),
+    "regularization": Display(("train_acc", "final_acc", "gap"), "bars",
+                              bars=("train_acc", "final_acc", "gap")),
     "covariate-shift": Display(("final_acc", "train_seconds"), "curves"),
     "compiled-speed": Display(("seconds_per_epoch", "python_share", "operator_ms", "wall_ms"),
-                              "bars"),
-    "ablations": Display(("final_acc", "train_seconds"), "bars"),
+                              "bars", bars=("seconds_per_epoch", "python_share")),
+    "ablations": Display(("final_acc", "train_seconds"), "bars", bars=("final_acc",)),
 }
 
 LABELS = {"final_acc": "test acc", "train_acc": "train acc (prediction mode)",

@@ -179,7 +179,7 @@ class Study:
                     f"({settings.train_examples} of {TRAIN_SIZE} images) and scaled to a whole epoch.")
         reduced = []
         if settings.fraction < 1:
-            reduced.append(f"{settings.fraction:.0%} of the training images "
+            reduced.append(f"{percent(settings.fraction)} of the training images "
                            f"({settings.train_examples} of {TRAIN_SIZE})")
         if settings.test_fraction < 1:
             reduced.append(f"{settings.test_examples} of the {TEST_SIZE} test images")
@@ -189,6 +189,11 @@ class Study:
         if not reduced:
             return "Scale: the documents' full training set and epochs."
         return "Scale: smaller than the documents': " + ", ".join(reduced) + "."
+
+
+def percent(fraction: float) -> str:
+    """Return a fraction as a percentage with three significant digits: 0.4 -> "40%", 0.005 -> "0.5%"."""
+    return f"{fraction * 100:.3g}%"
 
 
 def _params(**values: object) -> Tuple[Tuple[str, object], ...]:

@@ -14,6 +14,7 @@ from gluon_bn.runtime import describe as describe_runtime
 from gluon_bn.study import criteria
 from gluon_bn.study.plans import ACCURACY_KEYS, DISPLAYS, LABELS
 from gluon_bn.study.record import Configuration, StudyRecord, dumps, load_study_record
+from gluon_bn.study.registry import percent
 
 SUMMARY_HEADER = "| study | claim | source | measured | verdict |"
 
@@ -113,9 +114,9 @@ def plot(record: StudyRecord, path: Path) -> None:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     else:
-        metrics = [m for m in display.metrics[:2] if any(numbers(c, m) for c in configs)]
-        fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 0.4 * len(configs) + 1.5),
-                                 squeeze=False)
+        metrics = [m for m in display.bars if any(numbers(c, m) for c in configs)]
+        fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics) + 1.5,
+                                                           0.4 * len(configs) + 1.5), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
             shown = [c for c in configs if numbers(c, metric)]
             spans = [criteria.interval(numbers(c, metric)) for c in shown]
@@ -145,7 +146,7 @@ def measured(record: StudyRecord) -> str:
     runs = sum(len(c.runs) for c in record.configurations)
     return (f"{len(record.configurations)} configurations, {runs} runs "
             f"({options['seeds']} seeds), {options['epochs']} epoch(s), "
-            f"{options['fraction']:.0%} of the training images; [report]({record.study}.md)")
+            f"{percent(options['fraction'])} of the training images; [report]({record.study}.md)")
 
 
 def summary(records: Sequence[StudyRecord]) -> str:

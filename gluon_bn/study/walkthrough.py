@@ -1,0 +1,83 @@
+"""What ``notebooks/claims.ipynb`` shows of a study, one call per claim.
+
+:func:`show_study` displays a study's report (statement, table, verdict) and its figure: the
+committed record under ``results/studies`` by default, a run at a tiny scale in smoke mode
+(``GLUON_BN_SMOKE=1``, what the tests use), or a fresh run when asked.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional, Tuple
+
+from gluon_bn.study.record import StudyRecord, load_study_record
+from gluon_bn.study.registry import get_study
+
+RESULTS = Path(__file__).resolve().parents[2] / "results" / "studies"
+# Smoke scale: the quick settings on 300 training images (a LeNet batch fits) and 200 test images.
+SMOKE_FRACTION, SMOKE_TEST_FRACTION = 0.005, 0.02
+
+
+def run_or_load(name: str, *, smoke: bool, out: Path, rerun: bool = False,
+                results: Path = RESULTS) -> Tuple[StudyRecord, Path]:
+    """Return the record of study `name` (committed, or run) and the folder of its files.
+
+    Parameters
+    ----------
+    name : str
+        A study of :data:`gluon_bn.study.registry.STUDIES`.
+    smoke : bool
+        Run the quick settings at the smoke scale into `out` (seconds; inconclusive by design).
+    out : Path
+        Where a run writes its files.
+    rerun : bool
+        Run the study at its committed settings into `out` even if a record is committed
+        (minutes).
+    results : Path
+        Where the committed records are.
+    """
+    study = get_study(name)
+    committed = Path(results) / f"{name}.json"
+    if not smoke and not rerun and committed.exists():
+        return load_study_record(committed), Path(results)
+    from gluon_bn.study.runner import run_study
+    settings = study.settings(quick=smoke)
+    if smoke:
+        settings = replace(settings, fraction=SMOKE_FRACTION, test_fraction=SMOKE_TEST_FRACTION)
+    record, _ = run_study(study, settings, Path(out), quick=smoke, file=io.StringIO(),
+                          progress=False)
+    return record, Path(out)
+
+
+def show_study(name: str, *, smoke: bool, out: Path, rerun: bool = False,
+               results: Path = RESULTS) -> StudyRecord:
+    """Display study `name`'s report and figure in a notebook; return its record.
+
+    Parameters
+    ----------
+    name, smoke, out, rerun, results
+        See :func:`run_or_load`.
+    """
+    from IPython.display import Image, Markdown, display
+
+    from gluon_bn.study.report import markdown
+
+    record, folder = run_or_load(name, smoke=smoke, out=out, rerun=rerun, results=results)
+    display(Markdown(markdown(record)))
+    display(Image(filename=str(folder / f"{name}.png")))
+    return record
+
+
+def show_summary(*, smoke: bool, out: Path, results: Path = RESULTS) -> Optional[str]:
+    """Display the summary table of the studies shown (smoke: those run into `out`); return it."""
+    from IPython.display import Markdown, display
+
+    from gluon_bn.study.report import load_records, summary
+
+    records = load_records(Path(out) if smoke else Path(results))
+    if not records:
+        return None
+    text = summary(records)
+    display(Markdown(text))
+    return text
