@@ -44,6 +44,7 @@ def _positive_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``gluon-bn``."""
     from gluon_bn.recipes import LOOPS  # pure data: no MXNet
+    from gluon_bn.study import cli as study_parser  # pure data: no MXNet
     parser = argparse.ArgumentParser(
         prog="gluon-bn", description="Reproduce d2l's Batch Normalization chapter with MXNet Gluon.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "stdout keeps d2l's epoch lines")
     rep.add_argument("--checkpoint-dir", type=Path, help="checkpoint after every epoch here")
     rep.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
+    _add_runtime_argument(study_parser.add_parser(sub))
     doc = sub.add_parser("doctor", help="check MXNet, numpy, threads, data and GPUs; "
                                         "exit 0 when `reproduce` can run")
     doc.add_argument("--data-root", help="also look in this data directory")
@@ -112,10 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--rounds", type=_positive_int, default=3, help="rounds of --busy (default 3)")
     ben.add_argument("--limit", type=_positive_int, default=6400,
                      help="training examples per epoch for --busy (default 6400)")
-    return parser
-
     ben.add_argument("--data-root", help="directory with the four IDX files")
     ben.add_argument("--out", type=Path, default=Path("out"), help="where bench.json/.md/.png go")
+    return parser
+
 
 def _add_runtime_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -172,10 +174,10 @@ def cmd_bench(args, out) -> int:
         return _sweep(args, out)
     if args.busy:
         return _busy(args, out)
-    print(table, file=out)
-    args.out.mkdir(parents=True, exist_ok=True)
     result = run_plan(_bench_plan(args), file=out)
     table = format_table(result)
+    print(table, file=out)
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
     (args.out / "bench.md").write_text(table + "\n")
     plot_bars(result, args.out / "bench.png")
@@ -199,10 +201,10 @@ def _busy(args, out) -> int:
     return 0
 
 
-    from gluon_bn.run.bench import format_sweep, sweep_runtimes
-
 def _sweep(args, out) -> int:
     import json
+    from gluon_bn.run.bench import format_sweep, sweep_runtimes
+
     sweep = sweep_runtimes(_bench_plan(args), file=out)
     table = format_sweep(sweep)
     print(table, file=out)
@@ -372,6 +374,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     out = sys.stdout
+    if args.command == "study":  # its own errors and runtime (gluon_bn/study/cli.py)
+        from gluon_bn.study.cli import main as study_main
+        return study_main(args, out, select_runtime=lambda: _select_runtime(args, out))
     # Without MXNet: the doctor reports a broken one, and recipes are pure data.
     if args.command in ("doctor", "list"):
         try:
