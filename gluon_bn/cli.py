@@ -318,8 +318,14 @@ def _interrupted_message(args, argv: List[str]) -> str:
     return "\n".join(lines)
 
 
+def cmd_study(args, out) -> int:
+    """Run ``gluon-bn study`` (gluon_bn/study/cli.py) once :func:`main` has checked its input."""
+    from gluon_bn.study.cli import main as run_studies
+    return run_studies(args, out)
+
+
 COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce, "bench": cmd_bench,
-            "doctor": cmd_doctor}
+            "doctor": cmd_doctor, "study": cmd_study}
 
 
 # What scripts/reproduce_all.py runs (gluon_bn.published): every record under results/, seeds
@@ -374,9 +380,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     out = sys.stdout
-    if args.command == "study":  # its own errors and runtime (gluon_bn/study/cli.py)
-        from gluon_bn.study.cli import main as study_main
-        return study_main(args, out, select_runtime=lambda: _select_runtime(args, out))
+    if args.command == "study":  # --list, --regenerate and refusals need no MXNet
+        from gluon_bn.study.cli import prepare
+        status = prepare(args, out)
+        if status is not None:
+            return status
+        _select_runtime(args, out)
     # Without MXNet: the doctor reports a broken one, and recipes are pure data.
     if args.command in ("doctor", "list"):
         try:

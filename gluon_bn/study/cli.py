@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable, List, Optional, TextIO
+from typing import List, Optional, TextIO, Tuple
 
-from gluon_bn.study.registry import STUDIES, Study, get_study
+from gluon_bn.study.registry import STUDIES, Settings, Study, get_study
 
-EXIT_OK, EXIT_USAGE, EXIT_DATA, EXIT_WRITE, EXIT_INTERRUPTED = 0, 2, 3, 5, 130
+EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -44,6 +44,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "(default out/studies; the published ones are in results/studies)")
     parser.add_argument("--device", default="cpu", help="as for reproduce (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--regenerate", action="store_true",
+                        help="rewrite every report, figure and the summary in --out from the "
+                             "JSON records there; nothing is trained")
     return parser
 
 
@@ -54,66 +57,64 @@ def list_studies(out: TextIO) -> None:
         print(f"{'':16s} source: {study.source}", file=out)
 
 
-def selected(name: str) -> List[Study]:
-    """Return the studies `name` asks for ("all": every one, in order); KeyError lists the valid names."""
-    return list(STUDIES.values()) if name == "all" else [get_study(name)]
+def plan(args: argparse.Namespace) -> List[Tuple[Study, Settings]]:
+    """Return the studies `args` name with their checked settings.
+
+    Raises
+    ------
+    KeyError
+        For an unknown study (the message lists the valid ones).
+    ValueError
+        In one line, for a missing name or settings that cannot run.
+    """
+    if not args.name:
+        raise ValueError("give a study name (or all); --list names them")
+    studies = list(STUDIES.values()) if args.name == "all" else [get_study(args.name)]
+    return [(study, study.settings(quick=args.quick, seeds=args.seeds, epochs=args.epochs,
+                                   fraction=args.fraction, batch_size=args.batch_size,
+                                   grid=args.grid))
+            for study in studies]
 
 
-def main(args: argparse.Namespace, out: TextIO,
-         select_runtime: Optional[Callable[[], object]] = None) -> int:
-    """Run ``gluon-bn study`` with parsed `args`; return the exit status (errors are one line).
+def prepare(args: argparse.Namespace, out: TextIO) -> Optional[int]:
+    """Do what needs no MXNet: return an exit status when that is all, None when studies must run.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        From the parser :func:`add_parser` built.
-    out : text stream
-        Where the statements, per-run lines and written paths go.
-    select_runtime : callable, optional
-        Sets MXNet's engine and threads before it loads (``gluon_bn.cli`` passes its own,
-        from ``--runtime`` and ``--threads``); called once the arguments are known to be good.
+    ``--list`` prints the studies; ``--regenerate`` rewrites the reports from the records;
+    otherwise the name and the settings are checked, and a refusal is one line on stderr
+    (exit 2) before anything is read, written or trained.
     """
     if args.list:
         list_studies(out)
         return EXIT_OK
     try:
-        if not args.name:
-            raise ValueError("give a study name (or all); --list names them")
-        plan = [(study, study.settings(quick=args.quick, seeds=args.seeds, epochs=args.epochs,
-                                       fraction=args.fraction, batch_size=args.batch_size,
-                                       grid=args.grid))
-                for study in selected(args.name)]
+        if args.regenerate:
+            from gluon_bn.study.report import regenerate
+            if not args.out.is_dir():
+                raise ValueError(f"{args.out} is not a folder of study records")
+            regenerate(args.out)
+            print(f"rewrote the reports and the summary in {args.out}", file=out)
+            return EXIT_OK
+        plan(args)
     except (KeyError, ValueError) as err:
         print(f"gluon-bn: error: {err.args[0] if err.args else err}", file=sys.stderr)
         return EXIT_USAGE
-    if select_runtime is not None:
-        select_runtime()
-    try:
-        from gluon_bn.data import DataError
-        from gluon_bn.device import parse_device
-        from gluon_bn.report import WriteError
-        from gluon_bn.study.runner import run_study
-    except ImportError as err:  # MXNet missing: the message says how to install it
-        print(f"gluon-bn: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        ctx = parse_device(args.device, file=out)
-        for study, settings in plan:
-            _, paths = run_study(study, settings, args.out, quick=args.quick, ctx=ctx, file=out,
-                                 progress=not args.quiet)
-            for path in paths.values():
-                print(f"wrote {path}", file=out, flush=True)
-    except DataError as err:
-        print(f"gluon-bn: data error: {err}", file=sys.stderr)
-        return EXIT_DATA
-    except WriteError as err:
-        print(f"gluon-bn: write error: {err}", file=sys.stderr)
-        return EXIT_WRITE
-    except (KeyError, ValueError) as err:
-        print(f"gluon-bn: error: {err.args[0] if err.args else err}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"\ngluon-bn: interrupted. Finished runs are kept in {args.out}/NAME.progress.json; "
-              f"the same command continues from them.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return None
+
+
+def main(args: argparse.Namespace, out: TextIO) -> int:
+    """Run the studies `args` name (MXNet is loaded from here on); return the exit status.
+
+    Errors propagate (``gluon_bn.cli.main`` turns them into one line and an exit status):
+    ValueError/KeyError for bad input, ``DataError``, ``WriteError``, KeyboardInterrupt (the
+    finished runs are in the progress files; the same command continues from them).
+    """
+    from gluon_bn.device import parse_device
+    from gluon_bn.study.runner import run_study
+
+    ctx = parse_device(args.device, file=out)
+    for study, settings in plan(args):
+        _, paths = run_study(study, settings, args.out, quick=args.quick, ctx=ctx, file=out,
+                             progress=not args.quiet)
+        for path in paths.values():
+            print(f"wrote {path}", file=out, flush=True)
     return EXIT_OK
