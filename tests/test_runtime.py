@@ -185,3 +185,12 @@ def test_runs_started_together_see_each_others_threads(tmp_path):
     assert not (tmp_path / finished.stdout.strip()).exists()     # the dead run's note is gone
     (tmp_path / "file").write_text("")                           # not a directory: no claims
     assert runtime.claim_threads(choose, str(tmp_path / "file" / "x")).threads == 2
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_threads_flag_refuses_what_is_not_a_positive_count(value, capsys):
+    from gluon_bn import cli
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["reproduce", "d2l-en", "--threads", value])
+    assert exit_.value.code == 2
+    assert "argument --threads" in capsys.readouterr().err
