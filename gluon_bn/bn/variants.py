@@ -164,6 +164,7 @@ class PartialBatchNorm(gluon.Block):
             self.moving_var = self.params.get("moving_var", init=init.One(), **statistic)
 
     def forward(self, X):
+        """Normalize `X` with the batch statistics (training) or the moving ones (prediction)."""
         check_input(X, self.num_features, self.num_dims)
         ctx = X.context
         moving = [self.moving_mean.data(ctx), self.moving_var.data(ctx)]
@@ -204,6 +205,7 @@ class AffineNoise(gluon.Block):
         self.num_features, self.shift, self.spread = num_features, shift, spread
 
     def forward(self, X):
+        """Return `X` with this step's random scale and shift (training), or `X` itself."""
         if not autograd.is_training():
             return X
         scale, offset = draw_affine_noise(self.num_features, self.shift, self.spread, X.context)

@@ -34,10 +34,12 @@ class Interval:
 
     @property
     def lower(self) -> float:
+        """mean − sd."""
         return self.mean - self.sd
 
     @property
     def upper(self) -> float:
+        """mean + sd."""
         return self.mean + self.sd
 
     def text(self, digits: int = 3) -> str:
@@ -397,9 +399,3 @@ def redundant(full: Sequence[float], ablated: Sequence[float], what: str) -> str
         return f"{HOLDS}: {numbers}"
     return f"{UNCLEAR}: {numbers}; the means differ by {abs(f.mean - a.mean):.3f}"
 
-
-def verdict_dict(parts: Mapping[str, str]) -> Dict[str, str]:
-    """Return `parts` as a plain dict after checking every value is a verdict string."""
-    for value in parts.values():
-        outcome(value)
-    return dict(parts)

@@ -161,7 +161,7 @@ def _judge_ablations(configs: Sequence[Configuration], s: Settings) -> Judgement
     rules = {"redundant": criteria.redundant, "matters": criteria.matters}
     verdicts = {name: rules[rule](full, by[config].values("final_acc"), what)
                 for name, (config, _, rule, what) in ABLATIONS.items()}
-    return criteria.combine(verdicts), criteria.verdict_dict(verdicts)
+    return criteria.combine(verdicts), verdicts
 
 
 JUDGES: Dict[str, Callable[[Sequence[Configuration], Settings], Judgement]] = {

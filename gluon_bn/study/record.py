@@ -56,10 +56,12 @@ class Configuration:
         return [run.get(key) for run in self.runs]
 
     def to_json(self) -> dict:
+        """Return the configuration as JSON-ready data (non-finite floats as None)."""
         return {"name": self.name, "settings": clean(self.settings), "runs": clean(self.runs)}
 
     @classmethod
     def from_json(cls, data: dict) -> "Configuration":
+        """Return the configuration stored as `data`."""
         return cls(data["name"], dict(data["settings"]), [dict(r) for r in data["runs"]])
 
 
@@ -104,6 +106,7 @@ class StudyRecord:
         raise KeyError(f"{self.study} has no configuration {name!r}")
 
     def to_json(self) -> dict:
+        """Return the record as JSON-ready data (what ``NAME.json`` holds)."""
         data = {"schema": SCHEMA_VERSION, "study": self.study, "claim": self.claim,
                 "source": self.source, "measurement": self.measurement,
                 "criterion": self.criterion, "scale": self.scale,
@@ -116,6 +119,7 @@ class StudyRecord:
 
     @classmethod
     def from_json(cls, data: dict) -> "StudyRecord":
+        """Return the record stored as `data`; ValueError for another schema version."""
         if data.get("schema") != SCHEMA_VERSION:
             raise ValueError(f"unknown study record schema {data.get('schema')!r}; this "
                              f"gluon-bn reads version {SCHEMA_VERSION}")

@@ -216,7 +216,7 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
                   "inconclusive (also when plain LeNet ends below twice chance); overall: "
                   "holds if it holds in both loops, does not hold if it fails in one",
         recipe="d2l-1.0", document_epochs=10,
-        defaults=Settings(seeds=3, epochs=10, fraction=0.4, test_fraction=0.5, batch_size=128,
+        defaults=Settings(seeds=3, epochs=10, fraction=0.5, test_fraction=0.25, batch_size=128,
                           lr=0.1),
         quick=Settings(**_TINY, batch_size=128, lr=0.1)),
     Study(
@@ -234,7 +234,7 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
                   "when the grid is too narrow)",
         recipe="d2l-0.17", document_epochs=10, grid_kind="lr",
         defaults=Settings(seeds=3, epochs=4, fraction=0.4, test_fraction=0.5, batch_size=256,
-                          grid=(0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)),
+                          grid=(0.3, 1.0, 3.0, 10.0, 30.0, 100.0)),
         quick=Settings(**_TINY, batch_size=256, grid=(0.3, 3.0, 30.0))),
     Study(
         name="batch-noise",
@@ -271,7 +271,7 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
         recipe="d2l-0.17", document_epochs=10,
         defaults=Settings(seeds=3, epochs=30, fraction=0.05, test_fraction=0.5, batch_size=64,
                           lr=0.3, params=_params(dropout=0.5, activation="relu")),
-        quick=Settings(**_TINY, batch_size=64, lr=0.1,
+        quick=Settings(**_TINY, batch_size=64, lr=0.3,
                        params=_params(dropout=0.5, activation="relu"))),
     Study(
         name="covariate-shift",
@@ -305,7 +305,7 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
                   "most of its time is in operators (share's mean + sd below 0.5); else "
                   "inconclusive",
         recipe="d2l-en", document_epochs=0,
-        defaults=Settings(seeds=3, epochs=2, fraction=0.02, test_fraction=0.05, batch_size=256),
+        defaults=Settings(seeds=3, epochs=2, fraction=0.05, test_fraction=0.05, batch_size=256),
         quick=Settings(seeds=1, epochs=2, fraction=0.005, test_fraction=0.02, batch_size=256)),
     Study(
         name="ablations",
