@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from gluon_bn.report import WriteError, os_error_cause, write_atomically
-from gluon_bn.runtime import describe as describe_runtime
 from gluon_bn.study import criteria
 from gluon_bn.study.plans import ACCURACY_KEYS, DISPLAYS, LABELS
 from gluon_bn.study.record import Configuration, StudyRecord, dumps, load_study_record
@@ -72,7 +71,7 @@ def markdown(record: StudyRecord) -> str:
             + [str(len(config.runs)), str(diverged) if diverged else ""]) + " |")
     lines += ["", f"Ran on MXNet {env.get('mxnet')}, {env.get('cpu_count')} CPU(s) "
               f"({env.get('cpu_model') or env.get('processor')}), device {env.get('device')}, "
-              f"{describe_runtime(env.get('threads') or {})}.", ""]
+              f"{env.get('runtime')}.", ""]
     return "\n".join(lines)
 
 
