@@ -111,7 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="time the runtimes beside other work the bench starts and stops "
                           "itself (idle, one busy core, another MXNet run, two runs at once), "
                           "rounds alternating; write busy.json/.md")
-    ben.add_argument("--rounds", type=_positive_int, default=3, help="rounds of --busy (default 3)")
+    ben.add_argument("--peer", choices=("torch",),
+                     help="time our fast paths beside the same LeNet in PyTorch eager (same "
+                          "weights, batch, data order and threads), each run its own process, "
+                          "rounds alternating; write peer.json/.md/.png (needs the peer extra)")
+    ben.add_argument("--rounds", type=_positive_int, default=3,
+                     help="rounds of --busy and --peer (default 3)")
     ben.add_argument("--limit", type=_positive_int, default=6400,
                      help="training examples per epoch for --busy (default 6400)")
     ben.add_argument("--data-root", help="directory with the four IDX files")
@@ -165,7 +170,6 @@ def _bench_plan(args):
 
 
 def cmd_bench(args, out) -> int:
-    import json
     from gluon_bn.run.bench import format_table, plot_bars, run_plan
 
     if args.fraction > 1:
@@ -174,15 +178,22 @@ def cmd_bench(args, out) -> int:
         return _sweep(args, out)
     if args.busy:
         return _busy(args, out)
+    if args.peer:
+        return _peer(args, out)
     result = run_plan(_bench_plan(args), file=out)
-    table = format_table(result)
+    return _write_bench(args, out, "bench", result, format_table(result), plot_bars)
+
+
+def _write_bench(args, out, stem: str, result: dict, table: str, plot) -> int:
+    """Print `table`; write STEM.json, STEM.md and STEM.png (drawn by `plot`) under --out."""
+    import json
     print(table, file=out)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "bench.md").write_text(table + "\n")
-    plot_bars(result, args.out / "bench.png")
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / f"{stem}.md").write_text(table + "\n")
+    plot(result, args.out / f"{stem}.png")
     for ext in ("json", "md", "png"):
-        print(f"wrote {args.out / ('bench.' + ext)}", file=out)
+        print(f"wrote {args.out / f'{stem}.{ext}'}", file=out)
     return 0
 
 
@@ -199,6 +210,17 @@ def _busy(args, out) -> int:
     (args.out / "busy.md").write_text(table + "\n")
     print(f"wrote {args.out / 'busy.json'}\nwrote {args.out / 'busy.md'}", file=out)
     return 0
+
+
+def _peer(args, out) -> int:
+    from gluon_bn.run.peer import PeerPlan, format_peer, plot_peer, require_torch, run_peer
+    from gluon_bn.runtime import threads_in_effect
+
+    require_torch()
+    plan = PeerPlan(threads=args.threads or threads_in_effect(), recipe=args.recipe,
+                    fraction=args.fraction, rounds=args.rounds, data_root=args.data_root)
+    result = run_peer(plan, file=out)
+    return _write_bench(args, out, "peer", result, format_peer(result), plot_peer)
 
 
 def _sweep(args, out) -> int:

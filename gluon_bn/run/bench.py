@@ -62,6 +62,19 @@ def default_configs(pipelines: Sequence[str] = ("d2l", "fast")) -> List[BenchCon
     return configs
 
 
+def timed_examples(fraction: float, batch_size: int) -> int:
+    """Return how many training examples a bench times: `fraction` of an epoch in whole batches.
+
+    Parameters
+    ----------
+    fraction : float
+        Share of the 60000 training images (0 < fraction <= 1).
+    batch_size : int
+        Examples per batch; at least one batch is timed.
+    """
+    return max(batch_size, int(math.ceil(TRAIN_SIZE * fraction / batch_size)) * batch_size)
+
+
 def time_config(config: BenchConfig, recipe_name: str = "d2l-en", *, fraction: float = 1.0,
                 warmup_batches: int = 5, ctx=None, seed: int = 0, repeat: int = 1,
                 data_root: Optional[str] = None) -> Dict[str, float]:
@@ -108,7 +121,7 @@ def time_config(config: BenchConfig, recipe_name: str = "d2l-en", *, fraction: f
     net.initialize(make_initializer(recipe.initializer_for(config.variant)), ctx=ctx)
     trainer = mx.gluon.Trainer(net.collect_params(), "sgd",
                                {"learning_rate": recipe.trainer_learning_rate()})
-    timed = max(batch, int(math.ceil(TRAIN_SIZE * fraction / batch)) * batch)
+    timed = timed_examples(fraction, batch)
     quiet = io.StringIO()
     seconds = []
     for limit in [warmup_batches * batch] + [timed] * repeat:

@@ -1,0 +1,299 @@
+"""``gluon-bn bench --peer torch``: our fast paths beside the same LeNet in PyTorch eager.
+
+Fair by construction: **weights**: the recipe's Gluon network, seeded and initialised as
+:func:`gluon_bn.run.bench.time_config` does, is translated layer by layer into PyTorch with
+its parameters copied (conv weights (out, in, kh, kw) and dense weights (out, in) in both).
+Gluon's BN momentum ``m`` weighs the moving statistic, PyTorch's the batch's, so PyTorch gets
+``1 - m``; eps is the same (PyTorch keeps the unbiased running variance, MXNet the biased
+one: only the moving statistics differ, by n / (n - 1)). **Data**: the images as
+:class:`gluon_bn.data.FastBatchIterator` preloads them, in its sampler's order for the seed,
+warm-up batches then the timed share of an epoch. **Step**: summed cross-entropy, gradient
+divided by the batch size, plain SGD at the recipe's rate (``train_ch5``); loss and accuracy
+sums read back once. **Threads**: each run is its own process (PyTorch bundles its own
+libgomp) with the same environment and ``OMP_NUM_THREADS``; PyTorch calls
+``torch.set_num_threads`` with it. The parent writes weights, images and orders once to a
+kit (``.npz``); every round runs each configuration as ``python -m gluon_bn.run.peer JOB``
+in the same order (A B C A B C ...). Only the children import a framework each; the
+PyTorch side is :mod:`gluon_bn.run.peer_torch`.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, TextIO, Tuple
+
+import numpy as np
+
+HINT = ("bench --peer torch needs PyTorch, which is not installed: pip install 'gluon-bn[peer]' "
+        "(CPU-only wheel: add --index-url https://download.pytorch.org/whl/cpu)")
+TORCH_LABEL = "torch eager / preloaded"
+# Our paths beside PyTorch, as BenchConfig(variant, bn_impl, hybridize, pipeline).
+GLUON_CONFIGS = (("gluon", "faithful", "graph", "fast"), ("scratch", "fast", "graph", "fast"),
+                 ("plain", "faithful", "graph", "fast"))
+
+
+def require_torch() -> None:
+    """Raise ValueError saying how to install PyTorch unless it can be imported."""
+    try:
+        found = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # sys.modules["torch"] is None, or a broken install
+        found = False
+    if not found:
+        raise ValueError(HINT)
+
+
+@dataclass(frozen=True)
+class PeerPlan:
+    """What ``bench --peer torch`` times.
+
+    Attributes
+    ----------
+    threads : int
+        OpenMP threads of every run (``torch.set_num_threads`` for PyTorch).
+    recipe, fraction, seed, warmup_batches, data_root
+        As for :func:`gluon_bn.run.bench.time_config`.
+    rounds : int
+        Alternating rounds; every configuration runs once per round.
+    """
+
+    threads: int
+    recipe: str = "d2l-en"
+    fraction: float = 0.25
+    rounds: int = 3
+    seed: int = 0
+    warmup_batches: int = 5
+    data_root: Optional[str] = None
+
+
+def gluon_layers(net) -> Tuple[List[dict], Dict[str, np.ndarray]]:
+    """Describe an initialised Gluon ``Sequential`` layer by layer; return (layers, arrays).
+
+    Parameters
+    ----------
+    net : gluon.nn.Sequential
+        Of Conv2D, BatchNorm, Activation, Max/AvgPool2D, Flatten and Dense, shapes known.
+        The layers are dicts (``op`` and settings; a flatten before the first Dense on 4-D
+        input, as Gluon's Dense flattens), the arrays ``"{layer index}.{parameter}"``.
+    """
+    layers, arrays, rank = [], {}, 4
+    for block in net._children.values():
+        kind, kw = type(block).__name__, getattr(block, "_kwargs", {})
+        if kind == "Dense" and rank == 4:
+            layers.append({"op": "flatten"})
+        rank = 2 if kind in ("Dense", "Flatten") else rank
+        for name, param in block.params.items():
+            arrays[f"{len(layers)}.{name[len(block.prefix):]}"] = param.data().asnumpy()
+        if kind == "Conv2D" and kw["dilate"] == (1, 1) and kw["num_group"] == 1:
+            layers.append({"op": "conv", "pad": kw["pad"], "stride": kw["stride"]})
+        elif kind == "BatchNorm" and not kw["fix_gamma"] and not kw["use_global_stats"]:
+            layers.append({"op": "bn", "rank": rank, "eps": kw["eps"], "momentum": kw["momentum"]})
+        elif kind == "Activation":
+            layers.append({"op": block._act_type})
+        elif kind in ("MaxPool2D", "AvgPool2D") and kw["pooling_convention"] == "valid":
+            layers.append({"op": kw["pool_type"] + "pool", "kernel": kw["kernel"],
+                           "stride": kw["stride"], "pad": kw["pad"]})
+        elif kind in ("Dense", "Flatten"):
+            layers.append({"op": kind.lower()})
+        else:
+            raise ValueError(f"no PyTorch translation for Gluon's {kind} {kw}")
+    return layers, arrays
+
+
+def write_kit(plan: PeerPlan, path: Path) -> Path:
+    """Write the Gluon network's initial weights, the images and the epoch orders to `path`.
+
+    Parameters
+    ----------
+    plan : PeerPlan
+        Recipe, seed, warm-up batches, fraction and data directory, as ``time_config`` uses
+        them: the orders are the fast pipeline's for the seed, warm-up then timed slice.
+    path : Path
+        The ``.npz`` to write (read by :func:`gluon_bn.run.peer_torch.load_torch_kit`).
+    """
+    from gluon_bn._mxnet import mx
+    from gluon_bn.data import FASHION_MNIST, EpochShuffleSampler, load_arrays
+    from gluon_bn.models import build_net, make_initializer
+    from gluon_bn.recipes import get_recipe
+    from gluon_bn.run.bench import timed_examples
+    from gluon_bn.run.training import seed_everything
+
+    recipe = get_recipe(plan.recipe)
+    seed_everything(plan.seed)
+    net = build_net(recipe, "gluon")
+    net.initialize(make_initializer(recipe.initializer_for("gluon")), ctx=mx.cpu())
+    net(mx.nd.zeros((1, 1, 28, 28)))  # deferred initialisation draws the weights, layer by layer
+    layers, arrays = gluon_layers(net)
+    images, labels = load_arrays(FASHION_MNIST, plan.data_root)[:2]
+    limits = (plan.warmup_batches * recipe.batch_size, timed_examples(plan.fraction, recipe.batch_size))
+    orders = [EpochShuffleSampler(min(n, len(labels)), plan.seed).epoch_order() for n in limits]
+    n = max(map(len, orders))
+    setup = {"layers": layers, "batch_size": recipe.batch_size, "lr": recipe.trainer_learning_rate()}
+    np.savez(path, setup=json.dumps(setup), images=images[:n], labels=labels[:n],
+             warmup=orders[0], timed=orders[1], **{f"param:{k}": v for k, v in arrays.items()})
+    return path
+
+
+def _time_gluon(job: dict) -> dict:
+    from gluon_bn.run.bench import BenchConfig, time_config
+    timing = time_config(BenchConfig(*job["config"]), job["recipe"], fraction=job["fraction"],
+                         warmup_batches=job["warmup_batches"], seed=job["seed"],
+                         data_root=job["data_root"])
+    return {"seconds_per_epoch": timing["seconds_per_epoch"]}
+
+
+def run_child(job: dict, threads: int) -> dict:
+    """Run one job in a fresh ``python -m gluon_bn.run.peer`` process; return its JSON answer.
+
+    Parameters
+    ----------
+    job : dict
+        ``framework`` ("gluon" or "torch") and its settings (see :func:`run_peer`).
+    threads : int
+        ``OMP_NUM_THREADS`` of the child; the rest of its environment is this process's.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    proc = subprocess.run([sys.executable, "-m", "gluon_bn.run.peer", json.dumps(job)], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench --peer: a {job['framework']} run failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def summarize(seconds: Dict[str, List[float]], reference: str = TORCH_LABEL) -> dict:
+    """Return each configuration's ratio to `reference` per round, and median/min/max of both.
+
+    Parameters
+    ----------
+    seconds : dict of str to list of float
+        Seconds per epoch of every configuration, one per round, rounds in the same order.
+    reference : str
+        The configuration the ratios divide by (PyTorch).
+    """
+    def spread(values: Sequence[float]) -> Dict[str, float]:
+        return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+    ratios = {label: [s / r for s, r in zip(values, seconds[reference])]
+              for label, values in seconds.items()}
+    return {"ratios": ratios, "summary": {label: {"seconds": spread(seconds[label]),
+                                                  "ratio": spread(ratios[label])}
+                                          for label in seconds}}
+
+
+def run_peer(plan: PeerPlan, *, file: Optional[TextIO] = None) -> dict:
+    """Time :data:`GLUON_CONFIGS` and PyTorch, one process each, in alternating rounds.
+
+    Parameters
+    ----------
+    plan : PeerPlan
+        What to time.
+    file : text stream, optional
+        Where each run's time is said (default stdout).
+
+    Returns
+    -------
+    dict
+        ``plan``, ``seconds`` and ``ratios`` per configuration and round, their ``summary``
+        (:func:`summarize`), PyTorch's version and threads, load averages, environment.
+    """
+    from gluon_bn.report.environment import environment
+    from gluon_bn.run.bench import BenchConfig
+    require_torch()
+    file = file or sys.stdout
+    common = {"recipe": plan.recipe, "fraction": plan.fraction, "seed": plan.seed,
+              "warmup_batches": plan.warmup_batches, "data_root": plan.data_root}
+    load_before, torch_info = os.getloadavg(), {}
+    with tempfile.TemporaryDirectory(prefix="gluon-bn-peer-") as tmp:
+        kit = str(write_kit(plan, Path(tmp) / "kit.npz"))
+        jobs = {BenchConfig(*c).label: {**common, "framework": "gluon", "config": c}
+                for c in GLUON_CONFIGS}
+        jobs[TORCH_LABEL] = {"framework": "torch", "kit": kit, "threads": plan.threads}
+        seconds: Dict[str, List[float]] = {label: [] for label in jobs}
+        for round_ in range(1, plan.rounds + 1):
+            for label, job in jobs.items():
+                answer = run_child(job, plan.threads)
+                seconds[label].append(answer.pop("seconds_per_epoch"))
+                torch_info.update(answer)
+                print(f"round {round_}/{plan.rounds}, {label}: {seconds[label][-1]:.2f} s/epoch",
+                      file=file, flush=True)
+    return {"plan": asdict(plan), "reference": TORCH_LABEL, "torch": torch_info,
+            "load_before": list(load_before), "load_after": list(os.getloadavg()),
+            "seconds": seconds, **summarize(seconds), "environment": environment()}
+
+
+def format_peer(result: dict) -> str:
+    """Return the Markdown table: s/epoch and the ratio to PyTorch, median (range) over rounds.
+
+    Parameters
+    ----------
+    result : dict
+        From :func:`run_peer`.
+    """
+    plan = result["plan"]
+    lines = ["| configuration | s/epoch, median (range) | × PyTorch per round, median (range) |",
+             "|---|---|---|"]
+    for label, summary in result["summary"].items():
+        cells = [f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
+                 for s in (summary["seconds"], summary["ratio"])]
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    load = ", ".join(f"{a:.2f} → {b:.2f}" for a, b in zip(result["load_before"], result["load_after"]))
+    return "\n".join(lines) + (
+        f"\n\n{plan['rounds']} alternating round(s), {plan['fraction']:g} of an epoch timed after "
+        f"{plan['warmup_batches']} warm-up batches, scaled to 60000 images; {plan['threads']} "
+        f"OpenMP thread(s) each; PyTorch {result['torch'].get('torch')}. Load average "
+        f"(1, 5, 15 min) before → after: {load}.")
+
+
+def plot_peer(result: dict, path: Path) -> None:
+    """Draw each configuration's median s/epoch as a bar, its range over rounds as a whisker.
+
+    Parameters
+    ----------
+    result : dict
+        From :func:`run_peer`.
+    path : Path
+        The PNG to write.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plan, s = result["plan"], [v["seconds"] for v in result["summary"].values()]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(s) + 1.3))
+    ax.barh(list(result["summary"]), [x["median"] for x in s], capsize=4,
+            xerr=[[x["median"] - x["min"] for x in s], [x["max"] - x["median"] for x in s]],
+            color=["tab:orange"] * (len(s) - 1) + ["tab:red"])  # PyTorch last
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds per epoch (median, range over rounds)")
+    ax.set_title(f"{plan['recipe']} LeNet, {plan['threads']} thread(s), {plan['rounds']} "
+                 f"alternating round(s)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m gluon_bn.run.peer JOB_JSON``: one run of ``bench --peer``; its answer as JSON.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        One JSON job (see :func:`run_peer`); default ``sys.argv[1:]``.
+    """
+    job = json.loads((sys.argv[1:] if argv is None else list(argv))[0])
+    if job["framework"] == "torch":
+        from gluon_bn.run.peer_torch import time_torch
+        print(json.dumps(time_torch(job)))
+    else:
+        print(json.dumps(_time_gluon(job)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""`gluon-bn bench --peer torch`: a fair side-by-side with PyTorch (issue 15, item 1).
+
+PyTorch runs only in child processes (it bundles its own libgomp), so these tests never
+import it; the ones that need it skip when the `peer` extra is not installed.
+"""
+import io
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from gluon_bn import cli
+from gluon_bn._mxnet import mx  # loaded first: the bench's runtime choice then leaves this process alone
+from gluon_bn.run import peer, peer_torch
+
+
+def _torch_installed() -> bool:
+    try:
+        peer.require_torch()
+    except ValueError:
+        return False
+    return True
+
+
+needs_torch = pytest.mark.skipif(not _torch_installed(),
+                                 reason="PyTorch not installed: pip install 'gluon-bn[peer]'")
+LENET = ["conv", "bn", "sigmoid", "maxpool", "conv", "bn", "sigmoid", "maxpool", "flatten",
+         "dense", "bn", "sigmoid", "dense", "bn", "sigmoid", "dense"]
+
+
+@pytest.fixture(scope="module")
+def kit(fashion_root, tmp_path_factory):
+    plan = peer.PeerPlan(threads=1, fraction=0.005, data_root=str(fashion_root))
+    return plan, peer.write_kit(plan, tmp_path_factory.mktemp("peer") / "kit.npz")
+
+
+def test_the_kit_holds_the_gluon_weights_and_the_fast_pipelines_batches(kit):
+    """Same layers and initial weights as time_config's Gluon net; same batches, same order."""
+    from gluon_bn.data import load_data_fashion_mnist
+    from gluon_bn.models import build_net, make_initializer
+    from gluon_bn.recipes import get_recipe
+    from gluon_bn.run.training import seed_everything
+
+    plan, path = kit
+    data = np.load(path)
+    setup = json.loads(str(data["setup"]))
+    assert [layer["op"] for layer in setup["layers"]] == LENET
+    assert setup["batch_size"] == 256 and setup["lr"] == 1.0
+    assert {layer["momentum"] for layer in setup["layers"] if layer["op"] == "bn"} == {0.9}
+    recipe = get_recipe("d2l-en")
+    seed_everything(plan.seed)
+    net = build_net(recipe, "gluon")
+    net.initialize(make_initializer(recipe.initializer_for("gluon")))
+    images = peer_torch.preloaded(data["images"])
+    for name, limit in (("warmup", 1280), ("timed", 512)):  # 0.5 % of an epoch: 2 batches
+        order = data[name]
+        batches = load_data_fashion_mnist(256, root=plan.data_root, pipeline="fast",
+                                          seed=plan.seed, limit=limit)[0]
+        assert len(order) == limit
+        for i, (X, y) in enumerate(batches):
+            if i == 0 and name == "warmup":
+                net(X)  # the first forward pass draws the weights, as in training
+            index = order[i * 256:(i + 1) * 256]
+            assert np.array_equal(X.asnumpy(), images[index])
+            assert np.array_equal(y.asnumpy(), data["labels"][index])
+    ours = [p.data().asnumpy() for p in net.collect_params().values()]
+    theirs = [data[k] for k in data.files if k.startswith("param:")]
+    assert len(ours) == len(theirs) == 26
+    assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+
+
+@needs_torch
+def test_pytorch_trains_the_same_steps_as_gluon(kit):
+    """One step from the same weights and batch: the same loss to 1e-4; the next steps
+    (lr 1.0, mean gradient) stay together, within MXNet's float32 BN statistics."""
+    from gluon_bn.data import load_data_fashion_mnist
+    from gluon_bn.models import build_net, make_initializer
+    from gluon_bn.recipes import get_recipe
+    from gluon_bn.run.training import seed_everything
+
+    plan, path = kit
+    theirs = peer.run_child({"framework": "torch", "kit": str(path), "threads": 1,
+                             "record": True}, 1)["losses"]
+    recipe = get_recipe("d2l-en")
+    seed_everything(plan.seed)
+    net = build_net(recipe, "gluon")
+    net.initialize(make_initializer(recipe.initializer_for("gluon")))
+    trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 1.0})
+    loss_fn, ours = mx.gluon.loss.SoftmaxCrossEntropyLoss(), []
+    for X, y in load_data_fashion_mnist(256, root=plan.data_root, pipeline="fast",
+                                        seed=plan.seed, limit=1280)[0]:
+        with mx.autograd.record():
+            loss = loss_fn(net(X), y).sum()
+        loss.backward()
+        trainer.step(256)
+        ours.append(loss.asscalar() / 256)
+    assert len(ours) == len(theirs) == 5
+    assert abs(ours[0] - theirs[0]) < 1e-4
+    assert np.allclose(ours, theirs, atol=2e-3)
+
+
+@needs_torch
+def test_bench_peer_runs_on_a_tiny_fraction(fashion_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(peer, "GLUON_CONFIGS", peer.GLUON_CONFIGS[:1])  # one of ours is enough here
+    status = cli.main(["bench", "--peer", "torch", "--rounds", "1", "--fraction", "0.005",
+                       "--threads", "1", "--data-root", str(fashion_root), "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 0
+    result = json.loads((tmp_path / "peer.json").read_text())
+    assert result["torch"]["torch_threads"] == 1 and result["plan"]["threads"] == 1
+    assert list(result["seconds"]) == ["gluon graph / fast", "torch eager / preloaded"]
+    assert all(len(v) == 1 and v[0] > 0 for v in result["seconds"].values())
+    assert result["ratios"]["torch eager / preloaded"] == [1.0]
+    assert (tmp_path / "peer.md").read_text().strip() in out
+    assert (tmp_path / "peer.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rounds_alternate_the_configurations(tmp_path, monkeypatch):
+    """A B C D A B C D ..., every run its own child, PyTorch's threads passed on."""
+    calls = []
+
+    def child(job, threads):
+        calls.append((job.get("config", job["framework"]), threads))
+        return {"seconds_per_epoch": 2.0 if job["framework"] == "torch" else 3.0}
+
+    monkeypatch.setattr(peer, "write_kit", lambda plan, path: path)
+    monkeypatch.setattr(peer, "run_child", child)
+    monkeypatch.setattr(peer, "require_torch", lambda: None)
+    result = peer.run_peer(peer.PeerPlan(threads=2, rounds=2), file=io.StringIO())
+    one_round = [*peer.GLUON_CONFIGS, "torch"]
+    assert calls == [(c, 2) for c in one_round * 2]
+    assert result["ratios"]["gluon graph / fast"] == [1.5, 1.5]
+
+
+def test_without_the_extra_bench_peer_says_how_to_add_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails, as when not installed
+    status = cli.main(["bench", "--peer", "torch", "--threads", "1", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and "pip install 'gluon-bn[peer]'" in err
+    assert not (tmp_path / "peer.json").exists()
+
+
+def test_the_summary_gives_median_range_and_the_ratio_per_round():
+    seconds = {"gluon": [4.0, 6.0, 5.0], "torch eager / preloaded": [4.0, 4.0, 5.0]}
+    summary = peer.summarize(seconds)
+    assert summary["ratios"]["gluon"] == [1.0, 1.5, 1.0]
+    assert summary["summary"]["gluon"] == {"seconds": {"median": 5.0, "min": 4.0, "max": 6.0},
+                                           "ratio": {"median": 1.0, "min": 1.0, "max": 1.5}}
+    result = {"plan": {"rounds": 3, "fraction": 0.25, "warmup_batches": 5, "threads": 2},
+              "torch": {"torch": "2.13.0+cpu"}, "load_before": [3.0, 2.5, 2.0],
+              "load_after": [3.5, 2.6, 2.1], **summary}
+    table = peer.format_peer(result)
+    assert "| gluon | 5.00 (4.00-6.00) | 1.00 (1.00-1.50) |" in table
+    assert "3.00 → 3.50" in table and "PyTorch 2.13.0+cpu" in table
