@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ CONFIGURATIONS = {
               "one epoch), which shows that the code runs, not the document's numbers"),
 }
 CELL_TIMEOUT = 3600  # seconds; a full training cell on a 2-core CPU takes minutes
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours of IPython's tracebacks
 
 
 @dataclass(frozen=True)
@@ -223,8 +225,9 @@ def render_all(source_dir: Path, target_dir: Path, *, names: Sequence[str] = (),
             render_notebook(source, target, smoke=smoke, note=note)
             error = None
         except Exception as err:  # a failed cell, a dead kernel, a timeout: report, go on
-            lines = str(err).strip().splitlines()
-            error = f"{type(err).__name__}: {lines[-1] if lines else ''}"
+            text = _ANSI.sub("", str(err)).strip()  # a failed cell's source and traceback
+            error = f"{type(err).__name__}: {text.splitlines()[-1] if text else ''}"
+            print(text, file=log, flush=True)
         seconds = time.perf_counter() - start
         results.append(Rendered(source, target, seconds, error))
         status = f"FAILED ({error})" if error else "done"

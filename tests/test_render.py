@@ -68,7 +68,7 @@ def test_render_all_runs_the_full_configuration_and_keeps_going_past_a_failure(t
     results = render_all(notebooks, out)
     assert [(r.source.name, r.error is None) for r in results] == [("bad.ipynb", False),
                                                                   ("good.ipynb", True)]
-    assert "a broken cell" in results[0].error
+    assert results[0].error == "CellExecutionError: ValueError: a broken cell"
     assert (out / "bad.ipynb").read_text() == "the copy from before"
     good = nbformat.read(str(out / "good.ipynb"), as_version=4)
     assert "full configuration" in good.cells[0].source
