@@ -1,7 +1,7 @@
 """MXNet's process-wide execution settings: the engine, the OpenMP threads and how they wait.
 
 MXNet reads them from the environment once, when it loads (``MXNET_ENGINE_TYPE``,
-``OMP_NUM_THREADS``; libgomp reads ``GOMP_SPINCOUNT``), so they are chosen before the first
+``OMP_NUM_THREADS``; libgomp reads ``OMP_WAIT_POLICY``), so they are chosen before the first
 ``import mxnet``. This module never imports MXNet itself.
 
 Three facts, measured on 2-vCPU machines (``docs/performance.md``), shape the choice:
@@ -19,8 +19,9 @@ Three facts, measured on 2-vCPU machines (``docs/performance.md``), shape the ch
   parallel operator waits for its slowest thread. So the count is chosen from the cores
   free when the run starts (:func:`choose_threads`, a pure function); when it is lower
   than an idle machine's, the command line says so and names ``--threads`` for the idle
-  choice. Idle threads spin for a bounded time (``GOMP_SPINCOUNT``) instead of libgomp's
-  default, which bounds the damage when the load arrives after the start.
+  choice. Idle threads sleep at once (``OMP_WAIT_POLICY=PASSIVE``) instead of spinning,
+  which costs little on an idle machine and bounds the damage when the load arrives
+  after the start (``docs/bench/busy/``).
 """
 from __future__ import annotations
 
@@ -35,19 +36,19 @@ from typing import Dict, List, MutableMapping, Optional, Tuple
 
 ENGINES = {"threaded": "ThreadedEnginePerDevice", "naive": "NaiveEngine"}
 REQUESTS = ("auto", "default", "tuned")
-# libgomp's spin count for idle threads of a team. Its default (300,000, or 30,000,000,000
-# under OMP_WAIT_POLICY=ACTIVE) keeps a thread spinning long after its share of an operator
-# is done; a bounded count keeps the idle speed (measured) and yields the core sooner to a
-# process that arrives during the run. It does not change the arithmetic.
-SPINCOUNT = 10000
-VARIABLES = ("MXNET_ENGINE_TYPE", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")  # what a Runtime sets
-RECORDED = VARIABLES + ("MXNET_CPU_WORKER_NTHREADS", "OMP_WAIT_POLICY", "MXNET_OMP_MAX_THREADS")
+# How idle OpenMP threads of a team wait. libgomp's default lets them spin (300,000 rounds)
+# before sleeping; on a core shared with another process the spinning threads then take the
+# time the working one needs: beside another MXNet run an epoch took 55 s instead of 1 s
+# (docs/bench/busy/). PASSIVE threads sleep at once. It does not change the arithmetic.
+WAIT_POLICY = "PASSIVE"
+VARIABLES = ("MXNET_ENGINE_TYPE", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")  # what a Runtime sets
+RECORDED = VARIABLES + ("MXNET_CPU_WORKER_NTHREADS", "GOMP_SPINCOUNT", "MXNET_OMP_MAX_THREADS")
 BUSY_CORE = 0.5  # a core counts as taken when other processes use at least this share of it
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """An engine, an OpenMP thread count and a spin count; None leaves MXNet's default.
+    """An engine, an OpenMP thread count and how idle threads wait; None leaves the default.
 
     Attributes
     ----------
@@ -55,22 +56,23 @@ class Runtime:
         ``ThreadedEnginePerDevice`` (MXNet's default) or ``NaiveEngine`` (synchronous).
     omp_threads : int, optional
         OpenMP threads per operator (MXNet's default: :func:`mxnet_default_threads`).
-    spincount : int, optional
-        ``GOMP_SPINCOUNT``: how long an idle OpenMP thread spins before it sleeps.
+    wait : {"PASSIVE", "ACTIVE"}, optional
+        ``OMP_WAIT_POLICY``: whether idle OpenMP threads sleep at once or spin.
     """
 
     engine: Optional[str] = None
     omp_threads: Optional[int] = None
-    spincount: Optional[int] = None
+    wait: Optional[str] = None
 
     def __post_init__(self):
         if self.engine is not None and self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {tuple(ENGINES)}, got {self.engine!r}")
-        for name in ("omp_threads", "spincount"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                      or value < (1 if name == "omp_threads" else 0)):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.omp_threads is not None and (not isinstance(self.omp_threads, int)
+                                             or isinstance(self.omp_threads, bool)
+                                             or self.omp_threads < 1):
+            raise ValueError(f"omp_threads must be a positive int, got {self.omp_threads!r}")
+        if self.wait not in (None, "PASSIVE", "ACTIVE"):
+            raise ValueError(f"wait must be PASSIVE or ACTIVE, got {self.wait!r}")
 
     def variables(self) -> Dict[str, str]:
         """Return the environment variables that select this runtime."""
@@ -79,8 +81,8 @@ class Runtime:
             values["MXNET_ENGINE_TYPE"] = ENGINES[self.engine]
         if self.omp_threads is not None:
             values["OMP_NUM_THREADS"] = str(self.omp_threads)
-        if self.spincount is not None:
-            values["GOMP_SPINCOUNT"] = str(self.spincount)
+        if self.wait is not None:
+            values["OMP_WAIT_POLICY"] = self.wait
         return values
 
 
@@ -89,9 +91,9 @@ DEFAULT = Runtime()
 
 def tuned(threads: Optional[int] = None) -> Runtime:
     """Return the CPU runtime chosen by measurement: NaiveEngine, `threads` (default one per
-    core), and a bounded spin when there is more than one thread."""
+    core), idle threads sleeping when there is more than one."""
     threads = threads or usable_cores()
-    return Runtime("naive", threads, SPINCOUNT if threads > 1 else None)
+    return Runtime("naive", threads, WAIT_POLICY if threads > 1 else None)
 
 
 def usable_cores() -> int:
@@ -327,6 +329,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _computing(pid: int) -> bool:
+    """Return False for a process stopped (Ctrl-Z, SIGSTOP) or a zombie: it takes no core."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: count it
+    return state not in ("T", "t", "Z")
+
+
 def runs_directory() -> str:
     """Return where running gluon-bn commands note their thread counts (one file per process)."""
     return os.path.join(tempfile.gettempdir(), f"gluon-bn-runs-{os.getuid()}")
@@ -338,7 +350,8 @@ def claim_threads(choose, directory: Optional[str] = None) -> ThreadChoice:
     Two runs started together both see idle cores in /proc/stat (neither computes yet), so
     each run also writes its count to `directory` (one file per process, removed at exit;
     files of processes that died are ignored and removed). Choosing and writing happen
-    under a file lock, so the second run sees the first.
+    under a file lock, so the second run sees the first. A stopped run (Ctrl-Z) claims
+    nothing until it continues.
 
     Parameters
     ----------
@@ -360,11 +373,11 @@ def claim_threads(choose, directory: Optional[str] = None) -> ThreadChoice:
                 if not name.isdigit() or int(name) == os.getpid():
                     continue
                 path = os.path.join(directory, name)
-                if _alive(int(name)):
+                if not _alive(int(name)):
+                    os.remove(path)
+                elif _computing(int(name)):
                     with open(path) as entry:
                         others += int(entry.read().strip() or 0)
-                else:
-                    os.remove(path)
             choice = choose(others)
             mine = os.path.join(directory, str(os.getpid()))
             with open(mine, "w") as entry:
@@ -415,5 +428,6 @@ def describe(environ: Optional[MutableMapping[str, str]] = None) -> str:
     environ = os.environ if environ is None else environ
     engine = environ.get("MXNET_ENGINE_TYPE") or f"{ENGINES['threaded']} (MXNet's default)"
     threads = environ.get("OMP_NUM_THREADS") or f"{threads_in_effect(environ)} (MXNet's default)"
-    spin = f", GOMP_SPINCOUNT {environ['GOMP_SPINCOUNT']}" if environ.get("GOMP_SPINCOUNT") else ""
-    return f"engine {engine}, OpenMP threads {threads}{spin}"
+    wait = "".join(f", {key} {environ[key]}" for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+                   if environ.get(key))
+    return f"engine {engine}, OpenMP threads {threads}{wait}"

@@ -83,5 +83,5 @@ def test_one_busy_measurement_starts_and_stops_its_competitor(fashion_root, tmp_
     """A measured run beside a spinning core: its epoch-2 time comes back, nothing is left."""
     from gluon_bn.run.contention import BusyPlan, Contender, measure
     plan = BusyPlan(limit=512, rounds=1, data_root=str(fashion_root), timeout=120)
-    seconds = measure(plan, "busy-core", Contender("one", ("--threads", "1")), str(tmp_path / "m"))
-    assert len(seconds) == 1 and 0 < seconds[0] < 120
+    runs = measure(plan, "busy-core", Contender("one", ("--threads", "1")), str(tmp_path / "m"))
+    assert len(runs) == 1 and 0 < runs[0][0] < 120 and runs[0][1] == 1

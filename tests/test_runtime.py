@@ -14,7 +14,7 @@ from gluon_bn import runtime
 
 def test_auto_tunes_every_pipeline_on_the_cpu_with_the_chosen_threads(monkeypatch):
     two = runtime.choose_threads(2)
-    tuned = runtime.Runtime("naive", 2, runtime.SPINCOUNT)
+    tuned = runtime.Runtime("naive", 2, "PASSIVE")
     assert runtime.choose("auto", device="cpu", threads=two) == tuned
     assert runtime.choose("auto", device="cpu:0,cpu:1", threads=two) == tuned
     assert runtime.choose("auto", device="gpu:0", threads=two) == runtime.DEFAULT
@@ -128,8 +128,8 @@ def test_runtime_rejects_what_mxnet_does_not_have():
         runtime.Runtime("parallel")
     with pytest.raises(ValueError, match="omp_threads must be a positive int"):
         runtime.Runtime("naive", 0)
-    with pytest.raises(ValueError, match="spincount must be a positive int"):
-        runtime.Runtime("naive", 2, -1)
+    with pytest.raises(ValueError, match="wait must be PASSIVE or ACTIVE"):
+        runtime.Runtime("naive", 2, "lazy")
 
 
 def test_fast_reproduction_runs_tuned_and_says_so(fashion_root, tmp_path):
@@ -194,3 +194,21 @@ def test_threads_flag_refuses_what_is_not_a_positive_count(value, capsys):
         cli.main(["reproduce", "d2l-en", "--threads", value])
     assert exit_.value.code == 2
     assert "argument --threads" in capsys.readouterr().err
+
+
+def test_a_stopped_run_claims_no_threads(tmp_path):
+    """A run paused with Ctrl-Z (SIGSTOP) computes nothing: a new run may use its cores."""
+    import signal
+    choose = lambda others: runtime.choose_threads(2, others or None)  # noqa: E731
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / str(sleeper.pid)).write_text("2")
+        sleeper.send_signal(signal.SIGSTOP)
+        time.sleep(0.2)
+        assert runtime.claim_threads(choose, str(tmp_path)).threads == 2
+        assert (tmp_path / str(sleeper.pid)).exists()  # kept: it claims again when continued
+        sleeper.send_signal(signal.SIGCONT)
+        time.sleep(0.2)
+        assert runtime.claim_threads(choose, str(tmp_path)).threads == 1
+    finally:
+        sleeper.kill()

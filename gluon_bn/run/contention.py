@@ -25,11 +25,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
-from gluon_bn.runtime import RECORDED, SPINCOUNT, usable_cores
+from gluon_bn.runtime import RECORDED, usable_cores
 
 SCENARIOS = ("idle", "busy-core", "beside-mxnet", "two-runs")
 LIBGOMP_SPINCOUNT = 300000  # libgomp's own default spin count (OMP_WAIT_POLICY unset)
 _EPOCH_TIME = re.compile(r"^epoch 2, .*time (\S+) sec$", re.M)
+_THREADS = re.compile(r"^runtime: .*OpenMP threads (\d+)", re.M)
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,16 @@ class Contender:
 
 
 def contenders(cores: Optional[int] = None) -> List[Contender]:
-    """Return the runtimes worth comparing on this machine, the package's default first."""
+    """Return the runtimes worth comparing on this machine, the package's default first.
+
+    The default against the runtime it replaced (all cores, libgomp's spinning threads),
+    one thread, and MXNet's own runtime (what the documents ran).
+    """
     n = str(cores or usable_cores())
     return [
-        Contender("default (threads from the load at start)"),
-        Contender(f"NaiveEngine, {n} threads, libgomp's spin", ("--threads", n),
+        Contender("default (threads from the load at start, idle threads sleep)"),
+        Contender(f"NaiveEngine, {n} threads, libgomp's spinning wait", ("--threads", n),
                   (("GOMP_SPINCOUNT", str(LIBGOMP_SPINCOUNT)),)),
-        Contender(f"NaiveEngine, {n} threads, GOMP_SPINCOUNT={SPINCOUNT}", ("--threads", n)),
-        Contender(f"NaiveEngine, {n} threads, OMP_WAIT_POLICY=PASSIVE", ("--threads", n),
-                  (("OMP_WAIT_POLICY", "PASSIVE"), ("GOMP_SPINCOUNT", "0"))),
         Contender("NaiveEngine, 1 thread", ("--threads", "1")),
         Contender("MXNet's default runtime", ("--runtime", "default")),
     ]
@@ -119,22 +121,26 @@ def _competitor(scenario: str, plan: BusyPlan, out_dir: str) -> Optional[subproc
     return None
 
 
-def _epoch_seconds(proc: subprocess.Popen, timeout: float) -> float:
-    """Wait for a measured process; return its second epoch's seconds (timeout if stopped)."""
+def _epoch_seconds(proc: subprocess.Popen, timeout: float) -> Tuple[float, Optional[int]]:
+    """Wait for a measured process; return its second epoch's seconds (timeout if stopped)
+    and the OpenMP threads it said it runs with."""
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        return timeout
+        return timeout, None
     match = _EPOCH_TIME.search(out or "")
     if proc.returncode != 0 or not match:
         raise RuntimeError(f"a measured run failed (exit {proc.returncode}):\n{(err or '')[-1500:]}")
-    return float(match[1])
+    threads = _THREADS.search(out)
+    return float(match[1]), int(threads[1]) if threads else None
 
 
-def measure(plan: BusyPlan, scenario: str, contender: Contender, out_dir: str) -> List[float]:
-    """Run `contender` once under `scenario`; return its epoch-2 seconds (two for two-runs)."""
+def measure(plan: BusyPlan, scenario: str, contender: Contender,
+            out_dir: str) -> List[Tuple[float, Optional[int]]]:
+    """Run `contender` once under `scenario`; return (epoch-2 seconds, OpenMP threads) of
+    each measured run (two for two-runs)."""
     competitor = _competitor(scenario, plan, out_dir + "-competitor")
     try:
         copies = 2 if scenario == "two-runs" else 1
@@ -153,21 +159,25 @@ def run_busy(plan: BusyPlan, out_dir: str, *, file: Optional[TextIO] = None) -> 
     file = file or sys.stdout
     times: Dict[str, Dict[str, List[float]]] = {
         c.label: {s: [] for s in plan.scenarios} for c in plan.contenders}
+    threads: Dict[str, Dict[str, List[Optional[int]]]] = {
+        c.label: {s: [] for s in plan.scenarios} for c in plan.contenders}
     cells = plan.rounds * len(plan.scenarios) * len(plan.contenders)
     done = 0
     for round_ in range(1, plan.rounds + 1):
         for scenario in plan.scenarios:
             for contender in plan.contenders:
-                seconds = measure(plan, scenario, contender, os.path.join(out_dir, "busy-runs"))
-                times[contender.label][scenario] += seconds
+                runs = measure(plan, scenario, contender, os.path.join(out_dir, "busy-runs"))
+                times[contender.label][scenario] += [seconds for seconds, _ in runs]
+                threads[contender.label][scenario] += [count for _, count in runs]
                 done += 1
                 print(f"[{done}/{cells}] round {round_}, {scenario}, {contender.label}: "
-                      f"{', '.join(f'{s:.2f}' for s in seconds)} s", file=file, flush=True)
+                      + ", ".join(f"{s:.2f} s ({n} thread(s))" for s, n in runs),
+                      file=file, flush=True)
     return {"plan": {"limit": plan.limit, "rounds": plan.rounds, "scenarios": list(plan.scenarios),
                      "timeout": plan.timeout, "cores": usable_cores()},
             "contenders": [{"label": c.label, "args": list(c.args), "env": dict(c.env)}
                            for c in plan.contenders],
-            "seconds": times}
+            "seconds": times, "omp_threads": threads}
 
 
 def format_busy(result: dict) -> str:
