@@ -66,15 +66,17 @@ def test_faster():
 
 def test_learning_rate():
     grid = [0.1, 1, 10, 100]
-    plain = [[0.5, 0.5, 0.5], [0.8, 0.81, 0.8], [0.1, 0.1, 0.1], [None, None, None]]
+    plain = [[0.5, 0.5, 0.5], [0.8, 0.5, 0.3], [0.1, 0.1, 0.1], [None, None, None]]
     bn = [[0.8, 0.8, 0.8], [0.85, 0.85, 0.86], [0.85, 0.84, 0.85], [None, 0.1, 0.1]]
-    verdict = criteria.learning_rate(grid, plain, bn)
+    verdict = criteria.learning_rate(grid, plain, bn)  # plain: unreliable at 1, still trains
     assert word(verdict) == HOLDS and "BN 10, plain 1" in verdict
     assert word(criteria.learning_rate(grid, bn, plain)) == FAILS  # the roles swapped
     still = [[0.8, 0.8, 0.8]] * 4  # BN trains at the top of the grid
     assert "too narrow" in criteria.learning_rate(grid, plain, still)
     never = [[0.1, 0.1, 0.1]] * 4
     assert word(criteria.learning_rate(grid, never, bn)) == UNCLEAR
+    one_fails = [[0.5, 0.5, 0.5], [0.8, 0.8, 0.1], [0.1] * 3, [0.1] * 3]
+    assert "BN 10, plain 0.1" in criteria.learning_rate(grid, one_fails, bn)
 
 
 def test_batch_noise():
