@@ -56,11 +56,20 @@ def run_with_file_size_limit(limit_bytes, data_root, *args):
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
-    return subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "gluon_bn.cli", "reproduce", "d2l-en", "--variant", "gluon",
          "--limit", "256", "--test-limit", "128", "--epochs", "1", "--quiet",
          "--data-root", str(data_root), *args], preexec_fn=limit, capture_output=True, text=True,
         timeout=TIMEOUT)
+    proc.stderr = without_mxnet_log(proc.stderr)
+    return proc
+
+
+def without_mxnet_log(text):
+    """`text` without MXNet's own log lines (``[HH:MM:SS] src/...: ...``, e.g. the engine it
+    starts when MXNET_ENGINE_TYPE is set): what is left is what gluon-bn said."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not re.match(r"^\[\d\d:\d\d:\d\d\] \S+\.(cc|h):\d+: ", line))
 
 
 def wait_for(directory, pattern, process, timeout=TIMEOUT):
