@@ -255,6 +255,20 @@ def test_resume_skips_finished_runs_and_redoes_the_interrupted_one(tmp_path):
     assert load_study_record(paths["json"]).options["epochs"] == 2
 
 
+def test_the_record_keeps_the_environment_the_runs_ran_in(tmp_path):
+    from gluon_bn.study.record import Progress
+
+    path, options = tmp_path / "x.progress.json", {"seeds": 3}
+    store = Progress(path, "x", options)
+    assert store.environment({"runtime": "now"}) == {"runtime": "now"}
+    store.add("a", 0, {"seed": 0}, {"runtime": "first"})
+    store.add("a", 1, {"seed": 1}, {"runtime": "first"})
+    resumed = Progress(path, "x", options)  # another process continues
+    resumed.add("a", 2, {"seed": 2}, {"runtime": "second"})
+    again = Progress(path, "x", options)
+    assert again.environment({"runtime": "judge"}) == {"runtime": "first", "resumed_with": ["second"]}
+
+
 def test_diverged_runs_reach_the_record_and_the_report(tmp_path):
     from gluon_bn.study.report import markdown
     from gluon_bn.study.runner import run_study

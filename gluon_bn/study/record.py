@@ -170,6 +170,7 @@ class Progress:
     def __init__(self, path: Path, study: str, options: Dict[str, object]):
         self.path, self.study, self.options = Path(path), study, clean(options)
         self.runs: Dict[str, Dict[str, dict]] = {}
+        self.environments: List[dict] = []  # of the processes that ran them, in order
         self.discarded = False
         if self.path.exists():
             try:
@@ -180,6 +181,7 @@ class Progress:
                     and data.get("options") == self.options)
             if same:
                 self.runs = {name: dict(runs) for name, runs in data.get("runs", {}).items()}
+                self.environments = list(data.get("environments", []))
             else:
                 self.discarded = True
 
@@ -191,10 +193,20 @@ class Progress:
         """Return how many runs are finished."""
         return sum(len(runs) for runs in self.runs.values())
 
-    def add(self, configuration: str, seed: int, run: dict) -> None:
-        """Keep a finished run and write the progress file at once (atomically)."""
+    def add(self, configuration: str, seed: int, run: dict, environment: dict) -> None:
+        """Keep a finished run, and the environment it ran in, and write the file at once (atomically)."""
         self.runs.setdefault(configuration, {})[str(seed)] = clean(run)
+        if not self.environments or self.environments[-1] != clean(environment):
+            self.environments.append(clean(environment))
         text = json.dumps({"schema": PROGRESS_SCHEMA, "study": self.study,
-                           "options": self.options, "runs": self.runs},
-                          indent=1, allow_nan=False) + "\n"
+                           "options": self.options, "environments": self.environments,
+                           "runs": self.runs}, indent=1, allow_nan=False) + "\n"
         write_atomically(self.path, lambda p: p.write_text(text))
+
+    def environment(self, current: dict) -> dict:
+        """Return where the runs ran: the first process's environment, naming the runtimes of
+        any that resumed them (``resumed_with``); `current` when no run is stored."""
+        if not self.environments:
+            return clean(current)
+        first, later = self.environments[0], self.environments[1:]
+        return {**first, "resumed_with": [e.get("runtime") for e in later]} if later else first

@@ -272,7 +272,7 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
                   "fitted its training images, mean below 0.9); dropout is the reference "
                   "regularizer",
         recipe="d2l-0.17", document_epochs=10,
-        defaults=Settings(seeds=3, epochs=30, fraction=0.05, test_fraction=0.5, batch_size=64,
+        defaults=Settings(seeds=3, epochs=60, fraction=0.05, test_fraction=0.5, batch_size=64,
                           lr=0.3, params=_params(dropout=0.5, activation="relu")),
         quick=Settings(**_TINY, batch_size=64, lr=0.3,
                        params=_params(dropout=0.5, activation="relu"))),

@@ -13,7 +13,7 @@ from gluon_bn.report import WriteError, os_error_cause, write_atomically
 from gluon_bn.study import criteria
 from gluon_bn.study.plans import ACCURACY_KEYS, DISPLAYS, LABELS
 from gluon_bn.study.record import Configuration, StudyRecord, dumps, load_study_record
-from gluon_bn.study.registry import percent
+from gluon_bn.study.registry import get_study, percent
 
 SUMMARY_HEADER = "| study | claim | source | measured | verdict |"
 
@@ -36,7 +36,9 @@ def cell(values: Sequence[float], key: str) -> str:
 
 
 def _settings_text(settings: Dict[str, object]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in settings.items() if not isinstance(v, dict)) or "—"
+    """``key value, ...``; a nested mapping (the noise) as ``key (k v, ...)``."""
+    return ", ".join(f"{k} ({_settings_text(v)})" if isinstance(v, dict) else f"{k} {v}"
+                     for k, v in settings.items()) or "—"
 
 
 def markdown(record: StudyRecord) -> str:
@@ -71,7 +73,9 @@ def markdown(record: StudyRecord) -> str:
             + [str(len(config.runs)), str(diverged) if diverged else ""]) + " |")
     lines += ["", f"Ran on MXNet {env.get('mxnet')}, {env.get('cpu_count')} CPU(s) "
               f"({env.get('cpu_model') or env.get('processor')}), device {env.get('device')}, "
-              f"{env.get('runtime')}.", ""]
+              f"{env.get('runtime')}"
+              + (f"; resumed with {'; '.join(env['resumed_with'])}" if env.get("resumed_with")
+                 else "") + ".", ""]
     return "\n".join(lines)
 
 
@@ -143,9 +147,11 @@ def measured(record: StudyRecord) -> str:
     """Return the summary's "measured" cell: how many runs, at what scale."""
     options = record.options
     runs = sum(len(c.runs) for c in record.configurations)
+    scale = (f"{options['epochs']} epoch(s), {percent(options['fraction'])} of the training images"
+             if get_study(record.study).document_epochs else
+             f"{percent(options['fraction'])} of an epoch timed per path")
     return (f"{len(record.configurations)} configurations, {runs} runs "
-            f"({options['seeds']} seeds), {options['epochs']} epoch(s), "
-            f"{percent(options['fraction'])} of the training images; [report]({record.study}.md)")
+            f"({options['seeds']} seeds), {scale}; [report]({record.study}.md)")
 
 
 def summary(records: Sequence[StudyRecord]) -> str:

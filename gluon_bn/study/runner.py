@@ -92,6 +92,7 @@ def run_study(study: Study, settings: Settings, out_dir: Path, *, quick: bool = 
     if measure is None:
         from gluon_bn.study.experiments import Experiment  # MXNet from here on
         measure = Experiment(study, settings, ctx, file=file).measure
+    environment = _environment(ctx)
     bar = tqdm(total=len(units), desc=study.name, unit="run", file=sys.stderr,
                disable=not (progress and _stderr_is_terminal()), dynamic_ncols=True)
     try:
@@ -99,7 +100,7 @@ def run_study(study: Study, settings: Settings, out_dir: Path, *, quick: bool = 
             if store.done(config.name, seed) is None:
                 bar.set_postfix_str(f"{config.name}, seed {seed}", refresh=False)
                 run = {"seed": seed, **measure(config, seed)}
-                store.add(config.name, seed, run)
+                store.add(config.name, seed, run, environment)
                 print(f"   {config.name}, seed {seed}: {_brief(run)}", file=file, flush=True)
             bar.update(1)
     finally:
@@ -109,7 +110,7 @@ def run_study(study: Study, settings: Settings, out_dir: Path, *, quick: bool = 
     verdict, verdicts = judge(study.name, configs, settings)
     record = StudyRecord(study.name, study.claim, study.source, study.measurement,
                          study.criterion, study.scale_note(settings), options,
-                         _environment(ctx), configs, verdict, verdicts)
+                         store.environment(environment), configs, verdict, verdicts)
     print(f"   verdict: {verdict}", file=file, flush=True)
     return record, write_study(record, out_dir)
 
