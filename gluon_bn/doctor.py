@@ -146,14 +146,11 @@ def check_threads(env: Optional[Dict[str, str]] = None) -> List[Check]:
     """Return the thread settings (engine, OMP_NUM_THREADS, MXNET_CPU_WORKER_NTHREADS) and the cores."""
     env = os.environ if env is None else env
     cores = os.cpu_count() or 1
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = cores
+    from gluon_bn import runtime
+    usable = runtime.usable_cores()
     omp = env.get("OMP_NUM_THREADS")
     workers = env.get("MXNET_CPU_WORKER_NTHREADS")
     engine = env.get("MXNET_ENGINE_TYPE")
-    from gluon_bn import runtime
     now = runtime.choose_threads(usable, runtime.busy_cores(), None)
     details = [f"os.cpu_count() = {cores}, usable by this process = {usable}",
                f"MXNET_ENGINE_TYPE = {engine or 'unset (ThreadedEnginePerDevice)'}; "
