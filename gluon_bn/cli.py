@@ -334,6 +334,10 @@ def _interrupted_message(args, argv: List[str]) -> str:
         lines.append(f"Every completed epoch is checkpointed in {args.checkpoint_dir}; "
                      f"to continue from the last one, run:")
         lines.append(f"  {shlex.join(command)}")
+    elif args.command == "study":
+        lines.append("The seeds that finished are in its progress files; the same command "
+                     "continues from them:")
+        lines.append(f"  {shlex.join(['gluon-bn', *argv])}")
     elif args.command == "reproduce":
         lines.append("The run in progress is lost; add --checkpoint-dir DIR to checkpoint "
                      "every epoch (and --resume to continue).")

@@ -161,6 +161,9 @@ def test_unknown_study_lists_the_valid_ones(capsys, tmp_path):
     (["batch-noise", "--grid", "8", "512", "--fraction", "0.005"], "batch size 512 is larger"),
     (["learning-rate", "--grid", "1", "-0.1"], "every learning rate of the grid must be positive"),
     (["faster", "--seeds", "0"], "seeds must be a positive integer"),
+    (["faster", "--epochs", "0"], "epochs must be a positive integer, got 0"),
+    (["faster", "--fraction", "1.5"], "fraction must lie in (0, 1], got 1.5"),
+    ([], "give a study name (or all); --list names them"),
 ])
 def test_impossible_settings_are_refused_before_anything_runs(capsys, tmp_path, args, message):
     out = tmp_path / "out"
@@ -168,6 +171,12 @@ def test_impossible_settings_are_refused_before_anything_runs(capsys, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()  # refused before the output directory was even made
+
+
+def test_regenerate_needs_a_folder_of_records(capsys, tmp_path):
+    assert _cli("all", "--regenerate", "--out", str(tmp_path / "missing")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"gluon-bn: error: {tmp_path / 'missing'} is not a folder of study records"
 
 
 def test_settings_replace_only_what_is_given():
@@ -357,3 +366,13 @@ def test_committed_records_reports_and_summary_agree():
         assert (RESULTS / f"{record.study}.md").read_text() == markdown(record) + "\n"
         assert (RESULTS / f"{record.study}.png").exists()
     assert (RESULTS / "README.md").read_text() == summary(records)
+
+
+def test_ctrl_c_names_the_command_that_continues():
+    import argparse
+    from gluon_bn.cli import _interrupted_message
+
+    args = argparse.Namespace(command="study", out=Path("res"), checkpoint_dir=None)
+    text = _interrupted_message(args, ["study", "faster", "--out", "res"])
+    assert "Runs that finished are saved under res." in text
+    assert text.splitlines()[-1] == "  gluon-bn study faster --out res"
