@@ -112,9 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
                           "itself (idle, one busy core, another MXNet run, two runs at once), "
                           "rounds alternating; write busy.json/.md")
     ben.add_argument("--peer", choices=("torch",),
-                     help="time our fast paths beside the same LeNet in PyTorch eager (same "
+                     help="time our loops beside the same LeNet in PyTorch eager (same "
                           "weights, batch, data order and threads), each run its own process, "
                           "rounds alternating; write peer.json/.md/.png (needs the peer extra)")
+    ben.add_argument("--loops", choices=("fast", "all"), default="fast",
+                     help="which of our loops --peer times: fast (default), train_ch5 on the "
+                          "fast pipeline as static graphs (gluon, scratch fast, plain); all "
+                          "adds the documents' own routes, train_ch5 on d2l's DataLoader, "
+                          "imperative (scratch faithful, gluon), and document 000's "
+                          "d2l.Trainer (scratch faithful, gluon), which trains recipe "
+                          "d2l-1.0's network at batch 128 and validates within its epochs, "
+                          "so the table marks its ratio as not like for like")
     ben.add_argument("--rounds", type=_positive_int, default=3,
                      help="rounds of --busy and --peer (default 3)")
     ben.add_argument("--limit", type=_positive_int, default=6400,
@@ -218,7 +226,8 @@ def _peer(args, out) -> int:
 
     require_torch()
     plan = PeerPlan(threads=args.threads or threads_in_effect(), recipe=args.recipe,
-                    fraction=args.fraction, rounds=args.rounds, data_root=args.data_root)
+                    fraction=args.fraction, rounds=args.rounds, data_root=args.data_root,
+                    loops=args.loops)
     result = run_peer(plan, file=out)
     return _write_bench(args, out, "peer", result, format_peer(result), plot_peer)
 

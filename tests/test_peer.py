@@ -110,6 +110,8 @@ def test_bench_peer_runs_on_a_tiny_fraction(fashion_root, tmp_path, capsys, monk
     result = json.loads((tmp_path / "peer.json").read_text())
     assert result["torch"]["torch_threads"] == 1 and result["plan"]["threads"] == 1
     assert list(result["seconds"]) == ["gluon graph / fast", "torch eager / preloaded"]
+    assert [(r["loop"], r["pipeline"], r["recipe"]) for r in result["rows"]] == [
+        ("train_ch5", "fast", "d2l-en"), (peer.TORCH_LOOP, "preloaded", "d2l-en")]
     assert all(len(v) == 1 and v[0] > 0 for v in result["seconds"].values())
     assert result["ratios"]["torch eager / preloaded"] == [1.0]
     assert (tmp_path / "peer.md").read_text().strip() in out
@@ -131,6 +133,8 @@ def test_rounds_alternate_the_configurations(tmp_path, monkeypatch):
     one_round = [*peer.GLUON_CONFIGS, "torch"]
     assert calls == [(c, 2) for c in one_round * 2]
     assert result["ratios"]["gluon graph / fast"] == [1.5, 1.5]
+    assert [r["label"] for r in result["rows"]] == list(result["seconds"])
+    assert all("job" not in r for r in result["rows"])
 
 
 def test_without_the_extra_bench_peer_says_how_to_add_it(tmp_path, capsys, monkeypatch):
@@ -148,9 +152,86 @@ def test_the_summary_gives_median_range_and_the_ratio_per_round():
     assert summary["ratios"]["gluon"] == [1.0, 1.5, 1.0]
     assert summary["summary"]["gluon"] == {"seconds": {"median": 5.0, "min": 4.0, "max": 6.0},
                                            "ratio": {"median": 1.0, "min": 1.0, "max": 1.5}}
+
+
+ALL_LOOPS = [  # label, loop, pipeline, recipe, batch size: loops="all" in round order
+    ("gluon graph / fast", "train_ch5", "fast", "d2l-en", 256),
+    ("scratch fast graph / fast", "train_ch5", "fast", "d2l-en", 256),
+    ("plain graph / fast", "train_ch5", "fast", "d2l-en", 256),
+    ("scratch faithful / d2l", "train_ch5", "d2l", "d2l-en", 256),
+    ("gluon / d2l", "train_ch5", "d2l", "d2l-en", 256),
+    ("scratch faithful / d2l.Trainer", "d2l.Trainer", "d2l", "d2l-1.0", 128),
+    ("gluon / d2l.Trainer", "d2l.Trainer", "d2l", "d2l-1.0", 128),
+    ("torch eager / preloaded", peer.TORCH_LOOP, "preloaded", "d2l-en", 256)]
+
+
+def test_all_loops_add_the_documents_routes_each_row_saying_what_it_runs():
+    """The jobs and labels of --loops all, built without running; the book's rows differ
+    from PyTorch's work (network, batch, validation) and say so, the others do not."""
+    rows = peer.plan_rows(peer.PeerPlan(threads=1, loops="all", fraction=0.25))
+    assert [(r["label"], r["loop"], r["pipeline"], r["recipe"], r["batch_size"])
+            for r in rows] == ALL_LOOPS
+    assert [r["job"].get("config") for r in rows[:5]] == [
+        *peer.GLUON_CONFIGS, ("scratch", "faithful", "none", "d2l"),
+        ("gluon", "faithful", "none", "d2l")]
+    book = rows[5]["job"]
+    assert (book["loop"], book["variant"], book["bn_impl"]) == ("d2l.Trainer", "scratch", "faithful")
+    assert book["train_examples"] == 15104  # 0.25 of 60000 in whole batches of 128
+    assert rows[5]["differences"] == ["d2l-1.0's network (lenet, avg-pool)", "batch 128",
+                                      "epoch includes validation"]
+    assert [bool(r["differences"]) for r in rows] == [False] * 5 + [True, True, False]
+    assert [r["label"] for r in peer.plan_rows(peer.PeerPlan(threads=1))] == [
+        ALL_LOOPS[i][0] for i in (0, 1, 2, 7)]  # "fast", the default: today's three
+    with pytest.raises(ValueError, match="loops must be one of"):
+        peer.PeerPlan(threads=1, loops="some")
+    args = cli.build_parser().parse_args(["bench", "--peer", "torch", "--loops", "all"])
+    assert args.loops == "all"
+
+
+def test_the_table_names_each_rows_route_and_marks_ratios_that_are_not_like_for_like():
+    rows = [{k: v for k, v in r.items() if k != "job"}
+            for r in peer.plan_rows(peer.PeerPlan(threads=2, loops="all"))]
+    seconds = {r["label"]: [5.0, 6.0, 4.0] for r in rows}
+    seconds[peer.TORCH_LABEL] = [4.0, 4.0, 4.0]
     result = {"plan": {"rounds": 3, "fraction": 0.25, "warmup_batches": 5, "threads": 2},
-              "torch": {"torch": "2.13.0+cpu"}, "load_before": [3.0, 2.5, 2.0],
-              "load_after": [3.5, 2.6, 2.1], **summary}
+              "rows": rows, "torch": {"torch": "2.13.0+cpu"}, "load_before": [3.0, 2.5, 2.0],
+              "load_after": [3.5, 2.6, 2.1], **peer.summarize(seconds)}
     table = peer.format_peer(result)
-    assert "| gluon | 5.00 (4.00-6.00) | 1.00 (1.00-1.50) |" in table
+    assert ("| gluon / d2l | train_ch5 | d2l | d2l-en (256) | 5.00 (4.00-6.00) | "
+            "1.25 (1.00-1.50) |  |") in table
+    assert ("| gluon / d2l.Trainer | d2l.Trainer | d2l | d2l-1.0 (128) | 5.00 (4.00-6.00) | "
+            "1.25 (1.00-1.50) † | d2l-1.0's network (lenet, avg-pool), batch 128, epoch "
+            "includes validation |") in table
+    assert table.count(" † |") == 2 and "† Not like for like" in table
     assert "3.00 → 3.50" in table and "PyTorch 2.13.0+cpu" in table
+
+
+def test_the_plot_draws_every_loop(tmp_path):
+    rows = [{k: v for k, v in r.items() if k != "job"}
+            for r in peer.plan_rows(peer.PeerPlan(threads=2, loops="all"))]
+    result = {"plan": {"recipe": "d2l-en", "threads": 2, "rounds": 1}, "rows": rows,
+              **peer.summarize({r["label"]: [1.0] for r in rows})}
+    peer.plot_peer(result, tmp_path / "peer.png")
+    assert (tmp_path / "peer.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_book_job_runs_time_book_loop(monkeypatch):
+    """The child's d2l.Trainer job is one call of bench.time_book_loop with the job's settings."""
+    from gluon_bn.run import bench
+    calls = []
+    monkeypatch.setattr(bench, "time_book_loop",
+                        lambda *a, **kw: calls.append((a, kw)) or {"seconds_per_epoch": 7.0})
+    job = peer.plan_rows(peer.PeerPlan(threads=1, loops="all", fraction=0.001))[6]["job"]
+    assert peer._time_gluon(job) == {"seconds_per_epoch": 7.0}
+    assert calls == [(("gluon", "faithful"), {"seed": 0, "train_examples": 128, "data_root": None})]
+
+
+def test_time_book_loop_times_the_second_epoch_of_document_000s_loop(fashion_root):
+    """Two epochs of d2l.Trainer on 256 images (validating on 42); the second scaled up."""
+    from gluon_bn.run.bench import time_book_loop
+    timing = time_book_loop("gluon", train_examples=256, data_root=str(fashion_root))
+    assert timing["timed_examples"] == 256
+    assert timing["seconds_per_epoch"] > 0
+    assert timing["seconds_per_epoch"] == pytest.approx(60000 / timing["examples_per_sec"])
+    with pytest.raises(ValueError, match="train_examples"):
+        time_book_loop("gluon", train_examples=0)

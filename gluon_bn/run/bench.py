@@ -1,4 +1,8 @@
-"""Time training epochs of the scratch and Gluon layers on every path, after warm-up."""
+"""Time training epochs of the scratch and Gluon layers on every path, after warm-up.
+
+Two loops: train_ch5 (:func:`time_config`, every pipeline and compiled form) and document
+000's d2l 1.0 ``d2l.Trainer`` (:func:`time_book_loop`).
+"""
 from __future__ import annotations
 
 import io
@@ -14,12 +18,16 @@ from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 from gluon_bn._mxnet import mx
 from gluon_bn import data as gdata
 from gluon_bn.models import build_net, check_hybridize_mode, hybridize_network, make_initializer
+from gluon_bn.options import RunOptions
 from gluon_bn.recipes import get_recipe
 from gluon_bn.report import environment
 from gluon_bn.runtime import DEFAULT, VARIABLES, Runtime, describe
+from gluon_bn.run.reproduce import run_variant
 from gluon_bn.run.training import seed_everything, train_ch5
 
 TRAIN_SIZE = 60000  # Fashion-MNIST's training set: what "per epoch" scales to
+TEST_SIZE = 10000   # and its test set
+BOOK_RECIPE = "d2l-1.0"  # the d2l.Trainer loop is document 000's: its network, batch and rate
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,52 @@ def time_config(config: BenchConfig, recipe_name: str = "d2l-en", *, fraction: f
     return {"seconds_per_epoch": best * TRAIN_SIZE / n, "examples_per_sec": n / best,
             "timed_examples": n, "timed_seconds": best,
             "all_seconds_per_epoch": [s * TRAIN_SIZE / n for s in seconds[1:]]}
+
+
+def time_book_loop(variant: str, bn_impl: str = "faithful", *, train_examples: int,
+                   epochs: int = 2, seed: int = 0, ctx=None,
+                   data_root: Optional[str] = None) -> Dict[str, float]:
+    """Time document 000's loop (d2l.Trainer on d2l 1.0's data module); scale to an epoch.
+
+    The network, batch size (128) and rate are :data:`BOOK_RECIPE`'s, as the book trains
+    them. The loop runs ``max(2, epochs)`` epochs on the first `train_examples` images,
+    validating on a sixth as many (Fashion-MNIST's test/train ratio); the first epoch is the
+    warm-up and the last is timed. A d2l.Trainer epoch includes its validation pass, so the
+    time scaled to 60000 training images also stands for 10000 validation images.
+
+    Parameters
+    ----------
+    variant : {"scratch", "gluon", "plain"}
+        Which of the book's networks.
+    bn_impl : {"faithful", "fast"}
+        The scratch layer's implementation (the document's is "faithful").
+    train_examples : int
+        Training images per epoch, 1 to 60000.
+    epochs : int
+        Epochs to run; at least 2 are.
+    seed : int
+        Seeds the weights and the loader's order.
+    ctx : Context, optional
+        Default CPU.
+    data_root : str, optional
+        Explicit Fashion-MNIST directory.
+
+    Returns
+    -------
+    dict
+        ``seconds_per_epoch`` (60000 images), ``examples_per_sec`` and ``timed_examples``.
+    """
+    if not 1 <= train_examples <= TRAIN_SIZE:
+        raise ValueError(f"train_examples must be 1 to {TRAIN_SIZE}, got {train_examples!r}")
+    options = RunOptions(variants=(variant,), seeds=(seed,), epochs=max(2, epochs),
+                         bn_impl=bn_impl, loop="d2l.Trainer", pipeline="d2l",
+                         dataset="fashion-mnist", data_root=data_root, limit=train_examples,
+                         test_limit=max(1, train_examples * TEST_SIZE // TRAIN_SIZE))
+    run = options.resolve(get_recipe(BOOK_RECIPE), dataset="fashion-mnist")
+    record = run_variant(run, variant, seed, ctx or mx.cpu(), file=io.StringIO(), progress=False)
+    seconds = record.history[-1].seconds  # the last epoch: training and validation
+    return {"seconds_per_epoch": seconds * TRAIN_SIZE / train_examples,
+            "examples_per_sec": train_examples / seconds, "timed_examples": train_examples}
 
 
 def bench(configs: Sequence[BenchConfig], recipe_name: str = "d2l-en", *, fraction: float = 1.0,

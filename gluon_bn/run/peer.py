@@ -1,4 +1,11 @@
-"""``gluon-bn bench --peer torch``: our fast paths beside the same LeNet in PyTorch eager.
+"""``gluon-bn bench --peer torch``: our loops beside the same LeNet in PyTorch eager.
+
+Which of ours (:attr:`PeerPlan.loops`): "fast", train_ch5 on the fast pipeline as static
+graphs (:data:`GLUON_CONFIGS`); "all" adds the documents' own routes, train_ch5 on d2l's
+DataLoader, imperative (:data:`DOCUMENT_CONFIGS`), and document 000's ``d2l.Trainer``
+(:data:`BOOK_ROUTES`, timed by :func:`gluon_bn.run.bench.time_book_loop`). The book's loop
+trains recipe d2l-1.0's network at its batch size and validates within its epochs, so those
+rows do not do PyTorch's work: each row records how it differs (:func:`differences`).
 
 Fair by construction: **weights**: the recipe's Gluon network, seeded and initialised as
 :func:`gluon_bn.run.bench.time_config` does, is translated layer by layer into PyTorch with
@@ -34,9 +41,15 @@ import numpy as np
 HINT = ("bench --peer torch needs PyTorch, which is not installed: pip install 'gluon-bn[peer]' "
         "(CPU-only wheel: add --index-url https://download.pytorch.org/whl/cpu)")
 TORCH_LABEL = "torch eager / preloaded"
-# Our paths beside PyTorch, as BenchConfig(variant, bn_impl, hybridize, pipeline).
+# Our paths beside PyTorch, as BenchConfig(variant, bn_impl, hybridize, pipeline): the fast
+# ones, then (loops "all") the documents' train_ch5 route, d2l's DataLoader and no compiling.
 GLUON_CONFIGS = (("gluon", "faithful", "graph", "fast"), ("scratch", "fast", "graph", "fast"),
                  ("plain", "faithful", "graph", "fast"))
+DOCUMENT_CONFIGS = (("scratch", "faithful", "none", "d2l"), ("gluon", "faithful", "none", "d2l"))
+# Document 000's d2l.Trainer route (loops "all"), as (variant, bn_impl): the book's own layers.
+BOOK_ROUTES = (("scratch", "faithful"), ("gluon", "faithful"))
+LOOP_SETS = ("fast", "all")
+TORCH_LOOP = "PyTorch eager, train_ch5's step"
 
 
 def require_torch() -> None:
@@ -61,6 +74,9 @@ class PeerPlan:
         As for :func:`gluon_bn.run.bench.time_config`.
     rounds : int
         Alternating rounds; every configuration runs once per round.
+    loops : {"fast", "all"}
+        Our rows: the fast paths only, or also the documents' train_ch5 and d2l.Trainer
+        routes (see the module's docstring).
     """
 
     threads: int
@@ -70,6 +86,81 @@ class PeerPlan:
     seed: int = 0
     warmup_batches: int = 5
     data_root: Optional[str] = None
+    loops: str = "fast"
+
+    def __post_init__(self):
+        if self.loops not in LOOP_SETS:
+            raise ValueError(f"loops must be one of {LOOP_SETS}, got {self.loops!r}")
+
+
+def differences(recipe_name: str, reference: str, loop: str) -> List[str]:
+    """Return how a row's work differs from PyTorch's, in words; empty when like for like.
+
+    Parameters
+    ----------
+    recipe_name : str
+        The recipe whose network and batch size the row trains.
+    reference : str
+        The recipe PyTorch's network and batch size copy (:attr:`PeerPlan.recipe`).
+    loop : str
+        The row's loop; a d2l.Trainer epoch includes its validation pass.
+    """
+    from gluon_bn.recipes import get_recipe
+    mine, theirs = get_recipe(recipe_name), get_recipe(reference)
+    words = []
+    if (mine.network, mine.pool) != (theirs.network, theirs.pool):
+        words.append(f"{mine.name}'s network ({mine.network}, {mine.pool}-pool)")
+    if mine.batch_size != theirs.batch_size:
+        words.append(f"batch {mine.batch_size}")
+    if loop == "d2l.Trainer":
+        words.append("epoch includes validation")
+    return words
+
+
+def _row(label: str, job: dict, *, loop: str, pipeline: str, recipe: str, reference: str) -> dict:
+    """Return one row of :func:`plan_rows`."""
+    from gluon_bn.recipes import get_recipe
+    return {"label": label, "loop": loop, "pipeline": pipeline, "recipe": recipe,
+            "batch_size": get_recipe(recipe).batch_size,
+            "differences": differences(recipe, reference, loop), "job": job}
+
+
+def plan_rows(plan: PeerPlan) -> List[dict]:
+    """Return what `plan` times, a row per configuration in each round's order, PyTorch last.
+
+    Parameters
+    ----------
+    plan : PeerPlan
+        What to time; nothing runs here.
+
+    Returns
+    -------
+    list of dict
+        ``label``; ``loop``, ``pipeline`` and ``recipe`` (whose network, batch size and rate)
+        with its ``batch_size``; ``differences`` from PyTorch's work (:func:`differences`);
+        ``job``, what the row's child process runs (:func:`run_peer` adds PyTorch's kit).
+    """
+    from gluon_bn.recipes import get_recipe
+    from gluon_bn.run.bench import BOOK_RECIPE, BenchConfig, timed_examples
+    common = {"recipe": plan.recipe, "fraction": plan.fraction, "seed": plan.seed,
+              "warmup_batches": plan.warmup_batches, "data_root": plan.data_root}
+    where = {"recipe": plan.recipe, "reference": plan.recipe}
+    configs = GLUON_CONFIGS + (DOCUMENT_CONFIGS if plan.loops == "all" else ())
+    rows = [_row(BenchConfig(*c).label, {**common, "framework": "gluon", "loop": "train_ch5",
+                                         "config": c}, loop="train_ch5", pipeline=c[3], **where)
+            for c in configs]
+    if plan.loops == "all":
+        examples = timed_examples(plan.fraction, get_recipe(BOOK_RECIPE).batch_size)
+        for variant, impl in BOOK_ROUTES:
+            job = {"framework": "gluon", "loop": "d2l.Trainer", "variant": variant,
+                   "bn_impl": impl, "train_examples": examples, "seed": plan.seed,
+                   "data_root": plan.data_root}
+            name = f"{variant} {impl}" if variant == "scratch" else variant
+            rows.append(_row(f"{name} / d2l.Trainer", job, loop="d2l.Trainer", pipeline="d2l",
+                             recipe=BOOK_RECIPE, reference=plan.recipe))
+    rows.append(_row(TORCH_LABEL, {"framework": "torch", "threads": plan.threads},
+                     loop=TORCH_LOOP, pipeline="preloaded", **where))
+    return rows
 
 
 def gluon_layers(net) -> Tuple[List[dict], Dict[str, np.ndarray]]:
@@ -141,10 +232,14 @@ def write_kit(plan: PeerPlan, path: Path) -> Path:
 
 
 def _time_gluon(job: dict) -> dict:
-    from gluon_bn.run.bench import BenchConfig, time_config
-    timing = time_config(BenchConfig(*job["config"]), job["recipe"], fraction=job["fraction"],
-                         warmup_batches=job["warmup_batches"], seed=job["seed"],
-                         data_root=job["data_root"])
+    from gluon_bn.run.bench import BenchConfig, time_book_loop, time_config
+    if job["loop"] == "d2l.Trainer":
+        timing = time_book_loop(job["variant"], job["bn_impl"], seed=job["seed"],
+                                train_examples=job["train_examples"], data_root=job["data_root"])
+    else:
+        timing = time_config(BenchConfig(*job["config"]), job["recipe"], seed=job["seed"],
+                             fraction=job["fraction"], warmup_batches=job["warmup_batches"],
+                             data_root=job["data_root"])
     return {"seconds_per_epoch": timing["seconds_per_epoch"]}
 
 
@@ -187,7 +282,7 @@ def summarize(seconds: Dict[str, List[float]], reference: str = TORCH_LABEL) -> 
 
 
 def run_peer(plan: PeerPlan, *, file: Optional[TextIO] = None) -> dict:
-    """Time :data:`GLUON_CONFIGS` and PyTorch, one process each, in alternating rounds.
+    """Time the rows of :func:`plan_rows`, one process each, in alternating rounds.
 
     Parameters
     ----------
@@ -199,21 +294,18 @@ def run_peer(plan: PeerPlan, *, file: Optional[TextIO] = None) -> dict:
     Returns
     -------
     dict
-        ``plan``, ``seconds`` and ``ratios`` per configuration and round, their ``summary``
-        (:func:`summarize`), PyTorch's version and threads, load averages, environment.
+        ``plan``, ``rows`` (:func:`plan_rows` without the jobs), ``seconds`` and ``ratios``
+        per configuration and round, their ``summary`` (:func:`summarize`), PyTorch's
+        version and threads, load averages, environment.
     """
     from gluon_bn.report.environment import environment
-    from gluon_bn.run.bench import BenchConfig
     require_torch()
     file = file or sys.stdout
-    common = {"recipe": plan.recipe, "fraction": plan.fraction, "seed": plan.seed,
-              "warmup_batches": plan.warmup_batches, "data_root": plan.data_root}
+    rows = plan_rows(plan)
+    jobs = {row["label"]: row.pop("job") for row in rows}
     load_before, torch_info = os.getloadavg(), {}
     with tempfile.TemporaryDirectory(prefix="gluon-bn-peer-") as tmp:
-        kit = str(write_kit(plan, Path(tmp) / "kit.npz"))
-        jobs = {BenchConfig(*c).label: {**common, "framework": "gluon", "config": c}
-                for c in GLUON_CONFIGS}
-        jobs[TORCH_LABEL] = {"framework": "torch", "kit": kit, "threads": plan.threads}
+        jobs[TORCH_LABEL]["kit"] = str(write_kit(plan, Path(tmp) / "kit.npz"))
         seconds: Dict[str, List[float]] = {label: [] for label in jobs}
         for round_ in range(1, plan.rounds + 1):
             for label, job in jobs.items():
@@ -222,7 +314,7 @@ def run_peer(plan: PeerPlan, *, file: Optional[TextIO] = None) -> dict:
                 torch_info.update(answer)
                 print(f"round {round_}/{plan.rounds}, {label}: {seconds[label][-1]:.2f} s/epoch",
                       file=file, flush=True)
-    return {"plan": asdict(plan), "reference": TORCH_LABEL, "torch": torch_info,
+    return {"plan": asdict(plan), "rows": rows, "reference": TORCH_LABEL, "torch": torch_info,
             "load_before": list(load_before), "load_after": list(os.getloadavg()),
             "seconds": seconds, **summarize(seconds), "environment": environment()}
 
@@ -230,28 +322,65 @@ def run_peer(plan: PeerPlan, *, file: Optional[TextIO] = None) -> dict:
 def format_peer(result: dict) -> str:
     """Return the Markdown table: s/epoch and the ratio to PyTorch, median (range) over rounds.
 
+    Every row names its loop, pipeline and recipe (batch size); a ratio marked † is of a
+    row whose work differs from PyTorch's, said in the last column.
+
     Parameters
     ----------
     result : dict
         From :func:`run_peer`.
     """
-    plan = result["plan"]
-    lines = ["| configuration | s/epoch, median (range) | × PyTorch per round, median (range) |",
-             "|---|---|---|"]
-    for label, summary in result["summary"].items():
-        cells = [f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
-                 for s in (summary["seconds"], summary["ratio"])]
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
-    load = ", ".join(f"{a:.2f} → {b:.2f}" for a, b in zip(result["load_before"], result["load_after"]))
-    return "\n".join(lines) + (
-        f"\n\n{plan['rounds']} alternating round(s), {plan['fraction']:g} of an epoch timed after "
-        f"{plan['warmup_batches']} warm-up batches, scaled to 60000 images; {plan['threads']} "
-        f"OpenMP thread(s) each; PyTorch {result['torch'].get('torch')}. Load average "
-        f"(1, 5, 15 min) before → after: {load}.")
+    lines = ["| configuration | loop | pipeline | recipe (batch) | s/epoch, median (range) "
+             "| × PyTorch per round, median (range) | differs from PyTorch's run |",
+             "|---|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        summary = result["summary"][row["label"]]
+        seconds, ratio = [f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
+                          for s in (summary["seconds"], summary["ratio"])]
+        mark = " †" if row["differences"] else ""
+        lines.append(f"| {row['label']} | {row['loop']} | {row['pipeline']} | {row['recipe']} "
+                     f"({row['batch_size']}) | {seconds} | {ratio}{mark} | "
+                     f"{', '.join(row['differences'])} |")
+    return "\n".join(lines) + "\n\n" + " ".join(_table_notes(result))
+
+
+def _table_notes(result: dict) -> List[str]:
+    """Return the sentences under :func:`format_peer`'s table: how rows were timed, and where."""
+    plan, rows = result["plan"], result["rows"]
+    loops = {(row["loop"], row["pipeline"]) for row in rows}
+    notes = [f"{plan['rounds']} alternating round(s). train_ch5 and PyTorch: {plan['fraction']:g} "
+             f"of an epoch timed after {plan['warmup_batches']} warm-up batches, training "
+             f"batches only, scaled to 60000 images."]
+    if ("train_ch5", "d2l") in loops:
+        notes.append("train_ch5 on the d2l pipeline is the documents' DataLoader and imperative "
+                     "network, timed as `gluon-bn bench` times it (sums read back once per "
+                     "epoch, not per batch).")
+    if any(loop == "d2l.Trainer" for loop, _ in loops):
+        notes.append(f"d2l.Trainer: 2 epochs on {plan['fraction']:g} of the images in whole "
+                     f"batches, validating on a sixth as many; the first is the warm-up, the "
+                     f"second is timed, validation included, and scaled to 60000 images.")
+    if any(row["differences"] for row in rows):
+        notes.append("† Not like for like: the row's network, batch size or epoch differ from "
+                     "PyTorch's (last column), so its ratio compares whole routes, not the "
+                     "same work.")
+    load = ", ".join(f"{a:.2f} → {b:.2f}"
+                     for a, b in zip(result["load_before"], result["load_after"]))
+    notes.append(f"{plan['threads']} OpenMP thread(s) each; PyTorch "
+                 f"{result['torch'].get('torch')}. Load average (1, 5, 15 min) before → "
+                 f"after: {load}.")
+    return notes
+
+
+# Bar colours of plot_peer, by (loop, pipeline); PyTorch's row takes the last.
+ROUTE_COLORS = {("train_ch5", "fast"): "tab:orange", ("train_ch5", "d2l"): "tab:blue",
+                ("d2l.Trainer", "d2l"): "tab:green", (TORCH_LOOP, "preloaded"): "tab:red"}
 
 
 def plot_peer(result: dict, path: Path) -> None:
     """Draw each configuration's median s/epoch as a bar, its range over rounds as a whisker.
+
+    Bars are coloured by loop and pipeline; a hatched bar (label marked †) does other work
+    than PyTorch (:func:`differences`).
 
     Parameters
     ----------
@@ -263,16 +392,25 @@ def plot_peer(result: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-    plan, s = result["plan"], [v["seconds"] for v in result["summary"].values()]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(s) + 1.3))
-    ax.barh(list(result["summary"]), [x["median"] for x in s], capsize=4,
-            xerr=[[x["median"] - x["min"] for x in s], [x["max"] - x["median"] for x in s]],
-            color=["tab:orange"] * (len(s) - 1) + ["tab:red"])  # PyTorch last
+    plan, rows = result["plan"], result["rows"]
+    s = [result["summary"][row["label"]]["seconds"] for row in rows]
+    routes = [(row["loop"], row["pipeline"]) for row in rows]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.6))
+    bars = ax.barh([row["label"] + (" †" if row["differences"] else "") for row in rows],
+                   [x["median"] for x in s], capsize=4, color=[ROUTE_COLORS[r] for r in routes],
+                   xerr=[[x["median"] - x["min"] for x in s], [x["max"] - x["median"] for x in s]])
+    for bar, row in zip(bars, rows):
+        bar.set_hatch("//" if row["differences"] else "")
+    legend = [Patch(color=ROUTE_COLORS[r], label=" / ".join(r)) for r in dict.fromkeys(routes)]
+    ax.legend(handles=legend, fontsize=8, loc="best")
     ax.invert_yaxis()
-    ax.set_xlabel("seconds per epoch (median, range over rounds)")
-    ax.set_title(f"{plan['recipe']} LeNet, {plan['threads']} thread(s), {plan['rounds']} "
-                 f"alternating round(s)", fontsize=10)
+    other = any(row["differences"] for row in rows)
+    ax.set_xlabel("seconds per epoch (median, range over rounds)"
+                  + ("\n† other network, batch size or epoch than PyTorch's" if other else ""))
+    ax.set_title(f"Beside PyTorch eager ({plan['recipe']} LeNet), {plan['threads']} thread(s), "
+                 f"{plan['rounds']} alternating round(s)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

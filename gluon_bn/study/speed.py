@@ -2,7 +2,7 @@
 
 - train_ch5 paths: :func:`gluon_bn.run.bench.time_config` (a warm-up slice, then
   ``fraction`` of an epoch timed and scaled to 60000 images).
-- d2l.Trainer paths: :func:`gluon_bn.run.reproduce.run_variant` in document 000's loop for
+- d2l.Trainer paths: :func:`gluon_bn.run.bench.time_book_loop`, document 000's loop for
   ``epochs`` epochs on ``fraction`` of the images (validation on a sixth as many, the
   ratio of Fashion-MNIST's test set to its training set); the last epoch (the first is
   the warm-up) scaled to 60000 images.
@@ -17,7 +17,6 @@
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
@@ -25,16 +24,12 @@ import time
 
 from gluon_bn._mxnet import mx
 from gluon_bn.bn.layer import BatchNorm
-from gluon_bn.options import RunOptions
-from gluon_bn.recipes import get_recipe
-from gluon_bn.run.bench import TRAIN_SIZE, BenchConfig, time_config
-from gluon_bn.run.reproduce import run_variant
+from gluon_bn.run.bench import BenchConfig, time_book_loop, time_config
 from gluon_bn.run.training import seed_everything
 
 nd, autograd = mx.nd, mx.autograd
 PROFILE_STEPS = 10
 WARMUP_STEPS = 3
-BOOK_RECIPE = "d2l-1.0"  # the d2l.Trainer loop is document 000's
 FIRST_BN = (6, 24, 24)   # channels, height, width of LeNet's first BN input
 
 
@@ -56,16 +51,8 @@ def measure_speed(exp, config, seed: int) -> dict:
 
 def time_book(exp, variant: str, bn_impl: str, seed: int) -> dict:
     """Seconds per 60000-image epoch of document 000's loop (d2l.Trainer) after a warm-up epoch."""
-    s = exp.settings
-    options = RunOptions(variants=(variant,), seeds=(seed,), epochs=max(2, s.epochs),
-                         bn_impl=bn_impl, loop="d2l.Trainer", pipeline="d2l",
-                         dataset="fashion-mnist", limit=s.train_examples,
-                         test_limit=max(1, s.train_examples // 6))
-    run = options.resolve(get_recipe(BOOK_RECIPE), dataset="fashion-mnist")
-    record = run_variant(run, variant, seed, exp.ctx, file=io.StringIO(), progress=False)
-    seconds = record.history[-1].seconds
-    return {"seconds_per_epoch": seconds * TRAIN_SIZE / s.train_examples,
-            "examples_per_sec": s.train_examples / seconds, "timed_examples": s.train_examples}
+    return time_book_loop(variant, bn_impl, train_examples=exp.settings.train_examples,
+                          epochs=exp.settings.epochs, seed=seed, ctx=exp.ctx)
 
 
 def make_layer(impl: str, recipe) -> mx.gluon.Block:
