@@ -95,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--data-root", help="also look in this data directory")
     ben = sub.add_parser("bench", help="time training epochs of every BN path, after warm-up")
     ben.add_argument("--recipe", default="d2l-en", help="whose network and batch size (default d2l-en)")
-    ben.add_argument("--fraction", type=_positive_float, default=1.0,
-                     help="time this share of an epoch and scale up (e.g. 0.05 for a quick look)")
+    ben.add_argument("--fraction", type=_positive_float, default=None,
+                     help="time this share of an epoch and scale up (default 1, 0.1 for "
+                          "--scaling; e.g. 0.05 for a quick look)")
     ben.add_argument("--pipeline", choices=("d2l", "fast", "both"), default="both")
     ben.add_argument("--bn-impl", choices=("faithful", "fast", "both"), default="both",
                      help="which scratch implementations to time")
@@ -123,8 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
                           "d2l.Trainer (scratch faithful, gluon), which trains recipe "
                           "d2l-1.0's network at batch 128 and validates within its epochs, "
                           "so the table marks its ratio as not like for like")
+    ben.add_argument("--scaling", action="store_true",
+                     help="time an epoch and its peak memory against batch size and thread "
+                          "count (Gluon and fast scratch layers, fast pipeline), each cell its "
+                          "own process, rounds alternating, with the FLOP floor; write "
+                          "scaling.json/.md/.png")
+    ben.add_argument("--profile", action="store_true",
+                     help="run MXNet's profiler over --steps training steps of every path "
+                          "(after warm-up) and write the per-operator table of one step, and "
+                          "the time outside operators, to profile.json/.md")
+    ben.add_argument("--steps", type=_positive_int, default=20,
+                     help="training steps profiled per path with --profile (default 20)")
+    ben.add_argument("--batch-sizes", type=_positive_int, nargs="+", default=None,
+                     metavar="B", help="batch sizes of --scaling (default 64 128 256 512 1024)")
     ben.add_argument("--rounds", type=_positive_int, default=3,
-                     help="rounds of --busy and --peer (default 3)")
+                     help="rounds of --busy, --peer and --scaling (default 3)")
     ben.add_argument("--limit", type=_positive_int, default=6400,
                      help="training examples per epoch for --busy (default 6400)")
     ben.add_argument("--data-root", help="directory with the four IDX files")
@@ -180,8 +194,14 @@ def _bench_plan(args):
 def cmd_bench(args, out) -> int:
     from gluon_bn.run.bench import format_table, plot_bars, run_plan
 
+    if args.fraction is None:
+        args.fraction = 0.1 if args.scaling else 1.0
     if args.fraction > 1:
         raise ValueError(f"--fraction must be at most 1, got {args.fraction}")
+    if args.scaling:
+        return _scaling(args, out)
+    if args.profile:
+        return _profile(args, out)
     if args.sweep_runtimes:
         return _sweep(args, out)
     if args.busy:
@@ -192,17 +212,35 @@ def cmd_bench(args, out) -> int:
     return _write_bench(args, out, "bench", result, format_table(result), plot_bars)
 
 
-def _write_bench(args, out, stem: str, result: dict, table: str, plot) -> int:
-    """Print `table`; write STEM.json, STEM.md and STEM.png (drawn by `plot`) under --out."""
+def _write_bench(args, out, stem: str, result, table: str, plot=None) -> int:
+    """Print `table`; write STEM.json, STEM.md and, given `plot`, STEM.png under --out."""
     import json
     print(table, file=out)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
     (args.out / f"{stem}.md").write_text(table + "\n")
-    plot(result, args.out / f"{stem}.png")
-    for ext in ("json", "md", "png"):
+    if plot is not None:
+        plot(result, args.out / f"{stem}.png")
+    for ext in ("json", "md") + (("png",) if plot is not None else ()):
         print(f"wrote {args.out / f'{stem}.{ext}'}", file=out)
     return 0
+
+
+def _profile(args, out) -> int:
+    from gluon_bn.device import parse_device
+    from gluon_bn.report.environment import environment
+    from gluon_bn.run.profile import format_profile, profile_step
+
+    plan = _bench_plan(args)
+    ctx = parse_device(plan.device, file=out)
+    profiles = []
+    for i, config in enumerate(plan.configs(), 1):
+        print(f"[{i}/{len(plan.configs())}] profiling {config.label} ...", file=out, flush=True)
+        profiles.append(profile_step(config, plan.recipe, batches=args.steps, ctx=ctx,
+                                     data_root=plan.data_root))
+    result = {"recipe": plan.recipe, "steps": args.steps, "profiles": profiles,
+              "environment": environment(ctx)}
+    return _write_bench(args, out, "profile", result, format_profile(profiles))
 
 
 def _busy(args, out) -> int:
@@ -230,6 +268,19 @@ def _peer(args, out) -> int:
                     loops=args.loops)
     result = run_peer(plan, file=out)
     return _write_bench(args, out, "peer", result, format_peer(result), plot_peer)
+
+
+def _scaling(args, out) -> int:
+    from gluon_bn.run.scaling import BATCH_SIZES, ScalingPlan, format_scaling, plot_scaling
+    from gluon_bn.run.scaling import run_scaling
+    from gluon_bn.runtime import usable_cores
+
+    threads = (args.threads,) if args.threads else tuple(range(1, usable_cores() + 1))
+    plan = ScalingPlan(threads=threads, batch_sizes=tuple(args.batch_sizes or BATCH_SIZES),
+                       recipe=args.recipe, fraction=args.fraction, rounds=args.rounds,
+                       data_root=args.data_root)
+    result = run_scaling(plan, file=out)
+    return _write_bench(args, out, "scaling", result, format_scaling(result), plot_scaling)
 
 
 def _sweep(args, out) -> int:
@@ -431,7 +482,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
     if args.command == "reproduce" or (args.command == "bench" and not args.sweep_runtimes
-                                       and not args.busy):
+                                       and not args.busy and not args.scaling):
         _select_runtime(args, out)  # before anything imports MXNet
     try:
         from gluon_bn.data import DataError

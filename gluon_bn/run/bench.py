@@ -85,7 +85,8 @@ def timed_examples(fraction: float, batch_size: int) -> int:
 
 def time_config(config: BenchConfig, recipe_name: str = "d2l-en", *, fraction: float = 1.0,
                 warmup_batches: int = 5, ctx=None, seed: int = 0, repeat: int = 1,
-                data_root: Optional[str] = None) -> Dict[str, float]:
+                data_root: Optional[str] = None,
+                batch_size: Optional[int] = None) -> Dict[str, float]:
     """Train one warm-up slice, then time `fraction` of an epoch with train_ch5; scale to an epoch.
 
     With `repeat` > 1 the timed slice runs that many times (training on) and the fastest
@@ -109,6 +110,8 @@ def time_config(config: BenchConfig, recipe_name: str = "d2l-en", *, fraction: f
         Timed runs; the fastest is reported, all are returned.
     data_root : str, optional
         Explicit Fashion-MNIST directory.
+    batch_size : int, optional
+        Examples per batch instead of the recipe's (the learning rate stays the recipe's).
 
     Returns
     -------
@@ -120,25 +123,12 @@ def time_config(config: BenchConfig, recipe_name: str = "d2l-en", *, fraction: f
         raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
     if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
         raise ValueError(f"repeat must be a positive int, got {repeat!r}")
-    ctx = ctx or mx.cpu()
-    recipe = get_recipe(recipe_name)
-    batch = recipe.batch_size
-    seed_everything(seed)
-    net = hybridize_network(build_net(recipe, config.variant, bn_impl=config.bn_impl),
-                            config.hybridize)
-    net.initialize(make_initializer(recipe.initializer_for(config.variant)), ctx=ctx)
-    trainer = mx.gluon.Trainer(net.collect_params(), "sgd",
-                               {"learning_rate": recipe.trainer_learning_rate()})
+    net, trainer, batch = prepare_bench(config, recipe_name, seed=seed, ctx=ctx,
+                                        batch_size=batch_size)
     timed = timed_examples(fraction, batch)
-    quiet = io.StringIO()
-    seconds = []
-    for limit in [warmup_batches * batch] + [timed] * repeat:
-        train_iter, test_iter = gdata.load_data_fashion_mnist(
-            batch, root=data_root, pipeline=config.pipeline, seed=seed, limit=limit,
-            test_limit=batch)
-        stats = train_ch5(net, train_iter, test_iter, batch, trainer, ctx, 1, file=quiet,
-                          sync_every_batch=False, progress=False)[0]
-        seconds.append(stats.train_seconds)
+    seconds = [train_slice(net, trainer, config, recipe_name, limit=limit, seed=seed, ctx=ctx,
+                           data_root=data_root, batch_size=batch)
+               for limit in [warmup_batches * batch] + [timed] * repeat]
     best = min(seconds[1:])
     n = min(timed, TRAIN_SIZE)
     return {"seconds_per_epoch": best * TRAIN_SIZE / n, "examples_per_sec": n / best,
@@ -190,6 +180,63 @@ def time_book_loop(variant: str, bn_impl: str = "faithful", *, train_examples: i
     seconds = record.history[-1].seconds  # the last epoch: training and validation
     return {"seconds_per_epoch": seconds * TRAIN_SIZE / train_examples,
             "examples_per_sec": train_examples / seconds, "timed_examples": train_examples}
+
+
+def prepare_bench(config: BenchConfig, recipe_name: str = "d2l-en", *, seed: int = 0, ctx=None,
+                  batch_size: Optional[int] = None) -> Tuple[mx.gluon.Block, mx.gluon.Trainer, int]:
+    """Build, seed and initialise the recipe's network for `config`; return it, its trainer, the batch.
+
+    Parameters
+    ----------
+    config : BenchConfig
+        The path (its variant, BN implementation and compiled form).
+    recipe_name : str
+        Whose network, initialiser and learning rate.
+    seed : int
+        Seeds the weights.
+    ctx : Context, optional
+        Default CPU.
+    batch_size : int, optional
+        Instead of the recipe's.
+    """
+    recipe = get_recipe(recipe_name)
+    seed_everything(seed)
+    net = hybridize_network(build_net(recipe, config.variant, bn_impl=config.bn_impl),
+                            config.hybridize)
+    net.initialize(make_initializer(recipe.initializer_for(config.variant)), ctx=ctx or mx.cpu())
+    trainer = mx.gluon.Trainer(net.collect_params(), "sgd",
+                               {"learning_rate": recipe.trainer_learning_rate()})
+    return net, trainer, batch_size or recipe.batch_size
+
+
+def train_slice(net: mx.gluon.Block, trainer: mx.gluon.Trainer, config: BenchConfig,
+                recipe_name: str = "d2l-en", *, limit: int, seed: int = 0, ctx=None,
+                data_root: Optional[str] = None, batch_size: Optional[int] = None) -> float:
+    """Train one train_ch5 epoch over the first `limit` images on `config`'s pipeline; return its
+    training seconds (sums read back once; one test batch evaluated after, not timed).
+
+    Parameters
+    ----------
+    net, trainer
+        From :func:`prepare_bench`; training goes on from where they are.
+    config : BenchConfig
+        Whose pipeline feeds the batches.
+    recipe_name : str
+        Whose batch size (unless `batch_size`).
+    limit : int
+        Training images of this slice.
+    seed, ctx, data_root
+        As for :func:`time_config`.
+    batch_size : int, optional
+        Instead of the recipe's.
+    """
+    batch = batch_size or get_recipe(recipe_name).batch_size
+    ctx = ctx or mx.cpu()
+    train_iter, test_iter = gdata.load_data_fashion_mnist(
+        batch, root=data_root, pipeline=config.pipeline, seed=seed, limit=limit, test_limit=batch)
+    stats = train_ch5(net, train_iter, test_iter, batch, trainer, ctx, 1, file=io.StringIO(),
+                      sync_every_batch=False, progress=False)[0]
+    return stats.train_seconds
 
 
 def bench(configs: Sequence[BenchConfig], recipe_name: str = "d2l-en", *, fraction: float = 1.0,

@@ -1,0 +1,110 @@
+"""``gluon-bn bench --profile``: MXNet's profiler over training steps, per operator, for each path.
+
+Each path trains its warm-up batches, then ``batches`` more under the profiler (imperative
+operators and compiled graphs both recorded, statistics aggregated). The profiler's
+``operator`` domain gives every operator's calls and total time; divided by the number of
+batches, that is one training step. The wall time of the same batches, less the operators'
+total, is what ran outside MXNet's operators: Python, autograd's bookkeeping, the calls into
+the library. The split is exact only with the synchronous NaiveEngine (operators then run
+on the calling thread), which the tuned runtime selects; the train_ch5 pass also evaluates
+one test batch at its end, a forward pass the step's rows include (about one step in
+``3 * batches``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from gluon_bn._mxnet import mx
+
+TOP = 8  # operators named per path in the Markdown table; the rest are summed
+
+
+def operator_times(run: Callable[[], None]) -> Tuple[float, Dict[str, Tuple[int, float]]]:
+    """Call `run` under MXNet's profiler; return its wall ms and each operator's (calls, ms).
+
+    Parameters
+    ----------
+    run : callable
+        The work to profile; it must leave nothing pending (it is followed by
+        ``mx.nd.waitall()`` before the clock stops).
+    """
+    path = os.path.join(tempfile.gettempdir(), f"gluon-bn-profile-{os.getpid()}.json")
+    mx.profiler.set_config(profile_imperative=True, profile_symbolic=True,
+                           aggregate_stats=True, filename=path)
+    mx.nd.waitall()
+    mx.profiler.set_state("run")
+    try:
+        start = time.perf_counter()
+        run()
+        mx.nd.waitall()
+        wall = (time.perf_counter() - start) * 1e3
+    finally:
+        mx.profiler.set_state("stop")
+    stats = json.loads(mx.profiler.dumps(reset=True, format="json"))
+    # {"Time": {domain: {name: {"Count": calls, "Total": ms, ...}}}}: real operators only.
+    ops = {name: (int(entry["Count"]), float(entry["Total"]))
+           for name, entry in stats["Time"].get("operator", {}).items()}
+    return wall, ops
+
+
+def profile_step(config, recipe_name: str = "d2l-en", *, batches: int = 20,
+                 warmup_batches: int = 5, seed: int = 0, ctx=None,
+                 data_root: Optional[str] = None) -> dict:
+    """Profile `batches` training steps of one bench path after its warm-up; return per-step ms.
+
+    Parameters
+    ----------
+    config : BenchConfig
+        The path.
+    recipe_name : str
+        Whose network, batch size and learning rate.
+    batches : int
+        Steps profiled.
+    warmup_batches, seed, ctx, data_root
+        As for :func:`gluon_bn.run.bench.time_config`.
+
+    Returns
+    -------
+    dict
+        ``label``, ``wall_ms`` and ``operator_ms`` per step, ``outside_ms`` (their
+        difference, at least 0) and ``operators``: ``[name, calls per step, ms per step]``,
+        slowest first.
+    """
+    from gluon_bn.run.bench import prepare_bench, train_slice
+    net, trainer, batch = prepare_bench(config, recipe_name, seed=seed, ctx=ctx)
+    slice_ = dict(config=config, recipe_name=recipe_name, seed=seed, ctx=ctx, data_root=data_root)
+    train_slice(net, trainer, limit=warmup_batches * batch, **slice_)
+    wall, ops = operator_times(lambda: train_slice(net, trainer, limit=batches * batch, **slice_))
+    rows = sorted(([name, calls / batches, ms / batches] for name, (calls, ms) in ops.items()),
+                  key=lambda row: -row[2])
+    operator_ms = sum(row[2] for row in rows)
+    return {"label": config.label, "batches": batches, "wall_ms": wall / batches,
+            "operator_ms": operator_ms, "outside_ms": max(0.0, wall / batches - operator_ms),
+            "operators": rows}
+
+
+def format_profile(profiles: Sequence[dict], top: int = TOP) -> str:
+    """Return one Markdown table per path: its `top` operators, the rest, and the time outside."""
+    parts: List[str] = []
+    for p in profiles:
+        lines = [f"**{p['label']}**: {p['wall_ms']:.2f} ms per step ({p['batches']} steps "
+                 "profiled)", "", "| operator | calls/step | ms/step | share |",
+                 "|---|---:|---:|---:|"]
+
+        def row(name: str, calls: Optional[float], ms: float) -> str:
+            count = "" if calls is None else f"{calls:g}"
+            return f"| {name} | {count} | {ms:.2f} | {ms / p['wall_ms']:.0%} |"
+
+        for name, calls, ms in p["operators"][:top]:
+            lines.append(row(f"`{name}`", calls, ms))
+        rest = p["operators"][top:]
+        if rest:
+            lines.append(row(f"{len(rest)} other operators", sum(r[1] for r in rest),
+                             sum(r[2] for r in rest)))
+        lines.append(row("outside operators (Python, autograd, calls)", None, p["outside_ms"]))
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
