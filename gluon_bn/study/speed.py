@@ -17,14 +17,12 @@
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 
 from gluon_bn._mxnet import mx
 from gluon_bn.bn.layer import BatchNorm
 from gluon_bn.run.bench import BenchConfig, time_book_loop, time_config
+from gluon_bn.run.profile import operator_times
 from gluon_bn.run.training import seed_everything
 
 nd, autograd = mx.nd, mx.autograd
@@ -99,27 +97,19 @@ def profile_layer(layer: mx.gluon.Block, seed: int, *, batch_size: int, ctx=None
             y = layer(x)
         y.backward()
 
-    def timed() -> float:
-        nd.waitall()
-        start = time.perf_counter()
+    def steps() -> None:
         for _ in range(PROFILE_STEPS):
             step()
-        nd.waitall()
-        return (time.perf_counter() - start) * 1e3 / PROFILE_STEPS
 
     for _ in range(WARMUP_STEPS):
         step()
-    unprofiled = timed()
-    profile_file = os.path.join(tempfile.gettempdir(), f"gluon-bn-profile-{os.getpid()}.json")
-    mx.profiler.set_config(profile_imperative=True, aggregate_stats=True, filename=profile_file)
-    mx.profiler.set_state("run")
-    try:
-        wall = timed()
-    finally:
-        mx.profiler.set_state("stop")
-    stats = json.loads(mx.profiler.dumps(reset=True, format="json"))
-    # {"Time": {domain: {name: {"Count", "Total" (ms), ...}}}}: only real operators count.
-    operator = sum(entry["Total"] for entry in stats["Time"].get("operator", {}).values())
-    operator /= PROFILE_STEPS
+    nd.waitall()
+    start = time.perf_counter()
+    steps()
+    nd.waitall()
+    unprofiled = (time.perf_counter() - start) * 1e3 / PROFILE_STEPS
+    wall, ops = operator_times(steps)
+    wall /= PROFILE_STEPS
+    operator = sum(ms for _, ms in ops.values()) / PROFILE_STEPS
     return {"unprofiled_ms": unprofiled, "wall_ms": wall, "operator_ms": operator,
             "python_share": max(0.0, 1.0 - operator / wall)}
