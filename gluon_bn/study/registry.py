@@ -234,9 +234,11 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
                   "when the grid is too narrow). Revised after the first committed run: its "
                   "rule (mean − sd within 0.05 of the network's best mean) found plain LeNet, "
                   "unreliable across seeds at this scale, training at no rate, so the verdict "
-                  "was inconclusive; the rule now asks only that training does not fail",
+                  "was inconclusive; the rule now asks only that training does not fail. Six "
+                  "seeds: the revision was made looking at seeds 0-2; seeds 3-5 were run after "
+                  "it, a check on runs the rule had not seen",
         recipe="d2l-0.17", document_epochs=10, grid_kind="lr",
-        defaults=Settings(seeds=3, epochs=4, fraction=0.4, test_fraction=0.5, batch_size=256,
+        defaults=Settings(seeds=6, epochs=4, fraction=0.4, test_fraction=0.5, batch_size=256,
                           grid=(0.3, 1.0, 3.0, 10.0, 30.0, 100.0)),
         quick=Settings(**_TINY, batch_size=256, grid=(0.3, 3.0, 30.0))),
     Study(
