@@ -109,6 +109,29 @@ def plan(extra: Sequence[str] = ()) -> List[PlannedRun]:
     return planned
 
 
+def select(planned: Sequence[PlannedRun], only: Sequence[str] = ()) -> List[PlannedRun]:
+    """Return the runs of `planned` whose record is named in `only` (all of them when empty).
+
+    Parameters
+    ----------
+    planned : sequence of PlannedRun
+        What :func:`plan` returned.
+    only : sequence of str
+        Record names without ``.json``, e.g. ``d2l-en`` or ``d2l-zh_fast_bn-fast``.
+
+    Raises
+    ------
+    ValueError
+        For a name no command writes; the message lists the names there are.
+    """
+    stems = [p.record.stem for p in planned]
+    unknown = [name for name in only if name not in stems]
+    if unknown:
+        raise ValueError(f"no published command writes {', '.join(unknown)}; the records are: "
+                         f"{', '.join(stems)}")
+    return [p for p in planned if not only or p.record.stem in only]
+
+
 def _duration(seconds: float) -> str:
     minutes = round(seconds / 60)
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
@@ -153,7 +176,7 @@ def _ignore(signum, frame) -> None:
     """While a command runs, Ctrl-C is the child's to handle (it saves what finished)."""
 
 
-def reproduce_all(extra: Sequence[str] = ()) -> int:
+def reproduce_all(extra: Sequence[str] = (), only: Sequence[str] = ()) -> int:
     """Run every published command, each in its own process; return the worst exit status.
 
     Stops after a command that was interrupted (exit status 130) and returns that status.
@@ -162,9 +185,13 @@ def reproduce_all(extra: Sequence[str] = ()) -> int:
     ----------
     extra : sequence of str
         Appended to every command (see :func:`published_commands`).
+    only : sequence of str
+        Run only the commands writing these records (see :func:`select`).
     """
     worst = 0
-    for argv in published_commands(extra):
+    commands = [list(p.argv) for p in select(plan(extra), only)] if only \
+        else published_commands(extra)
+    for argv in commands:
         print(f"$ gluon-bn {shlex.join(argv)}", flush=True)
         previous = signal.signal(signal.SIGINT, _ignore)  # a handler, so the child gets the default
         try:
@@ -194,11 +221,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--dry-run", "--list", action="store_true", dest="dry_run",
                         help="print the commands, what each writes and trains, and the "
                              "estimated time, without training")
+    parser.add_argument("--only", nargs="+", default=(), metavar="RECORD",
+                        help="run only the commands writing these records (names without "
+                             ".json, e.g. d2l-en d2l-zh_fast_bn-fast; --dry-run lists them)")
     args, extra = parser.parse_known_args(argv)
-    if args.dry_run:
-        try:
-            print(format_plan(plan(extra)), flush=True)
-        except BrokenPipeError:  # `--dry-run | head`: the reader left, nothing is wrong
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    return reproduce_all(extra)
+    try:
+        if args.dry_run:
+            try:
+                print(format_plan(select(plan(extra), args.only)), flush=True)
+            except BrokenPipeError:  # `--dry-run | head`: the reader left, nothing is wrong
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        return reproduce_all(extra, args.only)
+    except ValueError as err:
+        print(f"reproduce_all: error: {err}", file=sys.stderr)
+        return 2

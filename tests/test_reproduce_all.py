@@ -62,3 +62,19 @@ def test_an_interrupted_command_stops_the_rest(monkeypatch):
     monkeypatch.setattr(published.subprocess, "run", fake_run)
     assert published.reproduce_all() == EXIT_INTERRUPTED
     assert len(calls) == 1
+
+
+def test_only_runs_the_commands_of_the_named_records(monkeypatch, capsys):
+    calls = []
+
+    def fake_run(argv, **kwargs):
+        calls.append(argv[3:])
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(published.subprocess, "run", fake_run)
+    assert published.main(["--only", "d2l-zh_fast_bn-fast", "d2l-en", "--epochs", "1"]) == 0
+    commands = published.published_commands(["--epochs", "1"])
+    assert calls == [commands[0], commands[2]]  # in the published order
+    assert published.main(["--only", "d2l-fr"]) == 2 and calls == [commands[0], commands[2]]
+    err = capsys.readouterr().err
+    assert "no published command writes d2l-fr; the records are: d2l-en, " in err
