@@ -33,3 +33,10 @@ def test_the_table_sums_the_rest_and_keeps_the_time_outside_operators():
     assert lines[4:] == ["| `a` | 1 | 5.00 | 50% |", "| `b` | 2 | 2.00 | 20% |",
                          "| 2 other operators | 4 | 1.00 | 10% |",
                          "| outside operators (Python, autograd, calls) |  | 2.00 | 20% |"]
+
+
+def test_a_compiled_segment_is_named_by_its_first_operators():
+    from gluon_bn.run.profile import operator_name
+    assert operator_name("Convolution") == "`Convolution`"
+    assert operator_name("BatchNorm,Activation,Pooling,Convolution,BatchN") == \
+        "segment `BatchNorm,Activation,Pooling,...`"

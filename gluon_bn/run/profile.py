@@ -6,7 +6,10 @@ operators and compiled graphs both recorded, statistics aggregated). The profile
 batches, that is one training step. The wall time of the same batches, less the operators'
 total, is what ran outside MXNet's operators: Python, autograd's bookkeeping, the calls into
 the library. The split is exact only with the synchronous NaiveEngine (operators then run
-on the calling thread), which the tuned runtime selects; the train_ch5 pass also evaluates
+on the calling thread), which the tuned runtime selects, and for imperative paths: in a
+static graph the profiler reports each compiled segment as one entry named by its operators,
+and these times overlap, so their sum can exceed the wall time and the time outside then
+reads 0 (a lower bound). The train_ch5 pass also evaluates
 one test batch at its end, a forward pass the step's rows include (about one step in
 ``3 * batches``).
 """
@@ -87,6 +90,15 @@ def profile_step(config, recipe_name: str = "d2l-en", *, batches: int = 20,
             "operators": rows}
 
 
+def operator_name(name: str, shown: int = 3) -> str:
+    """Return an operator's name for a table; a compiled segment's list of operators (which
+    MXNet's profiler cuts at 128 characters) is shortened to its first `shown`."""
+    ops = name.split(",")
+    if len(ops) <= shown:
+        return f"`{name}`"
+    return f"segment `{','.join(ops[:shown])},...`"
+
+
 def format_profile(profiles: Sequence[dict], top: int = TOP) -> str:
     """Return one Markdown table per path: its `top` operators, the rest, and the time outside."""
     parts: List[str] = []
@@ -100,7 +112,7 @@ def format_profile(profiles: Sequence[dict], top: int = TOP) -> str:
             return f"| {name} | {count} | {ms:.2f} | {ms / p['wall_ms']:.0%} |"
 
         for name, calls, ms in p["operators"][:top]:
-            lines.append(row(f"`{name}`", calls, ms))
+            lines.append(row(operator_name(name), calls, ms))
         rest = p["operators"][top:]
         if rest:
             lines.append(row(f"{len(rest)} other operators", sum(r[1] for r in rest),

@@ -250,9 +250,10 @@ def plot_scaling(result: dict, path: Path) -> None:
         ax_t.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"{label}, {threads} thr")
         ax_m.plot(x, [c["peak_mib"] for c in cells], marker="o", label=f"{label}, {threads} thr")
         floors.setdefault(threads, cells)
-    for threads, cells in sorted(floors.items()):
+    for i, (threads, cells) in enumerate(sorted(floors.items())):
         ax_t.plot([c["batch_size"] for c in cells], [c["floor_seconds"] for c in cells],
-                  linestyle="--", color="gray", label=f"FLOP floor, {threads} thr")
+                  linestyle=("--", ":", "-.")[i % 3], color="gray",
+                  label=f"FLOP floor, {threads} thr")
     for ax in (ax_t, ax_m):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch size")
