@@ -244,18 +244,12 @@ def _profile(args, out) -> int:
 
 
 def _busy(args, out) -> int:
-    import json
     from gluon_bn.run.contention import BusyPlan, format_busy, run_busy
 
     plan = BusyPlan(limit=args.limit, rounds=args.rounds, data_root=args.data_root)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)  # the measured runs write their records there
     result = run_busy(plan, str(args.out), file=out)
-    table = format_busy(result)
-    print(table, file=out)
-    (args.out / "busy.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "busy.md").write_text(table + "\n")
-    print(f"wrote {args.out / 'busy.json'}\nwrote {args.out / 'busy.md'}", file=out)
-    return 0
+    return _write_bench(args, out, "busy", result, format_busy(result))
 
 
 def _peer(args, out) -> int:
@@ -284,17 +278,10 @@ def _scaling(args, out) -> int:
 
 
 def _sweep(args, out) -> int:
-    import json
     from gluon_bn.run.bench import format_sweep, sweep_runtimes
 
     sweep = sweep_runtimes(_bench_plan(args), file=out)
-    table = format_sweep(sweep)
-    print(table, file=out)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "runtimes.json").write_text(json.dumps(sweep, indent=1) + "\n")
-    (args.out / "runtimes.md").write_text(table + "\n")
-    print(f"wrote {args.out / 'runtimes.json'}\nwrote {args.out / 'runtimes.md'}", file=out)
-    return 0
+    return _write_bench(args, out, "runtimes", sweep, format_sweep(sweep))
 
 
 def cmd_list(args, out) -> int:

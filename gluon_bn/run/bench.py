@@ -8,8 +8,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,8 +19,9 @@ from gluon_bn.models import build_net, check_hybridize_mode, hybridize_network, 
 from gluon_bn.options import RunOptions
 from gluon_bn.recipes import get_recipe
 from gluon_bn.report import environment
-from gluon_bn.runtime import DEFAULT, VARIABLES, Runtime, describe
+from gluon_bn.runtime import DEFAULT, Runtime, describe
 from gluon_bn.run.reproduce import run_variant
+from gluon_bn.run.child import run_json_child, runtime_environment
 from gluon_bn.run.training import seed_everything, train_ch5
 
 TRAIN_SIZE = 60000  # Fashion-MNIST's training set: what "per epoch" scales to
@@ -354,15 +353,10 @@ def sweep_runtimes(plan: BenchPlan, runtimes: Sequence[Runtime] = SWEEP, *,
     file = file or sys.stdout
     runs = []
     for i, rt in enumerate(runtimes, 1):
-        env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
-        env.update(rt.variables())
         words = describe(rt.variables())
         print(f"== runtime {i}/{len(runtimes)}: {words}", file=file, flush=True)
-        proc = subprocess.run([sys.executable, "-m", "gluon_bn.run.bench",
-                               json.dumps(asdict(plan))], env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"bench under {words} failed:\n{proc.stderr[-2000:]}")
-        result = json.loads(proc.stdout)
+        result = run_json_child("gluon_bn.run.bench", asdict(plan), what=f"bench under {words}",
+                                env=runtime_environment(rt.variables()))
         print(format_table(result), file=file, flush=True)
         runs.append({"runtime": words, "variables": rt.variables(), "result": result})
     return {"runs": runs}

@@ -29,7 +29,6 @@ import importlib.util
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -253,12 +252,9 @@ def run_child(job: dict, threads: int) -> dict:
     threads : int
         ``OMP_NUM_THREADS`` of the child; the rest of its environment is this process's.
     """
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    proc = subprocess.run([sys.executable, "-m", "gluon_bn.run.peer", json.dumps(job)], env=env,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench --peer: a {job['framework']} run failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    from gluon_bn.run.child import run_json_child
+    return run_json_child("gluon_bn.run.peer", job, what=f"bench --peer: a {job['framework']} run",
+                          env={**os.environ, "OMP_NUM_THREADS": str(threads)})
 
 
 def summarize(seconds: Dict[str, List[float]], reference: str = TORCH_LABEL) -> dict:

@@ -19,7 +19,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -133,14 +132,10 @@ def measure_cell(job: dict) -> dict:
 
 def run_child(job: dict, threads: int) -> dict:
     """Run one cell in a fresh ``python -m gluon_bn.run.scaling`` with the tuned runtime."""
-    from gluon_bn.runtime import VARIABLES, tuned
-    env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
-    env.update(tuned(threads).variables())
-    proc = subprocess.run([sys.executable, "-m", "gluon_bn.run.scaling", json.dumps(job)],
-                          env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench --scaling: the cell {job} failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    from gluon_bn.run.child import run_json_child, runtime_environment
+    from gluon_bn.runtime import tuned
+    return run_json_child("gluon_bn.run.scaling", job, what=f"bench --scaling: the cell {job}",
+                          env=runtime_environment(tuned(threads).variables()))
 
 
 def cell_label(path: Sequence[str]) -> str:

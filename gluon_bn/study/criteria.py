@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Iterable, List, Mapping, Optional, Sequence
 
 HOLDS, FAILS, UNCLEAR = "holds", "does not hold", "inconclusive"
 OUTCOMES = (HOLDS, FAILS, UNCLEAR)

@@ -84,7 +84,7 @@ def run_study(study: Study, settings: Settings, out_dir: Path, *, quick: bool = 
     for line in describe(study, settings):
         print(line, file=file, flush=True)
     if store.discarded:
-        print(f"   (the progress file there was written at other options; starting afresh)",
+        print("   (the progress file there was written at other options; starting afresh)",
               file=file)
     units = schedule(configs, settings.seeds)
     if store.count():
