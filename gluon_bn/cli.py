@@ -233,9 +233,9 @@ def _profile(args, out) -> int:
 
     plan = _bench_plan(args)
     ctx = parse_device(plan.device, file=out)
-    profiles = []
-    for i, config in enumerate(plan.configs(), 1):
-        print(f"[{i}/{len(plan.configs())}] profiling {config.label} ...", file=out, flush=True)
+    configs, profiles = plan.configs(), []
+    for i, config in enumerate(configs, 1):
+        print(f"[{i}/{len(configs)}] profiling {config.label} ...", file=out, flush=True)
         profiles.append(profile_step(config, plan.recipe, batches=args.steps, ctx=ctx,
                                      data_root=plan.data_root))
     result = {"recipe": plan.recipe, "steps": args.steps, "profiles": profiles,

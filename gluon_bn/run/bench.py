@@ -125,8 +125,9 @@ def time_config(config: BenchConfig, recipe_name: str = "d2l-en", *, fraction: f
     net, trainer, batch = prepare_bench(config, recipe_name, seed=seed, ctx=ctx,
                                         batch_size=batch_size)
     timed = timed_examples(fraction, batch)
-    seconds = [train_slice(net, trainer, config, recipe_name, limit=limit, seed=seed, ctx=ctx,
-                           data_root=data_root, batch_size=batch)
+    seconds = [train_slice(net, trainer, slice_data(config, recipe_name, limit=limit, seed=seed,
+                                                    data_root=data_root, batch_size=batch),
+                           batch, ctx)
                for limit in [warmup_batches * batch] + [timed] * repeat]
     best = min(seconds[1:])
     n = min(timed, TRAIN_SIZE)
@@ -208,33 +209,48 @@ def prepare_bench(config: BenchConfig, recipe_name: str = "d2l-en", *, seed: int
     return net, trainer, batch_size or recipe.batch_size
 
 
-def train_slice(net: mx.gluon.Block, trainer: mx.gluon.Trainer, config: BenchConfig,
-                recipe_name: str = "d2l-en", *, limit: int, seed: int = 0, ctx=None,
-                data_root: Optional[str] = None, batch_size: Optional[int] = None) -> float:
-    """Train one train_ch5 epoch over the first `limit` images on `config`'s pipeline; return its
-    training seconds (sums read back once; one test batch evaluated after, not timed).
+def slice_data(config: BenchConfig, recipe_name: str = "d2l-en", *, limit: int, seed: int = 0,
+               data_root: Optional[str] = None, batch_size: Optional[int] = None) -> tuple:
+    """Return the (train, test) iterators of one slice: the first `limit` training images on
+    `config`'s pipeline in the seed's order, and one test batch.
 
     Parameters
     ----------
-    net, trainer
-        From :func:`prepare_bench`; training goes on from where they are.
     config : BenchConfig
         Whose pipeline feeds the batches.
     recipe_name : str
         Whose batch size (unless `batch_size`).
     limit : int
         Training images of this slice.
-    seed, ctx, data_root
+    seed, data_root
         As for :func:`time_config`.
     batch_size : int, optional
         Instead of the recipe's.
     """
     batch = batch_size or get_recipe(recipe_name).batch_size
-    ctx = ctx or mx.cpu()
-    train_iter, test_iter = gdata.load_data_fashion_mnist(
-        batch, root=data_root, pipeline=config.pipeline, seed=seed, limit=limit, test_limit=batch)
-    stats = train_ch5(net, train_iter, test_iter, batch, trainer, ctx, 1, file=io.StringIO(),
-                      sync_every_batch=False, progress=False)[0]
+    return gdata.load_data_fashion_mnist(batch, root=data_root, pipeline=config.pipeline,
+                                         seed=seed, limit=limit, test_limit=batch)
+
+
+def train_slice(net: mx.gluon.Block, trainer: mx.gluon.Trainer, data: tuple, batch_size: int,
+                ctx=None) -> float:
+    """Train one train_ch5 epoch over `data` (:func:`slice_data`); return its training seconds
+    (sums read back once; the test batch evaluated after, not timed).
+
+    Parameters
+    ----------
+    net, trainer
+        From :func:`prepare_bench`; training goes on from where they are.
+    data : (train_iter, test_iter)
+        From :func:`slice_data`, loaded before, so that no file reading is timed.
+    batch_size : int
+        What ``trainer.step`` divides the summed gradient by.
+    ctx : Context, optional
+        Default CPU.
+    """
+    train_iter, test_iter = data
+    stats = train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx or mx.cpu(), 1,
+                      file=io.StringIO(), sync_every_batch=False, progress=False)[0]
     return stats.train_seconds
 
 
