@@ -1,4 +1,6 @@
 """The fast scratch layer computes what the faithful one and MXNet's operator compute."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -101,3 +103,41 @@ def test_fast_lenet_trains_like_faithful_lenet():
 def test_bad_impl_is_a_value_error():
     with pytest.raises(ValueError, match="impl"):
         BatchNorm(3, 4, impl="turbo")
+
+
+def test_one_layer_twice_in_one_graph_equals_faithful():
+    """The compiled kernels are shared by shape: two calls before one backward keep apart."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=SHAPES[4]).astype("float32")
+    results = []
+    for impl in ("faithful", "fast"):
+        layer = BatchNorm(3, 4, impl=impl)
+        layer.initialize()
+        x = nd.array(X)
+        x.attach_grad()
+        with autograd.record():
+            y = layer(layer(x) * 2.0 + 1.0) * nd.array(X)
+        y.backward()
+        results.append([y.asnumpy(), x.grad.asnumpy(), layer.gamma.grad().asnumpy(),
+                        layer.moving_var.data().asnumpy()])
+    for u, v in zip(*results):
+        np.testing.assert_allclose(v, u, rtol=RTOL, atol=ATOL)
+
+
+def test_legacy_then_numpy_mode_with_one_shape():
+    """A shape compiled for mx.nd arrays is compiled again in numpy mode, not reused."""
+    from gluon_bn.bn.functional import numpy_mode
+    X = np.random.default_rng(4).normal(size=SHAPES[4]).astype("float32")
+    outputs = []
+    for mode in (False, True):
+        layer = BatchNorm(3, 4, impl="fast")
+        layer.initialize()
+        with numpy_mode() if mode else contextlib.nullcontext():
+            x = mx.np.array(X) if mode else nd.array(X)
+            x.attach_grad()
+            with autograd.record():
+                y = layer(x)
+            y.backward()
+            outputs.append([y.asnumpy(), x.grad.asnumpy()])
+    for u, v in zip(*outputs):
+        np.testing.assert_allclose(v, u, rtol=0, atol=0)

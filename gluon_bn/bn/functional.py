@@ -60,6 +60,26 @@ def as_kind(x, numpy_api: bool):
     return x
 
 
+class LegacyHybridBlock(mx.gluon.HybridBlock):
+    """A HybridBlock whose `compute` is written in legacy operators, in either numpy mode.
+
+    In numpy mode (``npx.set_np()``) Gluon hands a HybridBlock ``mx.np`` arrays or symbols
+    and requires them back; this converts the inputs to legacy views, calls
+    ``compute(F, *inputs)`` and returns its outputs (None dropped from the end) in the kind
+    the mode requires.
+    """
+
+    def compute(self, F, *inputs):
+        raise NotImplementedError
+
+    def hybrid_forward(self, F, *inputs):
+        out = self.compute(F, *(as_legacy(a) for a in inputs))
+        numpy_api = mx.util.is_np_array()
+        if isinstance(out, tuple):
+            return tuple(as_kind(a, numpy_api) for a in out)
+        return as_kind(out, numpy_api)
+
+
 class numpy_mode:
     """Context manager: MXNet's numpy mode (``npx.set_np()``) inside, the previous mode after."""
 

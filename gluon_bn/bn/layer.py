@@ -16,8 +16,9 @@ from typing import Optional
 
 from gluon_bn.bn import fast
 from gluon_bn._mxnet import mx
-from gluon_bn.bn.functional import (as_kind, as_legacy, batch_norm_step, check_block_input,
-                         check_conventions, check_input, reduction_axes, stats_shape)
+from gluon_bn.bn.functional import (LegacyHybridBlock, as_kind, as_legacy, batch_norm_step,
+                                    check_block_input, check_conventions, check_input,
+                                    reduction_axes, stats_shape)
 
 nd = mx.nd
 autograd = mx.autograd
@@ -28,7 +29,7 @@ MOVING_INIT = ("fixed", "first_batch")
 IMPLS = ("faithful", "fast")
 
 
-class _BatchNormKernel(gluon.HybridBlock):
+class _BatchNormKernel(LegacyHybridBlock):
     """One mode (training or prediction) of the computation, with no parameters of its own."""
 
     def __init__(self, training: bool, num_dims: int, eps: float, momentum: float,
@@ -41,19 +42,12 @@ class _BatchNormKernel(gluon.HybridBlock):
         self.updates = training or update_in_prediction
         self._first_batch = first_batch and self.updates
 
-    def hybrid_forward(self, F, X, gamma, beta, moving_mean, moving_var, seeded=None):
-        # The step is written in legacy operators; in numpy mode Gluon hands over mx.np
-        # arrays or symbols and requires mx.np ones back.
-        X, gamma, beta, moving_mean, moving_var, seeded = (
-            as_legacy(a) for a in (X, gamma, beta, moving_mean, moving_var, seeded))
+    def compute(self, F, X, gamma, beta, moving_mean, moving_var, seeded=None):
         Y, new_mean, new_var = batch_norm_step(
             F, X, gamma, beta, moving_mean, moving_var,
             seeded=seeded if self._first_batch else None, **self._step)
-        numpy_api = mx.util.is_np_array()
         # Without an update, only Y leaves the graph (an input cannot also be an output).
-        if not self.updates:
-            return as_kind(Y, numpy_api)
-        return tuple(as_kind(a, numpy_api) for a in (Y, new_mean, new_var))
+        return (Y, new_mean, new_var) if self.updates else Y
 
 
 class BatchNorm(gluon.Block):
