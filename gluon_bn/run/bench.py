@@ -9,7 +9,7 @@ import io
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
@@ -134,6 +134,27 @@ def time_config(config: BenchConfig, recipe_name: str = "d2l-en", *, fraction: f
     return {"seconds_per_epoch": best * TRAIN_SIZE / n, "examples_per_sec": n / best,
             "timed_examples": n, "timed_seconds": best,
             "all_seconds_per_epoch": [s * TRAIN_SIZE / n for s in seconds[1:]]}
+
+
+def config_job(config: BenchConfig, recipe_name: str, *, fraction: float, seed: int,
+               warmup_batches: int, data_root: Optional[str],
+               batch_size: Optional[int] = None) -> dict:
+    """Return one :func:`time_config` call as JSON-able settings, for a child process.
+
+    Parameters
+    ----------
+    config, recipe_name, fraction, seed, warmup_batches, data_root, batch_size
+        As for :func:`time_config`.
+    """
+    return {"config": list(astuple(config)), "recipe": recipe_name, "fraction": fraction, "seed": seed,
+            "warmup_batches": warmup_batches, "data_root": data_root, "batch_size": batch_size}
+
+
+def time_config_job(job: dict) -> Dict[str, float]:
+    """Run the :func:`time_config` call that :func:`config_job` describes; return its timing."""
+    return time_config(BenchConfig(*job["config"]), job["recipe"], fraction=job["fraction"],
+                       seed=job["seed"], warmup_batches=job["warmup_batches"],
+                       data_root=job["data_root"], batch_size=job["batch_size"])
 
 
 def time_book_loop(variant: str, bn_impl: str = "faithful", *, train_examples: int,

@@ -140,13 +140,15 @@ def plan_rows(plan: PeerPlan) -> List[dict]:
         ``job``, what the row's child process runs (:func:`run_peer` adds PyTorch's kit).
     """
     from gluon_bn.recipes import get_recipe
-    from gluon_bn.run.bench import BOOK_RECIPE, BenchConfig, timed_examples
-    common = {"recipe": plan.recipe, "fraction": plan.fraction, "seed": plan.seed,
-              "warmup_batches": plan.warmup_batches, "data_root": plan.data_root}
+    from gluon_bn.run.bench import BOOK_RECIPE, BenchConfig, config_job, timed_examples
     where = {"recipe": plan.recipe, "reference": plan.recipe}
-    configs = GLUON_CONFIGS + (DOCUMENT_CONFIGS if plan.loops == "all" else ())
-    rows = [_row(BenchConfig(*c).label, {**common, "framework": "gluon", "loop": "train_ch5",
-                                         "config": c}, loop="train_ch5", pipeline=c[3], **where)
+    configs = [BenchConfig(*c) for c in
+               GLUON_CONFIGS + (DOCUMENT_CONFIGS if plan.loops == "all" else ())]
+    rows = [_row(c.label, {**config_job(c, plan.recipe, fraction=plan.fraction, seed=plan.seed,
+                                        warmup_batches=plan.warmup_batches,
+                                        data_root=plan.data_root),
+                           "framework": "gluon", "loop": "train_ch5"},
+                 loop="train_ch5", pipeline=c.pipeline, **where)
             for c in configs]
     if plan.loops == "all":
         examples = timed_examples(plan.fraction, get_recipe(BOOK_RECIPE).batch_size)
@@ -231,14 +233,12 @@ def write_kit(plan: PeerPlan, path: Path) -> Path:
 
 
 def _time_gluon(job: dict) -> dict:
-    from gluon_bn.run.bench import BenchConfig, time_book_loop, time_config
+    from gluon_bn.run.bench import time_book_loop, time_config_job
     if job["loop"] == "d2l.Trainer":
         timing = time_book_loop(job["variant"], job["bn_impl"], seed=job["seed"],
                                 train_examples=job["train_examples"], data_root=job["data_root"])
     else:
-        timing = time_config(BenchConfig(*job["config"]), job["recipe"], seed=job["seed"],
-                             fraction=job["fraction"], warmup_batches=job["warmup_batches"],
-                             data_root=job["data_root"])
+        timing = time_config_job(job)
     return {"seconds_per_epoch": timing["seconds_per_epoch"]}
 
 

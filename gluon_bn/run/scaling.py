@@ -121,10 +121,8 @@ def gemm_gflops(size: int = GEMM_SIZE, repeat: int = 10) -> float:
 
 def measure_cell(job: dict) -> dict:
     """Time one cell in this process; return seconds per epoch, peak memory and the GEMM rate."""
-    from gluon_bn.run.bench import BenchConfig, time_config
-    timing = time_config(BenchConfig(*job["path"]), job["recipe"], fraction=job["fraction"],
-                         warmup_batches=job["warmup_batches"], seed=job["seed"],
-                         data_root=job["data_root"], batch_size=job["batch_size"])
+    from gluon_bn.run.bench import time_config_job
+    timing = time_config_job(job)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {"seconds_per_epoch": timing["seconds_per_epoch"], "peak_mib": peak_kib / 1024,
             "gemm_gflops": gemm_gflops()}
@@ -157,17 +155,18 @@ def run_scaling(plan: ScalingPlan, *, file: Optional[TextIO] = None) -> dict:
     from gluon_bn.models import build_net
     from gluon_bn.recipes import get_recipe
     from gluon_bn.report.environment import environment
-    from gluon_bn.run.bench import TRAIN_SIZE
+    from gluon_bn.run.bench import TRAIN_SIZE, BenchConfig, config_job
     file = file or sys.stdout
     flops = TRAIN_PASSES * TRAIN_SIZE * matmul_flops_per_example(
         build_net(get_recipe(plan.recipe), "plain"), (1, 28, 28))
-    common = {"recipe": plan.recipe, "fraction": plan.fraction, "seed": plan.seed,
-              "warmup_batches": plan.warmup_batches, "data_root": plan.data_root}
     runs: Dict[Tuple, List[dict]] = {cell: [] for cell in plan.cells()}
     load_before = os.getloadavg()
     for round_ in range(1, plan.rounds + 1):
         for i, (path, batch, threads) in enumerate(plan.cells(), 1):
-            answer = run_child({**common, "path": list(path), "batch_size": batch}, threads)
+            job = config_job(BenchConfig(*path), plan.recipe, fraction=plan.fraction,
+                             seed=plan.seed, warmup_batches=plan.warmup_batches,
+                             data_root=plan.data_root, batch_size=batch)
+            answer = run_child(job, threads)
             runs[(path, batch, threads)].append(answer)
             print(f"round {round_}/{plan.rounds}, cell {i}/{len(runs)}: {cell_label(path)}, "
                   f"batch {batch}, {threads} thread(s): {answer['seconds_per_epoch']:.2f} s/epoch, "
