@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -65,12 +66,24 @@ def test_command_line_and_library_run_the_identical_configuration(tmp_path, fash
     assert lib["config"]["hybridize"] == "graph" and lib["config"]["sync_every_batch"] is False
 
 
-@pytest.mark.parametrize("module", ["gluon_bn.cli", "gluon_bn.results", "gluon_bn.run.bench"])
+@pytest.mark.parametrize("module", ["gluon_bn.cli", "gluon_bn.results", "gluon_bn.report.results",
+                                    "gluon_bn.run.bench", "gluon_bn.run.peer",
+                                    "gluon_bn.run.scaling"])
 def test_every_module_entry_point_answers_help(module):
     proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage:")
+
+
+def test_every_module_entry_point_is_listed_in_the_help_test():
+    """A module that gains a ``__main__`` block joins the --help test above."""
+    import gluon_bn
+    root = Path(gluon_bn.__file__).parent
+    found = {".".join(("gluon_bn", *p.relative_to(root).with_suffix("").parts))
+             for p in root.rglob("*.py") if '__name__ == "__main__"' in p.read_text()}
+    listed = set(test_every_module_entry_point_answers_help.pytestmark[0].args[1])
+    assert found == listed
 
 
 @pytest.mark.parametrize("name, options", [
@@ -89,3 +102,11 @@ def test_a_runs_command_runs_the_identical_configuration(name, options):
     assert args.threads == 2
     again = run_options(args).resolve(get_recipe(args.recipe), dataset=args.dataset)
     assert again == run
+
+
+@pytest.mark.parametrize("job", ["not json", "[1, 2]"])
+def test_a_child_module_refuses_a_job_that_is_not_a_json_object(job):
+    proc = subprocess.run([sys.executable, "-m", "gluon_bn.run.scaling", job],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "the job" in proc.stderr and "Traceback" not in proc.stderr

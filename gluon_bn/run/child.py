@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional, Sequence
 
 
 def runtime_environment(variables: Mapping[str, str]) -> Dict[str, str]:
@@ -54,3 +54,34 @@ def run_json_child(module: str, job: object, *, what: str,
     if proc.returncode != 0:
         raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def json_child_main(argv: Optional[Sequence[str]], *, prog: str, description: str,
+                    answer: Callable[[dict], object]) -> int:
+    """Be the ``main`` of a module that :func:`run_json_child` starts; return the exit status.
+
+    Parses one argument, the job as a JSON object (``--help`` prints the usage), and prints
+    ``answer(job)`` as one JSON line on stdout.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Default ``sys.argv[1:]``.
+    prog, description : str
+        For the usage, e.g. ``python -m gluon_bn.run.scaling``.
+    answer : callable
+        Measures the job; returns something JSON-serialisable.
+    """
+    import argparse
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("job", help="the job, a JSON object (the bench that starts this "
+                                    "module writes it)")
+    args = parser.parse_args(argv)
+    try:
+        job = json.loads(args.job)
+    except json.JSONDecodeError as err:
+        parser.error(f"the job is not JSON ({err}): {args.job[:200]!r}")
+    if not isinstance(job, dict):
+        parser.error(f"the job must be a JSON object, got {args.job[:200]!r}")
+    print(json.dumps(answer(job)))
+    return 0

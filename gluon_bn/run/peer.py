@@ -412,21 +412,20 @@ def plot_peer(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m gluon_bn.run.peer JOB_JSON``: one run of ``bench --peer``; its answer as JSON.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        One JSON job (see :func:`run_peer`); default ``sys.argv[1:]``.
-    """
-    job = json.loads((sys.argv[1:] if argv is None else list(argv))[0])
+def _answer(job: dict) -> dict:
+    """Time one job of :func:`run_peer` in this process: PyTorch's or one of our rows."""
     if job["framework"] == "torch":
         from gluon_bn.run.peer_torch import time_torch
-        print(json.dumps(time_torch(job)))
-    else:
-        print(json.dumps(_time_gluon(job)))
-    return 0
+        return time_torch(job)
+    return _time_gluon(job)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m gluon_bn.run.peer JOB``: one run of ``bench --peer``, answered as JSON."""
+    from gluon_bn.run.child import json_child_main
+    return json_child_main(argv, prog="python -m gluon_bn.run.peer", answer=_answer,
+                           description="One timed run of `gluon-bn bench --peer torch` "
+                                       "(started by the bench, one process per run).")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ take if every product ran at MXNet's best matrix speed and nothing else cost any
 """
 from __future__ import annotations
 
-import json
 import os
 import resource
 import statistics
@@ -264,9 +263,10 @@ def plot_scaling(result: dict, path: Path) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m gluon_bn.run.scaling JOB``: one cell of :func:`run_scaling`, answered as JSON."""
-    job = json.loads((sys.argv[1:] if argv is None else argv)[0])
-    print(json.dumps(measure_cell(job)))
-    return 0
+    from gluon_bn.run.child import json_child_main
+    return json_child_main(argv, prog="python -m gluon_bn.run.scaling", answer=measure_cell,
+                           description="One cell of `gluon-bn bench --scaling` (started by "
+                                       "the bench, one process per cell).")
 
 
 if __name__ == "__main__":
