@@ -19,9 +19,10 @@ Three facts, measured on 2-vCPU machines (``docs/performance.md``), shape the ch
   parallel operator waits for its slowest thread. So the count is chosen from the cores
   free when the run starts (:func:`choose_threads`, a pure function); when it is lower
   than an idle machine's, the command line says so and names ``--threads`` for the idle
-  choice. Idle threads sleep at once (``OMP_WAIT_POLICY=PASSIVE``) instead of spinning,
-  which costs little on an idle machine and bounds the damage when the load arrives
-  after the start (``docs/bench/busy/``).
+  choice. Idle threads sleep at once (``OMP_WAIT_POLICY=PASSIVE``) instead of spinning.
+  That costs 13-30 % of an idle epoch but bounds the damage when the load arrives after
+  the start; spinning, even for 1,000-10,000 rounds, costs more than that beside one busy
+  core (``docs/performance.md``, ``docs/bench/busy/``).
 """
 from __future__ import annotations
 
