@@ -26,7 +26,8 @@ import numpy as np
 
 from gluon_bn._mxnet import mx
 from gluon_bn.bn.functional import (LegacyHybridBlock, as_kind, as_legacy, check_conventions,
-                                    check_input, is_numpy_array, safe_std, update_moving)
+                                    check_input, is_numpy_array, safe_std, stats_shape,
+                                    update_moving)
 
 nd, autograd = mx.nd, mx.autograd
 
@@ -45,10 +46,10 @@ class _Layout:
         self.count = self.N * self.L  # values per channel
         self.four_d = len(shape) == 4
         # per-channel gradients leave in the parameters' shape
-        self.param_shape = (1, self.C, 1, 1) if self.four_d else (1, self.C)
+        self.param_shape = stats_shape(self.C, len(shape))
 
     def ones(self, ctx, dtype) -> Tuple:
-        """The ones vectors of the two reductions: over a row (L, 1), 4-D only, and over the examples (1, N)."""
+        """Return the reductions' ones vectors: per row (L, 1), 4-D only; per example (1, N)."""
         ones_n = nd.ones((1, self.N), ctx=ctx, dtype=dtype)
         return (nd.ones((self.L, 1), ctx=ctx, dtype=dtype), ones_n) if self.four_d else (ones_n,)
 

@@ -65,8 +65,8 @@ class LegacyHybridBlock(mx.gluon.HybridBlock):
 
     In numpy mode (``npx.set_np()``) Gluon hands a HybridBlock ``mx.np`` arrays or symbols
     and requires them back; this converts the inputs to legacy views, calls
-    ``compute(F, *inputs)`` and returns its outputs (None dropped from the end) in the kind
-    the mode requires.
+    ``compute(F, *inputs)`` and returns its output (one value or a tuple) in the kind the
+    mode requires.
     """
 
     def compute(self, F, *inputs):

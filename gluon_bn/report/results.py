@@ -61,9 +61,9 @@ EXPLANATIONS: Dict[str, List[str]] = {
         "accuracies came out digit for digit the same as the earlier record's, made with MXNet's "
         "default engine, so neither the engine nor the load changes them. Its seconds are "
         "indicative: some five minutes of short benchmarks and tests ran beside its first seed, "
-        "and this host's speed drifted by tens of percent within the hour. Scratch and Gluon agree to the fourth "
-        "decimal in every epoch: the same initial weights (the BN layers draw nothing) and the "
-        "same arithmetic.",
+        "and this host's speed drifted by tens of percent within the hour. Scratch and Gluon "
+        "agree to the fourth decimal in every epoch: the same initial weights (the BN layers "
+        "draw nothing) and the same arithmetic.",
     ],
 }
 

@@ -146,8 +146,9 @@ def config_job(config: BenchConfig, recipe_name: str, *, fraction: float, seed: 
     config, recipe_name, fraction, seed, warmup_batches, data_root, batch_size
         As for :func:`time_config`.
     """
-    return {"config": list(astuple(config)), "recipe": recipe_name, "fraction": fraction, "seed": seed,
-            "warmup_batches": warmup_batches, "data_root": data_root, "batch_size": batch_size}
+    return {"config": list(astuple(config)), "recipe": recipe_name, "fraction": fraction,
+            "seed": seed, "warmup_batches": warmup_batches, "data_root": data_root,
+            "batch_size": batch_size}
 
 
 def time_config_job(job: dict) -> Dict[str, float]:
