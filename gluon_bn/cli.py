@@ -43,6 +43,7 @@ def _positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``gluon-bn``."""
+    from gluon_bn.options import BN_IMPLS  # pure data: no MXNet
     from gluon_bn.recipes import LOOPS  # pure data: no MXNet
     from gluon_bn.study import cli as study_parser  # pure data: no MXNet
     parser = argparse.ArgumentParser(
@@ -63,8 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--device", default="auto",
                      help="auto (a working GPU, else CPU), cpu, gpu, gpu:N, or cpu:0,cpu:1")
     rep.add_argument("--pipeline", choices=("d2l", "fast"), default="d2l")
-    rep.add_argument("--bn-impl", choices=("faithful", "fast"), default="faithful",
-                     help="the scratch layer's implementation")
+    rep.add_argument("--bn-impl", choices=BN_IMPLS, default="faithful",
+                     help="the scratch layer's implementation: faithful (the documents'), "
+                          "fast (the same numbers, quicker), native (a compiled C++ operator, "
+                          "CPU only, equal to float32 rounding; needs a C++ compiler)")
     rep.add_argument("--loop", choices=("auto",) + LOOPS, default="auto",
                      help="the training loop: train_ch5 (d2l's nd-API loop, documents 001-004) "
                           "or d2l.Trainer (d2l 1.0's, numpy mode, document 000); auto "
@@ -99,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="time this share of an epoch and scale up (default 1, 0.1 for "
                           "--scaling; e.g. 0.05 for a quick look)")
     ben.add_argument("--pipeline", choices=("d2l", "fast", "both"), default="both")
-    ben.add_argument("--bn-impl", choices=("faithful", "fast", "both"), default="both",
-                     help="which scratch implementations to time")
+    ben.add_argument("--bn-impl", choices=BN_IMPLS + ("both", "all"), default="all",
+                     help="which scratch implementations to time: one, both (faithful and "
+                          "fast) or all (native too, where it can be built)")
     ben.add_argument("--device", default="cpu", help="as for reproduce (default cpu)")
     _add_runtime_argument(ben)
     ben.add_argument("--repeat", type=_positive_int, default=1,
@@ -182,12 +186,27 @@ def _select_runtime(args, out):
     return threads
 
 
+def _bench_impls(choice: str) -> tuple:
+    """The scratch implementations `--bn-impl` asks the bench to time ("all" only where they run)."""
+    if choice == "both":
+        return ("faithful", "fast")
+    if choice != "all":
+        return (choice,)
+    from gluon_bn.bn.native import unavailable_reason
+    from gluon_bn.options import BN_IMPLS
+    reason = unavailable_reason()
+    if reason:
+        print(f"bench: leaving out --bn-impl native: {reason}", file=sys.stderr)
+        return ("faithful", "fast")
+    return BN_IMPLS
+
+
 def _bench_plan(args):
     from gluon_bn.run.bench import BenchPlan
     return BenchPlan(
         recipe=args.recipe, fraction=args.fraction,
         pipelines=("d2l", "fast") if args.pipeline == "both" else (args.pipeline,),
-        impls=("faithful", "fast") if args.bn_impl == "both" else (args.bn_impl,),
+        impls=_bench_impls(args.bn_impl),
         device=args.device, repeat=args.repeat, data_root=args.data_root)
 
 
@@ -259,7 +278,7 @@ def _peer(args, out) -> int:
     require_torch()
     plan = PeerPlan(threads=args.threads or threads_in_effect(), recipe=args.recipe,
                     fraction=args.fraction, rounds=args.rounds, data_root=args.data_root,
-                    loops=args.loops)
+                    loops=args.loops, native="native" in _bench_impls(args.bn_impl))
     result = run_peer(plan, file=out)
     return _write_bench(args, out, "peer", result, format_peer(result), plot_peer)
 

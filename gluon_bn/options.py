@@ -19,7 +19,7 @@ from gluon_bn.recipes import LOOPS, VARIANTS, Recipe
 
 DATASETS = ("auto", "fashion-mnist", "mnist")
 PIPELINES = ("d2l", "fast")
-BN_IMPLS = ("faithful", "fast")
+BN_IMPLS = ("faithful", "fast", "native")
 HYBRIDIZE_MODES = ("none", "layers", "graph")
 
 

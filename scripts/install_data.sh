@@ -3,7 +3,9 @@
 #   - Fashion-MNIST from Debian's package dataset-fashion-mnist (into
 #     /usr/share/datasets/fashion-mnist), unless gluon-bn can already find the four files;
 #   - python3-venv, when python3 cannot create a virtualenv (Debian ships venv's pip
-#     bootstrap, ensurepip, separately).
+#     bootstrap, ensurepip, separately);
+#   - g++, when no C++ compiler is found ($CXX, c++, g++): only the scratch layer's
+#     impl="native" (a C++ operator compiled on first use) needs one.
 #
 # apt-get runs directly when we are root, through sudo when we are not and sudo exists.
 # Where apt-get, root and sudo are all unavailable, or the install fails, it says what to
@@ -13,7 +15,8 @@
 # Usage: sh scripts/install_data.sh [--dry-run]
 #   --dry-run   print the apt-get commands instead of running them
 #
-# Environment: GLUON_BN_DATA and MXNET_HOME are honoured as gluon-bn honours them;
+# Environment: GLUON_BN_DATA and MXNET_HOME are honoured as gluon-bn honours them; so is
+# CXX (a C++ compiler other than c++ or g++);
 # GLUON_BN_DATASET_DIR replaces /usr/share/datasets/fashion-mnist (for tests).
 # POSIX sh (tested under dash and bash).
 
@@ -27,7 +30,7 @@ DRY_RUN=0
 for arg in "$@"; do
     case $arg in
         --dry-run) DRY_RUN=1 ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install_data.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -77,6 +80,13 @@ EOF
 EOF
         ;;
     esac
+    case " $need " in
+        *" g++ "*) cat <<EOF
+  No C++ compiler: everything but --bn-impl native works without one (its tests skip);
+  on Debian/Ubuntu, as root, apt-get install -y g++, or set CXX to a compiler.
+EOF
+        ;;
+    esac
 }
 
 need=""
@@ -88,6 +98,9 @@ fi
 
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     need="$need python3-venv"
+fi
+if [ -z "${CXX:-}" ] && ! command -v c++ >/dev/null 2>&1 && ! command -v g++ >/dev/null 2>&1; then
+    need="$need g++"
 fi
 need=${need# }
 if [ -z "$need" ]; then

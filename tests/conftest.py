@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real Fashion-MNIST is, and a skip when it is not."""
+"""Shared fixtures: where the real Fashion-MNIST is, and skips when it or a C++ compiler is not."""
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,19 @@ def fashion_root() -> Path:
     if not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").exists():
         pytest.skip("real Fashion-MNIST not installed: apt-get install dataset-fashion-mnist")
     return DEBIAN_FASHION
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked ``native`` (they build the C++ operator) where it cannot be built."""
+    native = [item for item in items if item.get_closest_marker("native")]
+    if not native:
+        return
+    from gluon_bn.bn.native import unavailable_reason
+
+    reason = unavailable_reason()  # builds and loads it once, here, when it can
+    if reason:
+        for item in native:
+            item.add_marker(pytest.mark.skip(reason=f"impl='native' unavailable: {reason}"))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The fast scratch layer computes what the faithful one and MXNet's operator compute."""
+"""The fast and native scratch layers compute what the faithful one and MXNet's operator compute."""
 import contextlib
 
 import numpy as np
@@ -10,6 +10,8 @@ from gluon_bn.models import lenet
 
 nd, autograd = mx.nd, mx.autograd
 RTOL, ATOL = 1e-4, 1e-5
+# The twins of the faithful layer; "native" compiles a C++ operator on first use.
+TWINS = ["fast", pytest.param("native", marks=pytest.mark.native)]
 SHAPES = {2: (32, 7), 4: (16, 3, 9, 7)}
 CONVENTIONS = [
     dict(),
@@ -32,12 +34,13 @@ def step(layer, X, head, training):
     return [y.asnumpy(), x.grad.asnumpy()] + grads + stats
 
 
+@pytest.mark.parametrize("twin", TWINS)
 @pytest.mark.parametrize("num_dims", [2, 4])
 @pytest.mark.parametrize("conventions", CONVENTIONS)
-def test_fast_equals_faithful(num_dims, conventions):
+def test_twin_equals_faithful(twin, num_dims, conventions):
     rng = np.random.default_rng(num_dims)
     shape = SHAPES[num_dims]
-    layers = [BatchNorm(shape[1], num_dims, impl=impl, **conventions) for impl in ("faithful", "fast")]
+    layers = [BatchNorm(shape[1], num_dims, impl=impl, **conventions) for impl in ("faithful", twin)]
     for layer in layers:
         layer.initialize(mx.init.Uniform(1.0))  # gamma and beta away from 1 and 0
     layers[1].gamma.set_data(layers[0].gamma.data())
@@ -51,11 +54,12 @@ def test_fast_equals_faithful(num_dims, conventions):
             np.testing.assert_allclose(v, u, rtol=RTOL, atol=ATOL, err_msg=f"{name}, training={training}")
 
 
+@pytest.mark.parametrize("twin", TWINS)
 @pytest.mark.parametrize("num_dims", [2, 4])
-def test_fast_equals_mxnet_operator(num_dims):
+def test_twin_equals_mxnet_operator(twin, num_dims):
     rng = np.random.default_rng(10 + num_dims)
     shape = SHAPES[num_dims]
-    ours = BatchNorm(shape[1], num_dims, impl="fast")
+    ours = BatchNorm(shape[1], num_dims, impl=twin)
     theirs = mx.gluon.nn.BatchNorm(in_channels=shape[1])
     ours.initialize()
     theirs.initialize()
@@ -76,13 +80,14 @@ def test_fast_equals_mxnet_operator(num_dims):
                                rtol=RTOL, atol=ATOL)
 
 
-def test_fast_lenet_trains_like_faithful_lenet():
+@pytest.mark.parametrize("twin", TWINS)
+def test_twin_lenet_trains_like_faithful_lenet(twin):
     """Three SGD steps of the whole LeNet: the same losses to float32 rounding."""
     rng = np.random.default_rng(0)
     X = nd.array(rng.random((32, 1, 28, 28)).astype("float32"))
     y = nd.array(rng.integers(0, 10, 32))
     losses = []
-    for impl in ("faithful", "fast"):
+    for impl in ("faithful", twin):
         mx.random.seed(1)
         net = lenet("scratch", bn_options={"impl": impl, "moving_var_init": 0.0})
         net.initialize(mx.init.Xavier())
@@ -105,12 +110,13 @@ def test_bad_impl_is_a_value_error():
         BatchNorm(3, 4, impl="turbo")
 
 
-def test_one_layer_twice_in_one_graph_equals_faithful():
+@pytest.mark.parametrize("twin", TWINS)
+def test_one_layer_twice_in_one_graph_equals_faithful(twin):
     """The compiled kernels are shared by shape: two calls before one backward keep apart."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=SHAPES[4]).astype("float32")
     results = []
-    for impl in ("faithful", "fast"):
+    for impl in ("faithful", twin):
         layer = BatchNorm(3, 4, impl=impl)
         layer.initialize()
         x = nd.array(X)

@@ -157,6 +157,7 @@ def test_the_summary_gives_median_range_and_the_ratio_per_round():
 ALL_LOOPS = [  # label, loop, pipeline, recipe, batch size: loops="all" in round order
     ("gluon graph / fast", "train_ch5", "fast", "d2l-en", 256),
     ("scratch fast graph / fast", "train_ch5", "fast", "d2l-en", 256),
+    ("scratch native graph / fast", "train_ch5", "fast", "d2l-en", 256),
     ("plain graph / fast", "train_ch5", "fast", "d2l-en", 256),
     ("scratch faithful / d2l", "train_ch5", "d2l", "d2l-en", 256),
     ("gluon / d2l", "train_ch5", "d2l", "d2l-en", 256),
@@ -171,17 +172,19 @@ def test_all_loops_add_the_documents_routes_each_row_saying_what_it_runs():
     rows = peer.plan_rows(peer.PeerPlan(threads=1, loops="all", fraction=0.25))
     assert [(r["label"], r["loop"], r["pipeline"], r["recipe"], r["batch_size"])
             for r in rows] == ALL_LOOPS
-    assert [tuple(r["job"]["config"]) for r in rows[:5]] == [
+    assert [tuple(r["job"]["config"]) for r in rows[:6]] == [
         *peer.GLUON_CONFIGS, ("scratch", "faithful", "none", "d2l"),
         ("gluon", "faithful", "none", "d2l")]
-    book = rows[5]["job"]
+    book = rows[6]["job"]
     assert (book["loop"], book["variant"], book["bn_impl"]) == ("d2l.Trainer", "scratch", "faithful")
     assert book["train_examples"] == 15104  # 0.25 of 60000 in whole batches of 128
-    assert rows[5]["differences"] == ["d2l-1.0's network (lenet, avg-pool)", "batch 128",
+    assert rows[6]["differences"] == ["d2l-1.0's network (lenet, avg-pool)", "batch 128",
                                       "epoch includes validation"]
-    assert [bool(r["differences"]) for r in rows] == [False] * 5 + [True, True, False]
+    assert [bool(r["differences"]) for r in rows] == [False] * 6 + [True, True, False]
     assert [r["label"] for r in peer.plan_rows(peer.PeerPlan(threads=1))] == [
-        ALL_LOOPS[i][0] for i in (0, 1, 2, 7)]  # "fast", the default: today's three
+        ALL_LOOPS[i][0] for i in (0, 1, 2, 3, 8)]  # "fast", the default: today's four
+    assert [r["label"] for r in peer.plan_rows(peer.PeerPlan(threads=1, native=False))] == [
+        ALL_LOOPS[i][0] for i in (0, 1, 3, 8)]  # without a C++ compiler
     with pytest.raises(ValueError, match="loops must be one of"):
         peer.PeerPlan(threads=1, loops="some")
     args = cli.build_parser().parse_args(["bench", "--peer", "torch", "--loops", "all"])
@@ -221,7 +224,7 @@ def test_a_book_job_runs_time_book_loop(monkeypatch):
     calls = []
     monkeypatch.setattr(bench, "time_book_loop",
                         lambda *a, **kw: calls.append((a, kw)) or {"seconds_per_epoch": 7.0})
-    job = peer.plan_rows(peer.PeerPlan(threads=1, loops="all", fraction=0.001))[6]["job"]
+    job = peer.plan_rows(peer.PeerPlan(threads=1, loops="all", fraction=0.001))[7]["job"]
     assert peer._time_gluon(job) == {"seconds_per_epoch": 7.0}
     assert calls == [(("gluon", "faithful"), {"seed": 0, "train_examples": 128, "data_root": None})]
 

@@ -125,7 +125,8 @@ def fake_system(tmp_path):
             if (bin_dir / name).exists():
                 (bin_dir / name).unlink()
         env = {"PATH": str(bin_dir), "HOME": str(tmp_path / "home"), "CALLS": str(calls),
-               "MXNET_HOME": str(tmp_path / "mxnet"), "GLUON_BN_DATASET_DIR": str(data_dir)}
+               "MXNET_HOME": str(tmp_path / "mxnet"), "GLUON_BN_DATASET_DIR": str(data_dir),
+               "CXX": "c++"}  # a compiler, unless a test passes CXX=""
         env.update({k: str(v) for k, v in fake.items()})
         result = subprocess.run([shutil.which(shell), str(SCRIPT), *args], capture_output=True,
                                 text=True, env=env, timeout=30)
@@ -170,6 +171,17 @@ def test_helper_as_root_runs_apt_get_itself(fake_system, shell):
     assert result.returncode == 0, result.stderr
     assert calls == ["apt-get install -y dataset-fashion-mnist"]  # no sudo, no update
     assert f"Fashion-MNIST installed in {data_dir}" in result.stdout
+
+
+def test_helper_adds_a_compiler_only_when_none_is_found(fake_system):
+    """impl="native" compiles C++: g++ joins the list only without $CXX, c++ and g++."""
+    run, data_dir = fake_system
+    _fill(data_dir)
+    result, calls = run(FAKE_UID=0, CXX="")
+    assert result.returncode == 0, result.stderr
+    assert calls == ["apt-get install -y g++"]
+    result, calls = run(CXX="", stubs=("id", "python3"))  # no apt-get: advice instead
+    assert len(calls) == 1 and "apt-get install -y g++, or set CXX" in result.stdout
 
 
 def test_helper_updates_apt_first_when_the_package_is_unknown(fake_system):

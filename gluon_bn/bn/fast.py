@@ -196,6 +196,17 @@ def predict(X, gamma, beta, moving_mean, moving_var, eps: float,
     return layout.times_plus(nd, layout.rows(nd, X), scale, shift).reshape(X.shape)
 
 
+def _training_step(X, gamma, beta, eps: float, normalize_by: str):
+    """Y and the batch's mean and variance, through the compiled kernels and the hand-written backward."""
+    if X.dtype == np.float16 and X.context.device_type == "cpu":
+        raise TypeError("impl='fast' cannot train in float16 on the CPU: its reductions are "
+                        "matrix products, which MXNet's CPU build has no float16 kernel "
+                        "for. Use impl='faithful', or float32")
+    op = _TrainingBatchNorm(eps, normalize_by)
+    Y = op(X, gamma, beta)
+    return Y, op.mean, op.var
+
+
 def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
                momentum: float = 0.9, *, momentum_on: str = "moving",
                normalize_by: str = "sqrt_var_eps", update_in_prediction: bool = False,
@@ -215,6 +226,24 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
         Of the kind of `X` (``mx.nd`` or ``mx.np``); the moving statistics without autograd
         history, shaped like the ones passed.
     """
+    return batch_norm_with(_training_step, X, gamma, beta, moving_mean, moving_var, eps,
+                           momentum, momentum_on=momentum_on, normalize_by=normalize_by,
+                           update_in_prediction=update_in_prediction, seeded=seeded)
+
+
+def batch_norm_with(training_step, X, gamma, beta, moving_mean, moving_var, eps: float,
+                    momentum: float, *, momentum_on: str, normalize_by: str,
+                    update_in_prediction: bool, seeded=None):
+    """:func:`batch_norm` with another training step: the part every fast twin shares.
+
+    Parameters
+    ----------
+    training_step : callable
+        ``training_step(X, gamma, beta, eps, normalize_by) -> (Y, mean, var)`` on legacy
+        arrays, recorded by autograd; mean and var in any shape holding C values.
+    X, gamma, beta, moving_mean, moving_var, eps, momentum, momentum_on, normalize_by, update_in_prediction, seeded
+        As in :func:`batch_norm`.
+    """
     check_input(X)
     check_conventions(momentum_on, normalize_by)
     numpy_api = is_numpy_array(X)
@@ -223,13 +252,7 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
         as_legacy(a) for a in (X, gamma, beta, moving_mean, moving_var, seeded))
     shape = moving_mean.shape
     if autograd.is_training():
-        if X.dtype == np.float16 and X.context.device_type == "cpu":
-            raise TypeError("impl='fast' cannot train in float16 on the CPU: its reductions are "
-                            "matrix products, which MXNet's CPU build has no float16 kernel "
-                            "for. Use impl='faithful', or float32")
-        op = _TrainingBatchNorm(eps, normalize_by)
-        Y = op(X, gamma, beta)
-        mean, var = op.mean, op.var
+        Y, mean, var = training_step(X, gamma, beta, eps, normalize_by)
     else:
         if not update_in_prediction:
             Y = predict(X, gamma, beta, moving_mean, moving_var, eps, normalize_by)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-from gluon_bn.bn import fast
+from gluon_bn.bn import fast, native
 from gluon_bn._mxnet import mx
 from gluon_bn.bn.functional import (LegacyHybridBlock, as_kind, as_legacy, batch_norm_step,
                                     check_block_input, check_conventions, check_input,
                                     reduction_axes, stats_shape)
+from gluon_bn.options import BN_IMPLS
 
 nd = mx.nd
 autograd = mx.autograd
@@ -26,7 +27,9 @@ gluon = mx.gluon
 init = mx.init
 
 MOVING_INIT = ("fixed", "first_batch")
-IMPLS = ("faithful", "fast")
+IMPLS = BN_IMPLS
+# The implementations that call a twin of functional.batch_norm imperatively.
+_TWINS = {"fast": fast.batch_norm, "native": native.batch_norm}
 
 
 class _BatchNormKernel(LegacyHybridBlock):
@@ -78,10 +81,13 @@ class BatchNorm(gluon.Block):
         Keep updating the moving statistics in prediction mode (document 004).
     gamma_initializer, beta_initializer : mx.init.Initializer, optional
         Default ones and zeros.
-    impl : {"faithful", "fast"}
+    impl : {"faithful", "fast", "native"}
         ``"faithful"`` runs :mod:`gluon_bn.bn.functional` (the documents' code, hybridizable);
         ``"fast"`` runs :mod:`gluon_bn.bn.fast` (same numbers, hand-written backward,
-        imperative only).
+        imperative only); ``"native"`` trains with :mod:`gluon_bn.bn.native`'s compiled C++
+        operator (CPU, float32/float64, numbers equal to float32 rounding; built on first use
+        with the machine's C++ compiler, raising :class:`~gluon_bn.bn.native.NativeUnavailable`
+        here when that cannot be done).
 
     Both array APIs work: the layer returns ``mx.np`` arrays for ``mx.np`` input (numpy
     mode, document 000) and ``mx.nd`` arrays for ``mx.nd`` input. In numpy mode a legacy
@@ -102,6 +108,8 @@ class BatchNorm(gluon.Block):
         if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
             raise ValueError(f"num_features must be a positive int, got {num_features!r}")
         reduction_axes(num_dims)  # raises ValueError for anything but 2 or 4
+        if impl == "native":
+            native.load()  # fail here, with the reason, rather than at the first batch
         check_conventions(momentum_on, normalize_by)
         if moving_init not in MOVING_INIT:
             raise ValueError(f"moving_init must be one of {MOVING_INIT}, got {moving_init!r}")
@@ -150,9 +158,9 @@ class BatchNorm(gluon.Block):
                 f"{X.dtype.__name__} input; cast the layer (layer.cast("
                 f"{X.dtype.__name__!r})) or the input (X.astype({gamma.dtype.__name__!r}))")
         X = as_legacy(X)
-        if self.impl == "fast":
-            Y, new_mean, new_var = fast.batch_norm(X, gamma, beta, *stats, seeded=seeded,
-                                                   **self._conventions)
+        if self.impl in _TWINS:
+            Y, new_mean, new_var = _TWINS[self.impl](X, gamma, beta, *stats, seeded=seeded,
+                                                     **self._conventions)
             updated = new_mean is not stats[0]
         else:
             kernel = self.train_kernel if autograd.is_training() else self.predict_kernel

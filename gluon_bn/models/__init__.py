@@ -17,7 +17,7 @@ init = mx.init
 BN_KINDS = ("none", "scratch", "gluon", "frozen", "mean-only", "var-only")
 POOLS = ("max", "avg")
 BN_POSITIONS = ("before", "after")  # BN before the activation (the documents) or after it
-from gluon_bn.options import HYBRIDIZE_MODES  # noqa: E402  (pure data, shared with the run options)
+from gluon_bn.options import BN_IMPLS, HYBRIDIZE_MODES  # noqa: E402  (pure data, shared with the run options)
 
 
 def make_bn(kind: str, num_features: int, num_dims: int,
@@ -298,18 +298,17 @@ def build_net(recipe: "Recipe", variant: str, *, bn_impl: str = "faithful") -> n
     variant : {"scratch", "gluon", "plain"}
         The scratch layer with the document's conventions, Gluon's ``nn.BatchNorm`` with the
         matching momentum and eps, or no batch normalization.
-    bn_impl : {"faithful", "fast"}
-        The scratch layer's implementation (issue: the fast one computes the same numbers).
+    bn_impl : {"faithful", "fast", "native"}
+        The scratch layer's implementation (:class:`gluon_bn.bn.layer.BatchNorm`'s `impl`).
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     conv = recipe.conventions
     if variant == "scratch":
         kind, options = "scratch", conv.layer_options()
-        if bn_impl == "fast":
-            options["impl"] = "fast"
-        elif bn_impl != "faithful":
-            raise ValueError(f"bn_impl must be 'faithful' or 'fast', got {bn_impl!r}")
+        if bn_impl not in BN_IMPLS:
+            raise ValueError(f"bn_impl must be one of {BN_IMPLS}, got {bn_impl!r}")
+        options["impl"] = bn_impl
     elif variant == "gluon":
         kind, options = "gluon", {"momentum": conv.gluon_momentum(), "eps": conv.eps}
     else:

@@ -59,8 +59,8 @@ class BNLeNetScratch(d2l.Classifier):
         Plain SGD's learning rate.
     num_classes : int
         Width of the output layer.
-    impl : {"faithful", "fast"}
-        The scratch layer's implementation (the same numbers; "fast" is quicker on a CPU).
+    impl : {"faithful", "fast", "native"}
+        The scratch layer's implementation (:class:`gluon_bn.bn.layer.BatchNorm`'s `impl`).
     """
 
     def __init__(self, lr: float = 0.1, num_classes: int = 10, *, impl: str = "faithful"):

@@ -49,7 +49,7 @@ class BenchConfig:
 
 
 def default_configs(pipelines: Sequence[str] = ("d2l", "fast")) -> List[BenchConfig]:
-    """Return every path worth timing: scratch faithful/fast, Gluon, plain; how compiled.
+    """Return every path worth timing: scratch faithful/fast/native, Gluon, plain; how compiled.
 
     Per pipeline: the documents' ways (imperative, ``net.hybridize()``) and, for the fast
     pipeline, the static graphs of ``--hybridize graph``.
@@ -59,11 +59,13 @@ def default_configs(pipelines: Sequence[str] = ("d2l", "fast")) -> List[BenchCon
         configs += [BenchConfig("scratch", "faithful", "none", pipeline),
                     BenchConfig("scratch", "faithful", "layers", pipeline),
                     BenchConfig("scratch", "fast", "none", pipeline),
+                    BenchConfig("scratch", "native", "none", pipeline),
                     BenchConfig("gluon", "faithful", "none", pipeline),
                     BenchConfig("gluon", "faithful", "layers", pipeline),
                     BenchConfig("plain", "faithful", "layers", pipeline)]
         if pipeline == "fast":
             configs += [BenchConfig("scratch", "fast", "graph", pipeline),
+                        BenchConfig("scratch", "native", "graph", pipeline),
                         BenchConfig("gluon", "faithful", "graph", pipeline),
                         BenchConfig("plain", "faithful", "graph", pipeline)]
     return configs
@@ -173,7 +175,7 @@ def time_book_loop(variant: str, bn_impl: str = "faithful", *, train_examples: i
     ----------
     variant : {"scratch", "gluon", "plain"}
         Which of the book's networks.
-    bn_impl : {"faithful", "fast"}
+    bn_impl : {"faithful", "fast", "native"}
         The scratch layer's implementation (the document's is "faithful").
     train_examples : int
         Training images per epoch, 1 to 60000.

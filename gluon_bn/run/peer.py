@@ -43,7 +43,7 @@ TORCH_LABEL = "torch eager / preloaded"
 # Our paths beside PyTorch, as BenchConfig(variant, bn_impl, hybridize, pipeline): the fast
 # ones, then (loops "all") the documents' train_ch5 route, d2l's DataLoader and no compiling.
 GLUON_CONFIGS = (("gluon", "faithful", "graph", "fast"), ("scratch", "fast", "graph", "fast"),
-                 ("plain", "faithful", "graph", "fast"))
+                 ("scratch", "native", "graph", "fast"), ("plain", "faithful", "graph", "fast"))
 DOCUMENT_CONFIGS = (("scratch", "faithful", "none", "d2l"), ("gluon", "faithful", "none", "d2l"))
 # Document 000's d2l.Trainer route (loops "all"), as (variant, bn_impl): the book's own layers.
 BOOK_ROUTES = (("scratch", "faithful"), ("gluon", "faithful"))
@@ -76,6 +76,8 @@ class PeerPlan:
     loops : {"fast", "all"}
         Our rows: the fast paths only, or also the documents' train_ch5 and d2l.Trainer
         routes (see the module's docstring).
+    native : bool
+        Time the scratch layer's ``impl="native"`` too (it needs a C++ compiler).
     """
 
     threads: int
@@ -86,6 +88,7 @@ class PeerPlan:
     warmup_batches: int = 5
     data_root: Optional[str] = None
     loops: str = "fast"
+    native: bool = True
 
     def __post_init__(self):
         if self.loops not in LOOP_SETS:
@@ -143,7 +146,8 @@ def plan_rows(plan: PeerPlan) -> List[dict]:
     from gluon_bn.run.bench import BOOK_RECIPE, BenchConfig, config_job, timed_examples
     where = {"recipe": plan.recipe, "reference": plan.recipe}
     configs = [BenchConfig(*c) for c in
-               GLUON_CONFIGS + (DOCUMENT_CONFIGS if plan.loops == "all" else ())]
+               GLUON_CONFIGS + (DOCUMENT_CONFIGS if plan.loops == "all" else ())
+               if plan.native or c[1] != "native"]
     rows = [_row(c.label, {**config_job(c, plan.recipe, fraction=plan.fraction, seed=plan.seed,
                                         warmup_batches=plan.warmup_batches,
                                         data_root=plan.data_root),
@@ -359,11 +363,30 @@ def _table_notes(result: dict) -> List[str]:
         notes.append("† Not like for like: the row's network, batch size or epoch differ from "
                      "PyTorch's (last column), so its ratio compares whole routes, not the "
                      "same work.")
+    notes += _against_gluon(result)
     load = ", ".join(f"{a:.2f} → {b:.2f}"
                      for a, b in zip(result["load_before"], result["load_after"]))
     notes.append(f"{plan['threads']} OpenMP thread(s) each; PyTorch "
                  f"{result['torch'].get('torch')}. Load average (1, 5, 15 min) before → "
                  f"after: {load}.")
+    return notes
+
+
+def _against_gluon(result: dict) -> List[str]:
+    """Return a sentence per scratch row of the fast paths: its time over Gluon's, per round."""
+    from gluon_bn.run.bench import BenchConfig
+    gluon = BenchConfig(*GLUON_CONFIGS[0]).label
+    if gluon not in result["ratios"]:
+        return []
+    notes = []
+    for row in result["rows"]:
+        if row["label"].startswith("scratch") and row["pipeline"] == "fast":
+            # Each round's ratios share PyTorch's time as denominator, which cancels here.
+            ratios = [a / b for a, b in zip(result["ratios"][row["label"]],
+                                            result["ratios"][gluon])]
+            notes.append(f"{row['label']} over {gluon}, per round: median "
+                         f"{statistics.median(ratios):.2f}x (range {min(ratios):.2f}-"
+                         f"{max(ratios):.2f}).")
     return notes
 
 

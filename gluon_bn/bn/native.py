@@ -1,0 +1,178 @@
+"""The scratch layer's training pass as one compiled C++ operator: ``impl="native"``.
+
+MXNet 1.9 fuses elementwise operators only on the GPU, so on the CPU any batch
+normalization written in MXNet operators (:mod:`gluon_bn.bn.fast` included) makes a pass
+over the activations for each step of its formula. ``csrc/batch_norm.cc`` writes the same
+mathematics as :func:`gluon_bn.bn.functional.batch_norm` in plain loops: three passes
+forward (sum, centred squares, write Y) and two backward (two sums, write dX), no
+temporaries the size of the input. It is registered through MXNet's extension API
+(``mx.library.load``) as ``gluon_bn_batch_norm``, an ordinary operator with its own
+gradient, so autograd and hybridized graphs use it like any other.
+
+The library is compiled on first use with the C++ compiler found on the machine (``$CXX``,
+else ``c++`` or ``g++``) against the headers MXNet's wheel ships, and cached under
+``$GLUON_BN_CACHE`` (default ``~/.cache/gluon_bn``), keyed by the source, the MXNet version
+and the command. It trains on the CPU in float32 and float64; everything else (prediction,
+the moving statistics) is :func:`gluon_bn.bn.fast.batch_norm_with`'s, shared with ``fast``. Its sums run in float32 lanes
+added into float64 per-channel totals, so its numbers agree with the faithful layer's to
+float32 rounding, not bit for bit: it is an option, never a default.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from gluon_bn._mxnet import mx
+from gluon_bn.bn.fast import batch_norm_with
+
+nd, autograd = mx.nd, mx.autograd
+
+OP_NAME = "gluon_bn_batch_norm"
+SOURCE = Path(__file__).parent / "csrc" / "batch_norm.cc"
+# -fopenmp-simd honours the source's `omp simd` loops without linking an OpenMP runtime
+# (MXNet brings its own); no -march=native, so a cached library runs on any x86-64 CPU.
+CXX_FLAGS = ("-shared", "-fPIC", "-std=c++17", "-O3", "-fopenmp-simd")
+
+
+class NativeUnavailable(RuntimeError):
+    """The native operator cannot be built or loaded here; the message says why and what to do."""
+
+
+def cache_dir() -> Path:
+    """Return where compiled libraries are kept: ``$GLUON_BN_CACHE`` or ``~/.cache/gluon_bn``."""
+    root = os.environ.get("GLUON_BN_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "gluon_bn")
+    return Path(root) / "native"
+
+
+def find_compiler() -> Optional[str]:
+    """Return the C++ compiler to use (``$CXX``, else ``c++`` or ``g++`` on the PATH), or None."""
+    if os.environ.get("CXX"):
+        return os.environ["CXX"]
+    return shutil.which("c++") or shutil.which("g++")
+
+
+def _mxnet_sources() -> Path:
+    """The directory of MXNet's wheel that holds ``include/mxnet/lib_api.h`` and ``src/lib_api.cc``."""
+    root = Path(mx.__file__).parent
+    if not (root / "include" / "mxnet" / "lib_api.h").is_file() or \
+            not (root / "src" / "lib_api.cc").is_file():
+        raise NativeUnavailable(
+            f"impl='native' needs MXNet's extension headers, which this MXNet ({mx.__version__},"
+            f" {root}) does not ship (include/mxnet/lib_api.h, src/lib_api.cc); install the "
+            "mxnet 1.9.1 wheel from PyPI, or use impl='fast'")
+    return root
+
+
+def compile_command(compiler: str, output: Path) -> List[str]:
+    """Return the command that compiles the operator library into `output`."""
+    mxnet = _mxnet_sources()
+    return [*shlex.split(compiler), *CXX_FLAGS, "-I", str(mxnet / "include"), str(SOURCE),
+            str(mxnet / "src" / "lib_api.cc"), "-o", str(output)]
+
+
+def build(directory: Optional[Path] = None) -> Path:
+    """Compile the operator library unless a matching one is cached; return its path.
+
+    Parameters
+    ----------
+    directory : Path, optional
+        Where to keep it (default :func:`cache_dir`).
+
+    Raises
+    ------
+    NativeUnavailable
+        No compiler, no MXNet headers, or the compiler failed (its output is in the message).
+    """
+    compiler = find_compiler()
+    if compiler is None:
+        raise NativeUnavailable(
+            "impl='native' compiles a small C++ library on first use and found no C++ compiler"
+            " (set CXX, or install one: `sudo apt-get install g++` on Debian/Ubuntu); "
+            "impl='fast' needs none")
+    directory = Path(directory) if directory is not None else cache_dir()
+    key = hashlib.sha256()
+    key.update(SOURCE.read_bytes())
+    key.update(f"{mx.__version__}\0{' '.join(compile_command(compiler, Path('out')))}".encode())
+    target = directory / f"lib{OP_NAME}-{key.hexdigest()[:16]}.so"
+    if target.is_file():
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    # Compile beside the target and rename, so that a concurrent run never loads half a file.
+    fd, partial = tempfile.mkstemp(suffix=".so", dir=directory)
+    os.close(fd)
+    try:
+        done = subprocess.run(compile_command(compiler, Path(partial)), capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            raise NativeUnavailable(
+                f"compiling {SOURCE.name} with {compiler} failed (exit {done.returncode}); "
+                f"impl='fast' needs no compiler. The compiler said:\n{done.stderr[-4000:]}")
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return target
+
+
+@functools.lru_cache(maxsize=1)
+def load() -> Path:
+    """Build (if needed) and load the operator into this process, once; return the library.
+
+    After this, ``mx.nd.gluon_bn_batch_norm`` and ``mx.sym.gluon_bn_batch_norm`` exist.
+    A failure is not cached: the next call tries again.
+    """
+    library = build()
+    if not hasattr(nd, OP_NAME):
+        mx.library.load(str(library), verbose=False)
+    return library
+
+
+def unavailable_reason() -> Optional[str]:
+    """Return why ``impl='native'`` cannot run here, or None when it can."""
+    try:
+        load()
+    except NativeUnavailable as err:
+        return str(err)
+    return None
+
+
+def _training_step(X, gamma, beta, eps: float, normalize_by: str):
+    """Y and the batch's mean and variance from the compiled operator (it differentiates itself)."""
+    if X.context.device_type != "cpu":
+        raise TypeError(f"impl='native' runs on the CPU only, got input on {X.context}; use "
+                        "impl='fast' or 'faithful' on a GPU")
+    if np.dtype(X.dtype) not in (np.float32, np.float64):
+        raise TypeError(f"impl='native' computes in float32 or float64, got {np.dtype(X.dtype)};"
+                        " use impl='faithful' for other dtypes")
+    return getattr(nd, OP_NAME)(X, gamma, beta, eps=eps, normalize_by=normalize_by)
+
+
+def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
+               momentum: float = 0.9, *, momentum_on: str = "moving",
+               normalize_by: str = "sqrt_var_eps", update_in_prediction: bool = False,
+               seeded=None):
+    """Native twin of :func:`gluon_bn.bn.functional.batch_norm`: same arguments and results.
+
+    Arguments and results are those of :func:`gluon_bn.bn.fast.batch_norm`; training needs
+    `X` on the CPU, in float32 or float64.
+
+    Raises
+    ------
+    NativeUnavailable
+        The operator cannot be built here (no C++ compiler, for one); the message says why.
+    """
+    load()
+    return batch_norm_with(_training_step, X, gamma, beta, moving_mean, moving_var, eps,
+                           momentum, momentum_on=momentum_on, normalize_by=normalize_by,
+                           update_in_prediction=update_in_prediction, seeded=seeded)
