@@ -494,6 +494,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from gluon_bn.data import DataError
         from gluon_bn.report import WriteError
         from gluon_bn.run.training import TrainingDiverged
+        from gluon_bn.bn.native import NativeUnavailable
     except ImportError as err:  # MXNet missing: the message says how to install it
         print(f"gluon-bn: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -508,6 +509,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except WriteError as err:
         print(f"gluon-bn: write error: {err}", file=sys.stderr)
         return EXIT_WRITE
+    except NativeUnavailable as err:
+        print(f"gluon-bn: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except (ValueError, KeyError, TypeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"gluon-bn: error: {message}", file=sys.stderr)

@@ -131,3 +131,33 @@ def test_failing_compiler_shows_its_output_and_leaves_nothing(tmp_path, monkeypa
     with pytest.raises(native.NativeUnavailable, match="(?s)failed \\(exit 3\\).*broken toolchain"):
         native.build(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reproduce_trains_with_it_and_records_it(fashion_root, tmp_path, capsys):
+    """One short train_ch5 run: the document's lines, and the record names the implementation."""
+    import json
+
+    from gluon_bn import cli
+    status = cli.main(["reproduce", "d2l-en", "--variant", "scratch", "--bn-impl", "native",
+                       "--pipeline", "fast", "--limit", "512", "--test-limit", "256",
+                       "--epochs", "1", "--data-root", str(fashion_root), "--out", str(tmp_path),
+                       "--quiet"])
+    assert status == 0, capsys.readouterr().err
+    assert "epoch 1, loss" in capsys.readouterr().out
+    [record] = tmp_path.glob("*bn-native*.json")
+    assert json.loads(record.read_text())["config"]["bn_impl"] == "native"
+
+
+def test_reproduce_without_a_compiler_is_one_message(tmp_path, capsys, monkeypatch):
+    from gluon_bn import cli
+    monkeypatch.setattr(native, "find_compiler", lambda: None)
+    monkeypatch.setenv("GLUON_BN_CACHE", str(tmp_path / "empty-cache"))
+    native.load.cache_clear()
+    try:
+        status = cli.main(["reproduce", "d2l-en", "--variant", "scratch", "--bn-impl", "native",
+                           "--out", str(tmp_path / "out")])
+    finally:
+        native.load.cache_clear()
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    assert "gluon-bn: error: impl='native' compiles a small C++ library" in err

@@ -250,6 +250,12 @@ def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[P
     """
     file = file or sys.stdout
     run = resolve(recipe_name, options, file=file)
+    if run.bn_impl == "native" and "scratch" in run.variants:
+        if any(c.device_type != "cpu" for c in as_context_list(ctx)):
+            raise ValueError("--bn-impl native runs on the CPU only; add --device cpu, or use "
+                             "--bn-impl fast on a GPU")
+        from gluon_bn.bn.native import load
+        load()  # build it now: no compiler is an error before the first run, not during it
     result = make_result(run, ctx)
     paths = {}
     for seed in run.seeds:
