@@ -29,9 +29,9 @@ def test_dry_run_lists_every_command_and_trains_nothing(tmp_path):
          "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert out.startswith("would run 7 commands, each in its own process: 48 trainings "
-                          "(variant x seed), 336 epochs; no estimate (no earlier records).")
-    assert out.count("\n   writes ") == 7
+    assert out.startswith("would run 8 commands, each in its own process: 51 trainings "
+                          "(variant x seed), 351 epochs; no estimate (no earlier records).")
+    assert out.count("\n   writes ") == 8
     for stem in (p.stem for p in RESULTS.glob("*.json")):
         assert f"writes {tmp_path / stem}.json:" in out
     assert "1. gluon-bn reproduce d2l-en --seed 0 1 2 --out results --out" in out
@@ -40,7 +40,7 @@ def test_dry_run_lists_every_command_and_trains_nothing(tmp_path):
 
 
 def test_each_command_runs_in_its_own_process_and_the_worst_status_is_returned(monkeypatch):
-    calls, codes = [], iter([0, 4, 0, 0, 0, 0, 0])
+    calls, codes = [], iter([0, 4, 0, 0, 0, 0, 0, 0])
 
     def fake_run(argv, **kwargs):
         calls.append(argv)
@@ -48,7 +48,7 @@ def test_each_command_runs_in_its_own_process_and_the_worst_status_is_returned(m
 
     monkeypatch.setattr(published.subprocess, "run", fake_run)
     assert published.reproduce_all(["--epochs", "1"]) == 4
-    assert [c[:3] for c in calls] == [[sys.executable, "-m", "gluon_bn.cli"]] * 7
+    assert [c[:3] for c in calls] == [[sys.executable, "-m", "gluon_bn.cli"]] * 8
     assert [c[3:] for c in calls] == published.published_commands(["--epochs", "1"])
 
 

@@ -21,6 +21,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, TextIO, Tuple
@@ -154,9 +155,18 @@ def measure(plan: BusyPlan, scenario: str, contender: Contender,
             competitor.wait()
 
 
-def run_busy(plan: BusyPlan, out_dir: str, *, file: Optional[TextIO] = None) -> dict:
-    """Time every contender under every scenario, rounds alternating; return the result."""
+def run_busy(plan: BusyPlan, *, file: Optional[TextIO] = None) -> dict:
+    """Time every contender under every scenario, rounds alternating; return the result.
+
+    The measured runs' own records go to a temporary directory, removed at the end: only
+    their printed epoch times count.
+    """
     file = file or sys.stdout
+    with tempfile.TemporaryDirectory(prefix="gluon-bn-busy-") as scratch:
+        return _run_busy(plan, os.path.join(scratch, "busy-runs"), file)
+
+
+def _run_busy(plan: BusyPlan, out_dir: str, file: TextIO) -> dict:
     times: Dict[str, Dict[str, List[float]]] = {
         c.label: {s: [] for s in plan.scenarios} for c in plan.contenders}
     threads: Dict[str, Dict[str, List[Optional[int]]]] = {
@@ -166,7 +176,7 @@ def run_busy(plan: BusyPlan, out_dir: str, *, file: Optional[TextIO] = None) -> 
     for round_ in range(1, plan.rounds + 1):
         for scenario in plan.scenarios:
             for contender in plan.contenders:
-                runs = measure(plan, scenario, contender, os.path.join(out_dir, "busy-runs"))
+                runs = measure(plan, scenario, contender, out_dir)
                 times[contender.label][scenario] += [seconds for seconds, _ in runs]
                 threads[contender.label][scenario] += [count for _, count in runs]
                 done += 1
