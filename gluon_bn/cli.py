@@ -290,7 +290,7 @@ def _scaling(args, out) -> int:
     threads = (args.threads,) if args.threads else tuple(range(1, usable_cores() + 1))
     plan = ScalingPlan(threads=threads, batch_sizes=tuple(args.batch_sizes or BATCH_SIZES),
                        recipe=args.recipe, fraction=args.fraction, rounds=args.rounds,
-                       data_root=args.data_root)
+                       data_root=args.data_root, native="native" in _bench_impls(args.bn_impl))
     result = run_scaling(plan, file=out)
     return _write_bench(args, out, "scaling", result, format_scaling(result), plot_scaling)
 

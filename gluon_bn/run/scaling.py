@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
 BATCH_SIZES = (64, 128, 256, 512, 1024)
-# The two BN paths of the fast pipeline, as BenchConfig(variant, bn_impl, hybridize, pipeline).
-PATHS = (("gluon", "faithful", "graph", "fast"), ("scratch", "fast", "graph", "fast"))
+# The BN paths of the fast pipeline, as BenchConfig(variant, bn_impl, hybridize, pipeline).
+PATHS = (("gluon", "faithful", "graph", "fast"), ("scratch", "fast", "graph", "fast"),
+         ("scratch", "native", "graph", "fast"))
 GEMM_SIZE = 1024
 TRAIN_PASSES = 3  # forward, input gradient, weight gradient: each one product per layer
 
@@ -49,6 +50,8 @@ class ScalingPlan:
         Every cell runs once per round.
     seed, warmup_batches, data_root
         As for :func:`gluon_bn.run.bench.time_config`.
+    native : bool
+        Time the scratch layer's ``impl="native"`` too (it needs a C++ compiler).
     """
 
     threads: Tuple[int, ...]
@@ -59,6 +62,7 @@ class ScalingPlan:
     seed: int = 0
     warmup_batches: int = 5
     data_root: Optional[str] = None
+    native: bool = True
 
     def __post_init__(self):
         for name in ("threads", "batch_sizes"):
@@ -74,7 +78,7 @@ class ScalingPlan:
     def cells(self) -> List[Tuple[Tuple[str, str, str, str], int, int]]:
         """Return every (path, batch size, threads) in running order."""
         return [(path, batch, threads) for threads in self.threads for batch in self.batch_sizes
-                for path in PATHS]
+                for path in PATHS if self.native or path[1] != "native"]
 
 
 def matmul_flops_per_example(net, shape: Sequence[int]) -> float:
