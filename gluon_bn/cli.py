@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from gluon_bn.run.bench_command import cmd_bench  # imports nothing heavy until called
+
 EXIT_USAGE, EXIT_DATA, EXIT_DIVERGED, EXIT_WRITE, EXIT_INTERRUPTED = 2, 3, 4, 5, 130
 
 
@@ -184,122 +186,6 @@ def _select_runtime(args, out):
         print(note, file=out)
     print(f"runtime: {runtime.describe()}", file=out, flush=True)
     return threads
-
-
-def _bench_impls(choice: str) -> tuple:
-    """The scratch implementations `--bn-impl` asks the bench to time ("all" only where they run)."""
-    if choice == "both":
-        return ("faithful", "fast")
-    if choice != "all":
-        return (choice,)
-    from gluon_bn.bn.native import unavailable_reason
-    from gluon_bn.options import BN_IMPLS
-    reason = unavailable_reason()
-    if reason:
-        print(f"bench: leaving out --bn-impl native: {reason}", file=sys.stderr)
-        return ("faithful", "fast")
-    return BN_IMPLS
-
-
-def _bench_plan(args):
-    from gluon_bn.run.bench import BenchPlan
-    return BenchPlan(
-        recipe=args.recipe, fraction=args.fraction,
-        pipelines=("d2l", "fast") if args.pipeline == "both" else (args.pipeline,),
-        impls=_bench_impls(args.bn_impl),
-        device=args.device, repeat=args.repeat, data_root=args.data_root)
-
-
-def cmd_bench(args, out) -> int:
-    from gluon_bn.run.bench import format_table, plot_bars, run_plan
-
-    if args.fraction is None:
-        args.fraction = 0.1 if args.scaling else 1.0
-    if args.fraction > 1:
-        raise ValueError(f"--fraction must be at most 1, got {args.fraction}")
-    if args.scaling:
-        return _scaling(args, out)
-    if args.profile:
-        return _profile(args, out)
-    if args.sweep_runtimes:
-        return _sweep(args, out)
-    if args.busy:
-        return _busy(args, out)
-    if args.peer:
-        return _peer(args, out)
-    result = run_plan(_bench_plan(args), file=out)
-    return _write_bench(args, out, "bench", result, format_table(result), plot_bars)
-
-
-def _write_bench(args, out, stem: str, result, table: str, plot=None) -> int:
-    """Print `table`; write STEM.json, STEM.md and, given `plot`, STEM.png under --out."""
-    import json
-    print(table, file=out)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / f"{stem}.md").write_text(table + "\n")
-    if plot is not None:
-        plot(result, args.out / f"{stem}.png")
-    for ext in ("json", "md") + (("png",) if plot is not None else ()):
-        print(f"wrote {args.out / f'{stem}.{ext}'}", file=out)
-    return 0
-
-
-def _profile(args, out) -> int:
-    from gluon_bn.device import parse_device
-    from gluon_bn.report.environment import environment
-    from gluon_bn.run.profile import format_profile, profile_step
-
-    plan = _bench_plan(args)
-    ctx = parse_device(plan.device, file=out)
-    configs, profiles = plan.configs(), []
-    for i, config in enumerate(configs, 1):
-        print(f"[{i}/{len(configs)}] profiling {config.label} ...", file=out, flush=True)
-        profiles.append(profile_step(config, plan.recipe, batches=args.steps, ctx=ctx,
-                                     data_root=plan.data_root))
-    result = {"recipe": plan.recipe, "steps": args.steps, "profiles": profiles,
-              "environment": environment(ctx)}
-    return _write_bench(args, out, "profile", result, format_profile(profiles))
-
-
-def _busy(args, out) -> int:
-    from gluon_bn.run.contention import BusyPlan, format_busy, run_busy
-
-    plan = BusyPlan(limit=args.limit, rounds=args.rounds, data_root=args.data_root)
-    result = run_busy(plan, file=out)
-    return _write_bench(args, out, "busy", result, format_busy(result))
-
-
-def _peer(args, out) -> int:
-    from gluon_bn.run.peer import PeerPlan, format_peer, plot_peer, require_torch, run_peer
-    from gluon_bn.runtime import threads_in_effect
-
-    require_torch()
-    plan = PeerPlan(threads=args.threads or threads_in_effect(), recipe=args.recipe,
-                    fraction=args.fraction, rounds=args.rounds, data_root=args.data_root,
-                    loops=args.loops, native="native" in _bench_impls(args.bn_impl))
-    result = run_peer(plan, file=out)
-    return _write_bench(args, out, "peer", result, format_peer(result), plot_peer)
-
-
-def _scaling(args, out) -> int:
-    from gluon_bn.run.scaling import BATCH_SIZES, ScalingPlan, format_scaling, plot_scaling
-    from gluon_bn.run.scaling import run_scaling
-    from gluon_bn.runtime import usable_cores
-
-    threads = (args.threads,) if args.threads else tuple(range(1, usable_cores() + 1))
-    plan = ScalingPlan(threads=threads, batch_sizes=tuple(args.batch_sizes or BATCH_SIZES),
-                       recipe=args.recipe, fraction=args.fraction, rounds=args.rounds,
-                       data_root=args.data_root, native="native" in _bench_impls(args.bn_impl))
-    result = run_scaling(plan, file=out)
-    return _write_bench(args, out, "scaling", result, format_scaling(result), plot_scaling)
-
-
-def _sweep(args, out) -> int:
-    from gluon_bn.run.bench import format_sweep, sweep_runtimes
-
-    sweep = sweep_runtimes(_bench_plan(args), file=out)
-    return _write_bench(args, out, "runtimes", sweep, format_sweep(sweep))
 
 
 def cmd_list(args, out) -> int:
