@@ -161,3 +161,18 @@ def test_reproduce_without_a_compiler_is_one_message(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert status == 2 and "Traceback" not in err
     assert "gluon-bn: error: impl='native' compiles a small C++ library" in err
+
+
+def test_a_library_mxnet_cannot_load_is_unavailable_with_the_way_out(tmp_path, monkeypatch):
+    broken = tmp_path / "libbroken.so"
+    broken.write_bytes(b"not a shared object")
+    monkeypatch.setattr(native, "build", lambda: broken)
+    monkeypatch.delattr(nd, native.OP_NAME, raising=False)  # as in a process before loading
+    native.load.cache_clear()
+    try:
+        with pytest.raises(native.NativeUnavailable, match="could not load .*file too short.*delete it to rebuild"):
+            native.load()
+    finally:
+        monkeypatch.undo()
+        native.load.cache_clear()
+    assert hasattr(nd, native.OP_NAME)

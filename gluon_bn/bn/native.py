@@ -13,9 +13,10 @@ The library is compiled on first use with the C++ compiler found on the machine 
 else ``c++`` or ``g++``) against the headers MXNet's wheel ships, and cached under
 ``$GLUON_BN_CACHE`` (default ``~/.cache/gluon_bn``), keyed by the source, the MXNet version
 and the command. It trains on the CPU in float32 and float64; everything else (prediction,
-the moving statistics) is :func:`gluon_bn.bn.fast.batch_norm_with`'s, shared with ``fast``. Its sums run in float32 lanes
-added into float64 per-channel totals, so its numbers agree with the faithful layer's to
-float32 rounding, not bit for bit: it is an option, never a default.
+the moving statistics) is :func:`gluon_bn.bn.fast.batch_norm_with`'s, shared with ``fast``.
+Its sums run in float32 lanes added into float64 per-channel totals, so its numbers agree
+with the faithful layer's to float32 rounding, not bit for bit: it is an option, never a
+default.
 """
 from __future__ import annotations
 
@@ -134,7 +135,13 @@ def load() -> Path:
     """
     library = build()
     if not hasattr(nd, OP_NAME):
-        mx.library.load(str(library), verbose=False)
+        try:
+            mx.library.load(str(library), verbose=False)
+        except mx.base.MXNetError as err:  # e.g. a library built for another MXNet
+            said = str(err).strip().splitlines()[-1]  # its last line says why
+            raise NativeUnavailable(
+                f"MXNet could not load {library} ({said}); delete it to rebuild, or use "
+                "impl='fast'") from err
     return library
 
 
