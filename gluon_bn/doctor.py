@@ -379,6 +379,24 @@ def check_cuda_libraries(found: Optional[Dict[str, List[str]]] = None,
     return [Check("cuda", OK, "CUDA libraries found", details)]
 
 
+# --------------------------------------------------------------------------- --bn-impl native
+
+def check_native(reason: Optional[Callable[[], Optional[str]]] = None) -> List[Check]:
+    """Can the scratch layer's compiled operator (``--bn-impl native``) be built and loaded?
+
+    Optional: without it every other implementation runs, so a failure is only information.
+    `reason` replaces :func:`gluon_bn.bn.native.unavailable_reason` (tests); that builds
+    the library once (about 13 s) when it is not cached yet.
+    """
+    if reason is None:
+        from gluon_bn.bn.native import unavailable_reason as reason
+    why = reason()
+    if why:
+        return [Check("native", INFO, "--bn-impl native unavailable (optional; faithful and "
+                      "fast need no compiler)", why.splitlines()[:3])]
+    return [Check("native", OK, "--bn-impl native: the C++ operator builds and loads")]
+
+
 # --------------------------------------------------------------------------- all of it
 
 def run_checks(data_root: Optional[str] = None) -> List[Check]:
@@ -387,7 +405,7 @@ def run_checks(data_root: Optional[str] = None) -> List[Check]:
     if any(c.status == FAIL and c.topic == "mxnet" for c in checks):
         return checks + [Check("data", INFO, "data not checked: MXNet does not work")]
     checks += check_features() + check_threads() + check_data(data_root)
-    checks += check_gpus() + check_cuda_libraries()
+    checks += check_gpus() + check_cuda_libraries() + check_native()
     return checks
 
 

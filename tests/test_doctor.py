@@ -103,3 +103,11 @@ def test_doctor_reports_an_mxnet_that_fails_to_import():
     assert proc.returncode == 1, proc.stderr
     assert "[FAIL] mxnet" in proc.stdout and "pip install 'gluon-bn[cpu]'" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_doctor_says_whether_the_native_operator_builds():
+    assert [(c.status, c.message) for c in doctor.check_native(lambda: None)] == [
+        ("ok", "--bn-impl native: the C++ operator builds and loads")]
+    [missing] = doctor.check_native(lambda: "impl='native' ... found no C++ compiler\n(more)")
+    assert missing.status == "info" and "optional" in missing.message
+    assert missing.details == ["impl='native' ... found no C++ compiler", "(more)"]
