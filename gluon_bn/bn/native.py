@@ -14,9 +14,9 @@ else ``c++`` or ``g++``) against the headers MXNet's wheel ships, and cached und
 ``$GLUON_BN_CACHE`` (default ``~/.cache/gluon_bn``), keyed by the source, the MXNet version
 and the command. It trains on the CPU in float32 and float64; everything else (prediction,
 the moving statistics) is :func:`gluon_bn.bn.fast.batch_norm_with`'s, shared with ``fast``.
-Its sums run in float32 lanes added into float64 per-channel totals, so its numbers agree
-with the faithful layer's to float32 rounding, not bit for bit: it is an option, never a
-default.
+Its sums run in SIMD lanes of the input's type, added into float64 per-channel totals, so
+its numbers agree with the faithful layer's to float32 rounding, not bit for bit: it is an
+option, never a default.
 """
 from __future__ import annotations
 

@@ -17,8 +17,9 @@
 // and dvar (the latter two are zero when only Y is used).
 //
 // Memory passes over the N * C * L values: forward three (sum, centred sum of squares,
-// write Y); backward two (two sums, write dX). Each row's sum runs in float32 SIMD lanes
-// (`omp simd`, no OpenMP runtime is linked) and is added to a float64 per-channel total.
+// write Y); backward two (two sums, write dX). Each row's sum runs in SIMD lanes of the
+// input's type (`omp simd`, no OpenMP runtime is linked) and is added to a float64
+// per-channel total.
 
 #include <cmath>
 #include <cstdint>
