@@ -29,13 +29,9 @@ def grads_of(compute, X, gamma, beta, heads):
 
 
 def functional_moments(X, gamma, beta, eps, normalize_by):
-    """Y, mean and var from the documents' code (functional.batch_norm_step's pieces)."""
-    axes = functional.reduction_axes(X.ndim)
-    mean = X.mean(axis=axes, keepdims=True)
-    var = ((X - mean) ** 2).mean(axis=axes, keepdims=True)
-    scale = (1.0 / nd.sqrt(var + eps) if normalize_by == "sqrt_var_eps"
-             else 1.0 / (nd.sqrt(var) + eps))
-    return gamma * (X - mean) * scale + beta, mean, var
+    """Y, mean and var from the documents' code: functional.moments, then functional.normalize."""
+    mean, var = functional.moments(nd, X, functional.reduction_axes(X.ndim))
+    return functional.normalize(nd, X, mean, var, gamma, beta, eps, normalize_by), mean, var
 
 
 @pytest.mark.parametrize("num_dims", [2, 4])

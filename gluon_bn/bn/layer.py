@@ -27,7 +27,6 @@ gluon = mx.gluon
 init = mx.init
 
 MOVING_INIT = ("fixed", "first_batch")
-IMPLS = BN_IMPLS
 # The implementations that call a twin of functional.batch_norm imperatively.
 _TWINS = {"fast": fast.batch_norm, "native": native.batch_norm}
 
@@ -103,8 +102,8 @@ class BatchNorm(gluon.Block):
                  beta_initializer: Optional[init.Initializer] = None,
                  impl: str = "faithful", **kwargs):
         super().__init__(**kwargs)
-        if impl not in IMPLS:
-            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        if impl not in BN_IMPLS:
+            raise ValueError(f"impl must be one of {BN_IMPLS}, got {impl!r}")
         if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
             raise ValueError(f"num_features must be a positive int, got {num_features!r}")
         reduction_axes(num_dims)  # raises ValueError for anything but 2 or 4

@@ -35,7 +35,7 @@ import numpy as np
 from gluon_bn._mxnet import mx
 from gluon_bn.bn.fast import batch_norm_with
 
-nd, autograd = mx.nd, mx.autograd
+nd = mx.nd
 
 OP_NAME = "gluon_bn_batch_norm"
 SOURCE = Path(__file__).parent / "csrc" / "batch_norm.cc"
