@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from gluon_bn.run.bench_command import cmd_bench  # imports nothing heavy until called
+from gluon_bn.bench.bench_command import cmd_bench  # imports nothing heavy until called
+from gluon_bn.tuning import ISAS as ISA_NAMES  # pure data (no MXNet)
 
 EXIT_USAGE, EXIT_DATA, EXIT_DIVERGED, EXIT_WRITE, EXIT_INTERRUPTED = 2, 3, 4, 5, 130
+EXIT_RUNS_FAILED = 6  # some runs of a study or reproduction raised; the others are kept
 
 
 def _positive_int(text: str) -> int:
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="read loss/accuracy back every batch as train_ch5 does "
                           "(default: yes, except no with --pipeline fast)")
     _add_runtime_argument(rep)
+    study_parser.add_scale_arguments(rep)
     rep.add_argument("--dataset", choices=("auto", "fashion-mnist", "mnist"), default="auto")
     rep.add_argument("--data-root", help="directory with the four IDX files")
     rep.add_argument("--out", type=Path, default=Path("out"), help="where results go (default ./out)")
@@ -156,35 +159,78 @@ def _add_runtime_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime", choices=("auto", "default", "tuned"), default="auto",
         help="MXNet's engine, set before MXNet loads: default (MXNet's own engine and "
-             "thread count), tuned (NaiveEngine, --threads OpenMP threads, bounded "
-             "spinning; chosen by measurement on the CPU), auto (default): tuned on the "
-             "CPU, default on a GPU. MXNET_ENGINE_TYPE set in the environment wins")
+             "thread count), tuned or auto (the default) on the CPU: the engine, threads "
+             "and wait policy chosen by a short probe on this machine (cached; --retune "
+             "measures again), or for the load when cores are busy at the start; auto on "
+             "a GPU: MXNet's default. MXNET_ENGINE_TYPE set in the environment wins")
     parser.add_argument(
         "--threads", type=_positive_int, default=None,
         help="OpenMP threads per operator. The count changes the arithmetic, so a seed's "
              "numbers repeat only with the same count (records keep it as omp_threads). "
-             "Default: one per core, fewer when other processes keep cores busy at the "
-             "start (said in one line); OMP_NUM_THREADS in the environment counts as a "
-             "request")
+             "Default: chosen by the probe on an idle machine, fewer when other processes "
+             "keep cores busy at the start (said in one line); OMP_NUM_THREADS in the "
+             "environment counts as a request")
+    parser.add_argument("--retune", action="store_true",
+                        help="measure the runtime probe again instead of using this "
+                             "machine's cached choice")
+    parser.add_argument(
+        "--isa", choices=sorted(ISA_NAMES), default=None,
+        help="cap the instruction set MXNet's oneDNN uses (DNNL_MAX_CPU_ISA), which also "
+             "decides a seed's numbers: --isa avx2 on an AVX-512 machine prints an AVX2 "
+             "machine's numbers. Refused where the CPU lacks it")
+    parser.add_argument("--portable", action="store_true",
+                        help="--isa avx2 --threads 1: the settings of the committed results, "
+                             "which any AVX2 machine repeats digit for digit")
 
 
 def _select_runtime(args, out):
-    """Set MXNet's engine and threads for `args` before MXNet loads, say what runs; return
-    the :class:`gluon_bn.runtime.ThreadChoice`."""
-    from gluon_bn import runtime
-    requested, notes = runtime.requested_threads(args.threads)
-    measure = requested is None and runtime.runs_on_cpu(args.device) and "mxnet" not in sys.modules
+    """Set MXNet's engine, threads and ISA for `args` before MXNet loads, say what runs;
+    return the :class:`gluon_bn.runtime.ThreadChoice`."""
+    from gluon_bn import runtime, tuning
+    notes = []
+    if getattr(args, "portable", False):
+        if args.threads not in (None, 1) or args.isa not in (None, "avx2"):
+            raise ValueError("--portable means --isa avx2 --threads 1; give either it or those")
+        args.threads, args.isa = 1, "avx2"
+    if getattr(args, "isa", None):
+        if "mxnet" in sys.modules:
+            raise ValueError("--isa cannot take effect: MXNet is already loaded in this process")
+        notes.append(tuning.pin_isa(args.isa))
+    requested, more = runtime.requested_threads(args.threads)
+    args.requested_threads = requested  # a count asked for is never changed mid-run
+    notes += more
+    on_cpu = runtime.runs_on_cpu(args.device)
+    measure = requested is None and on_cpu and "mxnet" not in sys.modules
     busy = runtime.busy_cores() if measure else None
-    threads = runtime.claim_threads(lambda others: runtime.choose_threads(
-        runtime.usable_cores(), None if busy is None and not others else max(busy or 0, others),
-        requested))
-    choice = runtime.choose(args.runtime, device=args.device, threads=threads)
+    probe = measure and args.runtime in ("auto", "tuned")
+    cores = runtime.usable_cores()
+    measured = []
+
+    def pick(others):
+        load = None if busy is None and not others else max(busy or 0, others)
+        threads = runtime.choose_threads(cores, load, requested)
+        if probe and threads.reason == "idle":
+            made = tuning.choose(cores=cores, retune=getattr(args, "retune", False), notes=notes)
+            measured.append(made)
+            rt = made.candidate.runtime
+            return runtime.ThreadChoice(rt.omp_threads or runtime.mxnet_default_threads(cores),
+                                        cores, "measured", load)
+        return threads
+
+    threads = runtime.claim_threads(pick)
+    if measured:
+        choice = measured[0].candidate.runtime
+        os.environ["GLUON_BN_RUNTIME_CHOICE"] = f"{measured[0].candidate.name} ({measured[0].reason})"
+    else:
+        choice = runtime.choose(args.runtime, device=args.device, threads=threads,
+                                spin=on_cpu and tuning.spinning_preferred())
     notes += runtime.apply(choice)
     if choice.omp_threads == threads.threads and threads.note():
         notes.append(threads.note())
     for note in notes:
         print(note, file=out)
-    print(f"runtime: {runtime.describe()}", file=out, flush=True)
+    why = f"; {measured[0].line()}" if measured else ""
+    print(f"runtime: {runtime.describe()}{why}", file=out, flush=True)
     return threads
 
 
@@ -227,6 +273,8 @@ def cmd_reproduce(args, out) -> int:
     from gluon_bn.run.training import TrainingDiverged
 
     get_recipe(args.recipe)  # unknown names fail here, before any data is read
+    from gluon_bn.study.cli import check_scale_arguments
+    check_scale_arguments(args)
     if args.resume and not args.checkpoint_dir:
         raise ValueError("--resume needs --checkpoint-dir (where the checkpoints are)")
     options = run_options(args)
@@ -241,11 +289,20 @@ def cmd_reproduce(args, out) -> int:
         from gluon_bn.run.checkpoint import Checkpointer
         factory = Checkpointer.factory(args.checkpoint_dir, args.recipe, options,
                                        resume=args.resume, file=out)
+    from gluon_bn.scale.backend import open_backend
     try:
-        with _CtrlC() as ctrl_c:
-            _, paths = reproduce(args.recipe, options, ctx, out_dir=args.out, file=out,
-                                 checkpointer_factory=factory, stop_requested=ctrl_c.requested,
-                                 progress=not args.quiet, on_epoch_end=_slowdown_notes(args, out))
+        with open_backend(args.jobs, args.scheduler, file=out) as backend:
+            if backend.distributed:  # Ctrl-C raises at once here: the workers train
+                _, paths = reproduce(args.recipe, options, ctx, out_dir=args.out, file=out,
+                                     checkpointer_factory=factory, backend=backend,
+                                     device=args.device)
+            else:
+                with _CtrlC() as ctrl_c:
+                    _, paths = reproduce(
+                        args.recipe, options, ctx, out_dir=args.out, file=out,
+                        checkpointer_factory=factory, stop_requested=ctrl_c.requested,
+                        progress=not args.quiet, on_epoch_end=_slowdown_notes(args, out),
+                        guard=_collapse_guard(args))
     except TrainingDiverged as err:  # say what is kept: the epochs before it are checkpointed
         if factory is not None:
             err.args = (f"{err.args[0]}\nCheckpoints: {factory.describe()}. A smaller --lr is "
@@ -254,6 +311,19 @@ def cmd_reproduce(args, out) -> int:
     for kind, path in paths.items():
         print(f"wrote {path}", file=out)
     return 0
+
+
+def _collapse_guard(args):
+    """Return the guard that drops a run to one thread when load collapses it, or None.
+
+    Only on the CPU under NaiveEngine (whose step times are real), with several threads; a
+    run given --threads (or OMP_NUM_THREADS) keeps its count and gets a note instead."""
+    from gluon_bn.runtime import threads_in_effect
+    from gluon_bn.tuning import CollapseGuard
+    if os.environ.get("MXNET_ENGINE_TYPE") != "NaiveEngine" or threads_in_effect() < 2:
+        return None
+    return CollapseGuard(threads_in_effect(),
+                         allowed=getattr(args, "requested_threads", None) is None)
 
 
 def _slowdown_notes(args, out):
@@ -382,6 +452,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from gluon_bn.report import WriteError
         from gluon_bn.run.training import TrainingDiverged
         from gluon_bn.bn.native import NativeUnavailable
+        from gluon_bn.scale.backend import RunsFailed
     except ImportError as err:  # MXNet missing: the message says how to install it
         print(f"gluon-bn: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -399,6 +470,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except NativeUnavailable as err:
         print(f"gluon-bn: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except RunsFailed as err:
+        print(f"gluon-bn: {err}", file=sys.stderr)
+        return EXIT_RUNS_FAILED
     except (ValueError, KeyError, TypeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"gluon-bn: error: {message}", file=sys.stderr)

@@ -2,9 +2,9 @@
 
 Every record under ``results/`` comes from one ``gluon-bn reproduce`` command of
 :data:`gluon_bn.cli.PUBLISHED_RUNS`, with seeds 0 1 2 and the package's current defaults for
-everything the command does not name. Each command runs in its own process, so that each
-starts MXNet with the engine and threads its own options choose (they cannot change once
-MXNet is loaded). ``--dry-run`` lists the commands, the record each writes, what it trains
+everything the command does not name. Each of its runs (variant x seed) is one task
+(:func:`gluon_bn.scale.tasks.reproduce_run`, a library call) trained with one OpenMP thread,
+in this process or on Dask workers (``--jobs N``, ``--scheduler ADDRESS``). ``--dry-run`` lists the commands, the record each writes, what it trains
 (loop, pipeline, BN implementation, hybridization, data) and how long it should take by the
 times of the record it replaces, without training anything.
 """
@@ -13,15 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, TextIO, Tuple
 
-from gluon_bn.cli import (EXIT_INTERRUPTED, PUBLISHED_OPTIONS, PUBLISHED_RUNS, build_parser,
-                          run_options)
+from gluon_bn.cli import (EXIT_INTERRUPTED, EXIT_RUNS_FAILED, PUBLISHED_OPTIONS, PUBLISHED_RUNS,
+                          build_parser, run_options)
 from gluon_bn.options import ResolvedRun
 from gluon_bn.records import Reproduction, load_result
 
@@ -151,7 +149,7 @@ def format_plan(planned: Sequence[PlannedRun]) -> str:
         if known else "no estimate (no earlier records)"
     if known and len(known) < len(planned):
         time += f" ({len(planned) - len(known)} without an earlier record not counted)"
-    lines = [f"would run {len(planned)} commands, each in its own process: "
+    lines = [f"would run {len(planned)} commands as tasks of one OpenMP thread each: "
              f"{sum(p.trainings for p in planned)} trainings (variant x seed), {epochs} epochs; "
              f"{time}.", ""]
     for i, p in enumerate(planned, 1):
@@ -172,14 +170,14 @@ def format_plan(planned: Sequence[PlannedRun]) -> str:
     return "\n".join(lines)
 
 
-def _ignore(signum, frame) -> None:
-    """While a command runs, Ctrl-C is the child's to handle (it saves what finished)."""
+def reproduce_all(extra: Sequence[str] = (), only: Sequence[str] = (), *,
+                  jobs: Optional[int] = None, scheduler: Optional[str] = None,
+                  task: Optional[Callable] = None, file: Optional[TextIO] = None) -> int:
+    """Train every published record's runs as tasks (variant x seed) and write each record.
 
-
-def reproduce_all(extra: Sequence[str] = (), only: Sequence[str] = ()) -> int:
-    """Run every published command, each in its own process; return the worst exit status.
-
-    Stops after a command that was interrupted (exit status 130) and returns that status.
+    Every task trains with one OpenMP thread (the committed records' setting), in this
+    process (``--jobs 1``, the default) or on Dask workers; this process alone writes the
+    records, each rewritten whenever one of its runs finishes (nothing finished is lost).
 
     Parameters
     ----------
@@ -187,21 +185,68 @@ def reproduce_all(extra: Sequence[str] = (), only: Sequence[str] = ()) -> int:
         Appended to every command (see :func:`published_commands`).
     only : sequence of str
         Run only the commands writing these records (see :func:`select`).
+    jobs, scheduler : optional
+        As ``gluon-bn reproduce --jobs/--scheduler`` (:func:`gluon_bn.scale.backend.open_backend`).
+    task : callable, optional
+        What trains one run (default :func:`gluon_bn.scale.tasks.reproduce_run`; tests stub it).
+    file : text stream, optional
+        Where the runs' lines go (default stdout).
+
+    Returns
+    -------
+    int
+        0, :data:`gluon_bn.cli.EXIT_RUNS_FAILED` when some runs failed (the others are
+        written), or :data:`gluon_bn.cli.EXIT_INTERRUPTED` after Ctrl-C.
     """
-    worst = 0
-    commands = [list(p.argv) for p in select(plan(extra), only)] if only \
-        else published_commands(extra)
-    for argv in commands:
-        print(f"$ gluon-bn {shlex.join(argv)}", flush=True)
-        previous = signal.signal(signal.SIGINT, _ignore)  # a handler, so the child gets the default
-        try:
-            code = subprocess.run([sys.executable, "-m", "gluon_bn.cli", *argv]).returncode
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        if code == EXIT_INTERRUPTED:
-            return code
-        worst = max(worst, code)
-    return worst
+    from gluon_bn.scale.backend import WORKER_ENVIRONMENT, open_backend, run_all
+    file = file or sys.stdout
+    if "mxnet" not in sys.modules:  # serial tasks train here: one thread, as on a worker
+        os.environ.update(WORKER_ENVIRONMENT)
+    if task is None:
+        from gluon_bn.scale.tasks import reproduce_run as task
+    from gluon_bn.report import write_outputs
+    from gluon_bn.run.reproduce import output_stem
+    parser = build_parser()
+    planned = select(plan(extra), only)
+    units, results, failed = {}, {}, []
+    for p in planned:
+        args = parser.parse_args(list(p.argv))
+        options = run_options(args)
+        for seed in p.run.seeds:
+            for variant in p.run.variants:
+                units[f"{p.record.stem}/{variant}/seed-{seed}"] = (p, args, options, seed, variant)
+    print(f"{len(units)} run(s) for {len(planned)} record(s)", file=file, flush=True)
+
+    def done(key, answer) -> None:
+        p, args, _, seed, variant = units[key]
+        record, lines, env = answer
+        print(lines, end="", file=file, flush=True)
+        entry = results.setdefault(p.record, {"runs": {}, "env": env})
+        entry["runs"][(seed, variant)] = record
+        order = [(s, v) for s in p.run.seeds for v in p.run.variants]
+        result = Reproduction(p.run, entry["env"], [entry["runs"][u] for u in order
+                                                    if u in entry["runs"]])
+        write_outputs(result, Path(args.out), output_stem(p.run))
+        print(f"wrote {p.record} ({len(result.runs)} of {len(order)} runs)", file=file, flush=True)
+
+    def lost(key, line) -> None:
+        failed.append(f"{key}: {line}")
+        print(f"{key}: FAILED: {line}", file=file, flush=True)
+
+    try:
+        with open_backend(jobs, scheduler, file=file) as backend:
+            print(f"on {backend.describe()}, one OpenMP thread per run", file=file, flush=True)
+            run_all(backend, [(key, task, (args.recipe, options, variant, seed, args.device))
+                              for key, (_, args, options, seed, variant) in units.items()],
+                    done, lost)
+    except KeyboardInterrupt:
+        print("reproduce_all: interrupted; every finished run is written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if failed:
+        print("reproduce_all: these runs failed (the others are written):\n"
+              + "\n".join(failed), file=sys.stderr)
+        return EXIT_RUNS_FAILED
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -221,6 +266,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--dry-run", "--list", action="store_true", dest="dry_run",
                         help="print the commands, what each writes and trains, and the "
                              "estimated time, without training")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="train the runs on a local Dask cluster of N worker processes "
+                             "(one OpenMP thread each, the records' setting)")
+    parser.add_argument("--scheduler", default=None,
+                        help="train the runs on the Dask scheduler at ADDRESS "
+                             "(default $GLUON_BN_SCHEDULER)")
     parser.add_argument("--only", nargs="+", default=(), metavar="RECORD",
                         help="run only the commands writing these records (names without "
                              ".json, e.g. d2l-en d2l-zh_fast_bn-fast; --dry-run lists them)")
@@ -232,7 +283,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             except BrokenPipeError:  # `--dry-run | head`: the reader left, nothing is wrong
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
-        return reproduce_all(extra, args.only)
+        return reproduce_all(extra, args.only, jobs=args.jobs, scheduler=args.scheduler)
     except ValueError as err:
         print(f"reproduce_all: error: {err}", file=sys.stderr)
         return 2

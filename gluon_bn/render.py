@@ -82,7 +82,7 @@ def _code_version(repo: Path) -> str:
 
 def machine_description() -> str:
     """Return the CPU, its core count, the OS and the versions of Python and MXNet, in a line."""
-    from gluon_bn.report.environment import cpu_description
+    from gluon_bn.runtime import cpu_description
 
     try:
         mxnet = "MXNet " + metadata.version("mxnet")

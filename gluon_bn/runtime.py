@@ -43,7 +43,8 @@ REQUESTS = ("auto", "default", "tuned")
 # (docs/bench/busy/). PASSIVE threads sleep at once. It does not change the arithmetic.
 WAIT_POLICY = "PASSIVE"
 VARIABLES = ("MXNET_ENGINE_TYPE", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")  # what a Runtime sets
-RECORDED = VARIABLES + ("MXNET_CPU_WORKER_NTHREADS", "GOMP_SPINCOUNT", "MXNET_OMP_MAX_THREADS")
+RECORDED = VARIABLES + ("MXNET_CPU_WORKER_NTHREADS", "GOMP_SPINCOUNT", "MXNET_OMP_MAX_THREADS",
+                        "DNNL_MAX_CPU_ISA", "GLUON_BN_RUNTIME_CHOICE")
 BUSY_CORE = 0.5  # a core counts as taken when other processes use at least this share of it
 
 
@@ -90,11 +91,12 @@ class Runtime:
 DEFAULT = Runtime()
 
 
-def tuned(threads: Optional[int] = None) -> Runtime:
-    """Return the CPU runtime chosen by measurement: NaiveEngine, `threads` (default one per
-    core), idle threads sleeping when there is more than one."""
+def tuned(threads: Optional[int] = None, spin: bool = False) -> Runtime:
+    """Return the CPU runtime for a given thread count: NaiveEngine, `threads` (default one
+    per core), idle threads sleeping when there is more than one, unless `spin` (libgomp's
+    own wait: a few milliseconds of spinning, then sleep)."""
     threads = threads or usable_cores()
-    return Runtime("naive", threads, WAIT_POLICY if threads > 1 else None)
+    return Runtime("naive", threads, WAIT_POLICY if threads > 1 and not spin else None)
 
 
 def usable_cores() -> int:
@@ -209,7 +211,8 @@ def runs_on_cpu(device: str) -> bool:
     return all(part.strip().startswith("cpu") for part in text.split(","))
 
 
-def choose(request: str, *, device: str, threads: Optional[ThreadChoice] = None) -> Runtime:
+def choose(request: str, *, device: str, threads: Optional[ThreadChoice] = None,
+           spin: bool = False) -> Runtime:
     """Return the runtime a command asked for.
 
     Parameters
@@ -223,12 +226,15 @@ def choose(request: str, *, device: str, threads: Optional[ThreadChoice] = None)
         The ``--device`` string.
     threads : ThreadChoice, optional
         From :func:`choose_threads`; default: one per usable core.
+    spin : bool
+        Let idle threads spin (this machine's probe found it faster: :mod:`gluon_bn.tuning`);
+        never when the count was lowered for the load.
     """
     if request not in REQUESTS:
         raise ValueError(f"runtime must be one of {REQUESTS}, got {request!r}")
     threads = threads or choose_threads(usable_cores())
     if request == "tuned" or (request == "auto" and runs_on_cpu(device)):
-        return tuned(threads.threads)
+        return tuned(threads.threads, spin and threads.reason != "busy")
     if threads.reason == "requested":
         return Runtime(omp_threads=threads.threads)
     return DEFAULT
@@ -429,6 +435,28 @@ def describe(environ: Optional[MutableMapping[str, str]] = None) -> str:
     environ = os.environ if environ is None else environ
     engine = environ.get("MXNET_ENGINE_TYPE") or f"{ENGINES['threaded']} (MXNet's default)"
     threads = environ.get("OMP_NUM_THREADS") or f"{threads_in_effect(environ)} (MXNet's default)"
-    wait = "".join(f", {key} {environ[key]}" for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+    wait = "".join(f", {key} {environ[key]}" for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                                                          "DNNL_MAX_CPU_ISA")
                    if environ.get(key))
     return f"engine {engine}, OpenMP threads {threads}{wait}"
+
+
+def cpu_description() -> Dict[str, object]:
+    """Return the CPU's model name and its vector extensions, from /proc/cpuinfo (Linux).
+
+    MXNet's CPU kernels pick their instructions at run time, so the same seed can round
+    differently on another CPU model: records keep what they ran on.
+    """
+    model, flags = None, set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model is None:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    vector = sorted(f for f in flags if f.startswith(("avx", "fma", "sse4")))
+    return {"cpu_model": model, "cpu_vector_extensions": vector}

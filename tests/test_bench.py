@@ -36,7 +36,7 @@ def test_bench_rejects_a_fraction_above_one(capsys):
 
 def test_runtime_sweep_runs_each_runtime_in_its_own_process(fashion_root, tmp_path):
     """Two runtimes, one path: each child process reports the engine it was started with."""
-    from gluon_bn.run.bench import BenchPlan, format_sweep, sweep_runtimes
+    from gluon_bn.bench.bench import BenchPlan, format_sweep, sweep_runtimes
     from gluon_bn.runtime import DEFAULT, Runtime
 
     plan = BenchPlan(fraction=0.005, pipelines=("fast",), impls=("fast",),
@@ -52,12 +52,12 @@ def test_runtime_sweep_runs_each_runtime_in_its_own_process(fashion_root, tmp_pa
 def test_the_bench_runs_runtimes_without_the_command_line():
     """The library never calls back up into its CLI: the sweep's children run this module."""
     import inspect
-    from gluon_bn.run import bench
+    from gluon_bn.bench import bench
     assert "gluon_bn.cli" not in inspect.getsource(bench)
 
 
 def test_busy_table_gives_median_range_and_ratio_to_the_defaults_idle():
-    from gluon_bn.run.contention import format_busy
+    from gluon_bn.bench.contention import format_busy
     result = {"plan": {"limit": 6400, "rounds": 3, "scenarios": ["idle", "busy-core"],
                        "timeout": 300.0, "cores": 2},
               "contenders": [{"label": "default"}, {"label": "spin"}],
@@ -70,7 +70,7 @@ def test_busy_table_gives_median_range_and_ratio_to_the_defaults_idle():
 
 
 def test_busy_plan_refuses_what_it_cannot_run():
-    from gluon_bn.run.contention import BusyPlan, contenders
+    from gluon_bn.bench.contention import BusyPlan, contenders
     with pytest.raises(ValueError, match="unknown scenario"):
         BusyPlan(scenarios=("idle", "crowded"))
     with pytest.raises(ValueError, match="--limit >= 512"):
@@ -81,7 +81,7 @@ def test_busy_plan_refuses_what_it_cannot_run():
 
 def test_one_busy_measurement_starts_and_stops_its_competitor(fashion_root, tmp_path):
     """A measured run beside a spinning core: its epoch-2 time comes back, nothing is left."""
-    from gluon_bn.run.contention import BusyPlan, Contender, measure
+    from gluon_bn.bench.contention import BusyPlan, Contender, measure
     plan = BusyPlan(limit=512, rounds=1, data_root=str(fashion_root), timeout=120)
     runs = measure(plan, "busy-core", Contender("one", ("--threads", "1")), str(tmp_path / "m"))
     assert len(runs) == 1 and 0 < runs[0][0] < 120 and runs[0][1] == 1

@@ -66,9 +66,9 @@ def test_command_line_and_library_run_the_identical_configuration(tmp_path, fash
     assert lib["config"]["hybridize"] == "graph" and lib["config"]["sync_every_batch"] is False
 
 
-@pytest.mark.parametrize("module", ["gluon_bn.cli", "gluon_bn.results", "gluon_bn.report.results",
-                                    "gluon_bn.run.bench", "gluon_bn.run.peer",
-                                    "gluon_bn.run.scaling"])
+@pytest.mark.parametrize("module", ["gluon_bn.cli", "gluon_bn.results", "gluon_bn.tuning", "gluon_bn.report.results",
+                                    "gluon_bn.bench.bench", "gluon_bn.bench.peer",
+                                    "gluon_bn.bench.scaling"])
 def test_every_module_entry_point_answers_help(module):
     proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
                           text=True)
@@ -106,7 +106,7 @@ def test_a_runs_command_runs_the_identical_configuration(name, options):
 
 @pytest.mark.parametrize("job", ["not json", "[1, 2]"])
 def test_a_child_module_refuses_a_job_that_is_not_a_json_object(job):
-    proc = subprocess.run([sys.executable, "-m", "gluon_bn.run.scaling", job],
+    proc = subprocess.run([sys.executable, "-m", "gluon_bn.bench.scaling", job],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "the job" in proc.stderr and "Traceback" not in proc.stderr

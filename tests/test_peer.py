@@ -12,7 +12,7 @@ import pytest
 
 from gluon_bn import cli
 from gluon_bn._mxnet import mx  # loaded first: the bench's runtime choice then leaves this process alone
-from gluon_bn.run import peer, peer_torch
+from gluon_bn.bench import peer, peer_torch
 
 
 def _torch_installed() -> bool:
@@ -220,7 +220,7 @@ def test_the_plot_draws_every_loop(tmp_path):
 
 def test_a_book_job_runs_time_book_loop(monkeypatch):
     """The child's d2l.Trainer job is one call of bench.time_book_loop with the job's settings."""
-    from gluon_bn.run import bench
+    from gluon_bn.bench import bench
     calls = []
     monkeypatch.setattr(bench, "time_book_loop",
                         lambda *a, **kw: calls.append((a, kw)) or {"seconds_per_epoch": 7.0})
@@ -231,7 +231,7 @@ def test_a_book_job_runs_time_book_loop(monkeypatch):
 
 def test_time_book_loop_times_the_second_epoch_of_document_000s_loop(fashion_root):
     """Two epochs of d2l.Trainer on 256 images (validating on 42); the second scaled up."""
-    from gluon_bn.run.bench import time_book_loop
+    from gluon_bn.bench.bench import time_book_loop
     timing = time_book_loop("gluon", train_examples=256, data_root=str(fashion_root))
     assert timing["timed_examples"] == 256
     assert timing["seconds_per_epoch"] > 0

@@ -2,7 +2,7 @@
 import json
 
 from gluon_bn import cli
-from gluon_bn.run.profile import format_profile
+from gluon_bn.bench.profile import format_profile
 
 
 def test_a_profile_names_the_operators_of_each_path(fashion_root, tmp_path, capsys):
@@ -36,7 +36,7 @@ def test_the_table_sums_the_rest_and_keeps_the_time_outside_operators():
 
 
 def test_a_compiled_segment_is_named_by_its_first_operators():
-    from gluon_bn.run.profile import operator_name
+    from gluon_bn.bench.profile import operator_name
     assert operator_name("Convolution") == "`Convolution`"
     assert operator_name("BatchNorm,Activation,Pooling,Convolution,BatchN") == \
         "segment `BatchNorm,Activation,Pooling,...`"

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from gluon_bn import cli
-from gluon_bn.run.scaling import PATHS, ScalingPlan, matmul_flops_per_example
+from gluon_bn.bench.scaling import PATHS, ScalingPlan, matmul_flops_per_example
 
 
 def test_flop_count_is_the_lenets_products_counted_by_hand():

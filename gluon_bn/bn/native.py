@@ -49,11 +49,9 @@ class NativeUnavailable(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """Return where compiled libraries are kept: ``$GLUON_BN_CACHE`` or ``~/.cache/gluon_bn``."""
-    root = os.environ.get("GLUON_BN_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "gluon_bn")
-    return Path(root) / "native"
+    """Return where compiled libraries are kept: ``native/`` under :func:`gluon_bn.cache.cache_root`."""
+    from gluon_bn.cache import cache_root
+    return cache_root() / "native"
 
 
 def find_compiler() -> Optional[str]:

@@ -8,28 +8,8 @@ from typing import Dict
 import numpy as np
 
 from gluon_bn._mxnet import LOADED_WITH, mx
-from gluon_bn.runtime import describe as describe_runtime, threads_in_effect
-
-
-def cpu_description() -> Dict[str, object]:
-    """Return the CPU's model name and its vector extensions, from /proc/cpuinfo (Linux).
-
-    MXNet's CPU kernels pick their instructions at run time, so the same seed can round
-    differently on another CPU model: records keep what they ran on.
-    """
-    model, flags = None, set()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and model is None:
-                    model = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    vector = sorted(f for f in flags if f.startswith(("avx", "fma", "sse4")))
-    return {"cpu_model": model, "cpu_vector_extensions": vector}
+from gluon_bn.runtime import cpu_description, describe as describe_runtime, threads_in_effect
+from gluon_bn.tuning import onednn_isa
 
 
 def environment(ctx=None) -> Dict[str, object]:
@@ -49,5 +29,8 @@ def environment(ctx=None) -> Dict[str, object]:
         # what a seed's numbers depend on (--threads N repeats them); see gluon_bn.runtime
         "omp_threads": threads_in_effect(LOADED_WITH),
         "runtime": describe_runtime(LOADED_WITH),
+        # what else a seed's numbers depend on: the instruction set oneDNN dispatches to
+        # (asked of oneDNN itself, see gluon_bn.tuning.onednn_isa; --isa caps it)
+        "onednn_isa": onednn_isa(LOADED_WITH) if features.is_enabled("MKLDNN") else None,
         **cpu_description(),
     }

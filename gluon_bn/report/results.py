@@ -279,9 +279,11 @@ def render_readme(results_dir: Path) -> str:
             f"{env['device']}, {machine(env)}"
             + (f"; scratch/Gluon time {ratio:.2f}x" if ratio else "")
             + (f" (document {doc_ratio:.2f}x)" if doc_ratio else "") + ".")
+        isa, pin = record_isa(env)
         lines.append(f"  Made with {env['omp_threads']} OpenMP thread(s) "
-                     f"({describe_runtime(env.get('threads') or {})}); "
-                     f"to run it again: `{shlex.join(['gluon-bn', *run.command(env['omp_threads'])])}`")
+                     f"({describe_runtime(env.get('threads') or {})}), oneDNN ISA {isa}; "
+                     f"to run it again: "
+                     f"`{shlex.join(['gluon-bn', *run.command(env['omp_threads']), *pin])}`")
         claim = claim_check(rep)
         if claim:
             lines.append(f"  Document 000's claim: {claim}")
@@ -290,6 +292,27 @@ def render_readme(results_dir: Path) -> str:
         for text in EXPLANATIONS.get(key, []):
             lines.append(f"- {'' if key == '*' else f'`{key}`: '}{text}")
     return "\n".join(lines) + "\n"
+
+
+def record_isa(env: dict) -> tuple:
+    """Return the instruction set a record's oneDNN ran (in words) and the ``--isa`` that repeats it.
+
+    Records made before ``onednn_isa`` was kept name their CPU's vector extensions instead;
+    without any AVX-512 extension oneDNN cannot have gone past AVX2, which the words say
+    is inferred.
+    """
+    from gluon_bn.tuning import ISAS
+    isa = env.get("onednn_isa")
+    if not isa:
+        flags = env.get("cpu_vector_extensions") or []
+        if "avx2" not in flags or any(f.startswith("avx512") for f in flags):
+            return "not recorded", []
+        isa = ISAS["avx2"][1]
+        words = f"{isa} (inferred from the CPU's flags: recorded before onednn_isa)"
+    else:
+        words = isa
+    pin = next((["--isa", name] for name, (_, said) in ISAS.items() if said == isa), [])
+    return words, pin
 
 
 def regenerate(results_dir: Path) -> None:

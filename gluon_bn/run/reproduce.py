@@ -219,7 +219,8 @@ def resolve(recipe_name: str, options: RunOptions, *, file: Optional[TextIO] = N
 def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[Path] = None,
               file: Optional[TextIO] = None, checkpointer_factory=None,
               stop_requested=None, progress: bool = True,
-              on_epoch_end=None) -> Tuple[Reproduction, dict]:
+              on_epoch_end=None, guard=None, backend=None,
+              device: str = "cpu") -> Tuple[Reproduction, dict]:
     """Run every variant and seed of a recipe and write JSON, Markdown and PNG under `out_dir`.
 
     Parameters
@@ -242,6 +243,15 @@ def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[P
         Progress bars on stderr (on a terminal only); ``--quiet`` turns them off.
     on_epoch_end : callable, optional
         Called with every epoch's record (``EpochStats`` or ``BookEpoch``), every run.
+    guard : gluon_bn.tuning.CollapseGuard, optional
+        Watches the step times of every train_ch5 run and drops the process to one OpenMP
+        thread when they collapse; its drops are recorded as ``thread_changes`` in the
+        record's environment (the runs after a drop ran with one thread).
+    backend : optional
+        A distributed backend (:func:`gluon_bn.scale.backend.open_backend`) trains one task
+        per variant and seed on its workers (one OpenMP thread each); default: serial, here.
+    device : str
+        The ``--device`` string the workers parse.
 
     Returns
     -------
@@ -256,17 +266,77 @@ def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[P
                              "--bn-impl fast on a GPU")
         from gluon_bn.bn.native import load
         load()  # build it now: no compiler is an error before the first run, not during it
+    if backend is not None and backend.distributed:
+        if checkpointer_factory is not None:
+            raise ValueError("--checkpoint-dir works with serial runs only: drop --jobs/--scheduler")
+        return _reproduce_on(backend, recipe_name, options, run, ctx, out_dir, file, device)
     result = make_result(run, ctx)
     paths = {}
+    asked, ended = stop_requested, on_epoch_end
+    if guard is not None:
+        def asked() -> bool:
+            note = guard.after_batch()
+            if note:
+                print(note, file=file, flush=True)
+            return bool(stop_requested is not None and stop_requested())
+
+        def ended(stats) -> None:
+            guard.epoch_ended()
+            if on_epoch_end is not None:
+                on_epoch_end(stats)
     for seed in run.seeds:
         for variant in run.variants:
             checkpoint = checkpointer_factory(variant, seed) if checkpointer_factory else None
+            if guard is not None:
+                guard.begin({"variant": variant, "seed": seed})
             result.runs.append(run_variant(run, variant, seed, ctx, file=file,
                                            checkpoint=checkpoint, progress=progress,
-                                           stop_requested=stop_requested,
-                                           on_epoch_end=on_epoch_end))
+                                           stop_requested=asked, on_epoch_end=ended))
+            if guard is not None and guard.events:
+                result.environment["thread_changes"] = list(guard.events)
             if out_dir is not None:  # rewrite after every run: nothing finished is lost
                 paths = write_outputs(result, Path(out_dir), output_stem(run))
+    return result, paths
+
+
+def _reproduce_on(backend, recipe_name: str, options: RunOptions, run: ResolvedRun, ctx,
+                  out_dir: Optional[Path], file: TextIO, device: str) -> Tuple[Reproduction, dict]:
+    """:func:`reproduce` with one task per variant and seed on `backend`'s workers.
+
+    Each finished run's lines are printed as it arrives (completion order); the record keeps
+    the runs in the serial order (seed by seed, variant by variant), with the workers'
+    environment, and is rewritten after every run.
+    """
+    import uuid
+    from gluon_bn.scale.backend import RunsFailed, run_all
+    from gluon_bn.scale.tasks import reproduce_run
+    token = uuid.uuid4().hex[:8]
+    order = [(seed, variant) for seed in run.seeds for variant in run.variants]
+    keys = {f"{recipe_name}/{variant}/seed-{seed}/{token}": (seed, variant) for seed, variant in order}
+    print(f"{len(order)} run(s) on {backend.describe()}, one OpenMP thread each", file=file,
+          flush=True)
+    result, finished, failed, paths = make_result(run, ctx), {}, [], {}
+
+    def done(key, answer) -> None:
+        nonlocal paths
+        record, lines, env = answer
+        print(lines, end="", file=file, flush=True)
+        finished[keys[key]] = record
+        result.environment = env
+        result.runs = [finished[unit] for unit in order if unit in finished]
+        if out_dir is not None:
+            paths = write_outputs(result, Path(out_dir), output_stem(run))
+
+    def lost(key, line) -> None:
+        seed, variant = keys[key]
+        failed.append(f"{variant}, seed {seed}: {line}")
+        print(f"{recipe_name} / {variant} / seed {seed}: FAILED: {line}", file=file, flush=True)
+
+    run_all(backend, [(key, reproduce_run, (recipe_name, options, variant, seed, device))
+                      for key, (seed, variant) in keys.items()], done, lost)
+    if failed:
+        raise RunsFailed(f"{len(failed)} of {len(order)} run(s) failed (the others are written"
+                         f"{f' to {out_dir}' if out_dir is not None else ''}):\n" + "\n".join(failed))
     return result, paths
 
 

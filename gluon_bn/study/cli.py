@@ -44,10 +44,33 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "(default out/studies; the published ones are in results/studies)")
     parser.add_argument("--device", default="cpu", help="as for reproduce (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    add_scale_arguments(parser)
     parser.add_argument("--regenerate", action="store_true",
                         help="rewrite every report, figure and the summary in --out from the "
                              "JSON records there; nothing is trained")
     return parser
+
+
+def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--jobs`` and ``--scheduler`` (shared by ``study`` and ``reproduce``)."""
+    parser.add_argument(
+        "--jobs", type=int, default=None,
+        help="train the runs on a local Dask cluster of N worker processes, one run per "
+             "worker at a time, each with one OpenMP thread (same numbers as a serial "
+             "--threads 1 run); default 1: one after another in this process")
+    parser.add_argument(
+        "--scheduler", default=None,
+        help="send the runs to the Dask scheduler at ADDRESS (e.g. tcp://10.0.0.5:8786; "
+             "default $GLUON_BN_SCHEDULER); its workers need this gluon-bn version and the data")
+
+
+def check_scale_arguments(args: argparse.Namespace) -> None:
+    """Refuse ``--jobs`` below 1, or together with ``--scheduler``, in one line (no Dask yet)."""
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.scheduler and args.jobs not in (None, 1):
+        raise ValueError("give --jobs N (a local cluster) or --scheduler ADDRESS (an existing "
+                         "one), not both")
 
 
 def list_studies(out: TextIO) -> None:
@@ -95,6 +118,7 @@ def prepare(args: argparse.Namespace, out: TextIO) -> Optional[int]:
             print(f"rewrote the reports and the summary in {args.out}", file=out)
             return EXIT_OK
         plan(args)
+        check_scale_arguments(args)
     except (KeyError, ValueError) as err:
         print(f"gluon-bn: error: {err.args[0] if err.args else err}", file=sys.stderr)
         return EXIT_USAGE
@@ -109,12 +133,20 @@ def main(args: argparse.Namespace, out: TextIO) -> int:
     finished runs are in the progress files; the same command continues from them).
     """
     from gluon_bn.device import parse_device
+    from gluon_bn.scale.backend import SerialBackend, open_backend
     from gluon_bn.study.runner import run_study
 
+    studies = plan(args)
     ctx = parse_device(args.device, file=out)
-    for study, settings in plan(args):
-        _, paths = run_study(study, settings, args.out, quick=args.quick, ctx=ctx, file=out,
-                             progress=not args.quiet)
-        for path in paths.values():
-            print(f"wrote {path}", file=out, flush=True)
+    with open_backend(args.jobs, args.scheduler, file=out) as backend:
+        for study, settings in studies:
+            here = backend
+            if study.timed and backend.distributed:
+                print(f"note: study {study.name} times its runs, so they run one after another "
+                      f"in this process whatever --jobs/--scheduler say", file=out)
+                here = SerialBackend()
+            _, paths = run_study(study, settings, args.out, quick=args.quick, ctx=ctx, file=out,
+                                 progress=not args.quiet, backend=here, device=args.device)
+            for path in paths.values():
+                print(f"wrote {path}", file=out, flush=True)
     return EXIT_OK

@@ -3,7 +3,7 @@
 Everything is the package's own: LeNet from :func:`gluon_bn.models.lenet` (with the
 variants the claims need as its options), the data from :mod:`gluon_bn.data`'s fast
 pipeline, training by :func:`gluon_bn.run.training.train_ch5`, document 000's loop through
-:func:`gluon_bn.run.reproduce.run_variant`, timings from :mod:`gluon_bn.run.bench` (see
+:func:`gluon_bn.run.reproduce.run_variant`, timings from :mod:`gluon_bn.bench.bench` (see
 :mod:`gluon_bn.study.speed`). A run whose loss diverges (``TrainingDiverged``) is recorded
 as diverged, with its accuracies None and its remaining epochs at chance in the curve.
 """

@@ -70,7 +70,7 @@ def _covariate_shift(s: Settings) -> List[Configuration]:
 
 def _compiled_speed(s: Settings) -> List[Configuration]:
     configs = []
-    for pipeline in ("d2l", "fast"):  # the bench's paths (gluon_bn.run.bench.default_configs)
+    for pipeline in ("d2l", "fast"):  # the bench's paths (gluon_bn.bench.bench.default_configs)
         for variant, impl, compiled in (("scratch", "faithful", "none"),
                                         ("scratch", "faithful", "layers"),
                                         ("scratch", "fast", "none"), ("gluon", "faithful", "none"),

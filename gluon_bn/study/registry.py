@@ -140,6 +140,9 @@ class Study:
         What ``Settings.grid`` holds.
     ablations : tuple of str
         Names of the separate verdicts (``ablations`` only).
+    timed : bool
+        Its numbers are times: its runs never run in parallel (``--jobs`` is ignored for it,
+        with one line), since runs side by side would time each other.
     """
 
     name: str
@@ -153,6 +156,7 @@ class Study:
     quick: Settings
     grid_kind: Optional[str] = None
     ablations: Tuple[str, ...] = ()
+    timed: bool = False
 
     def settings(self, *, quick: bool = False, seeds: Optional[int] = None,
                  epochs: Optional[int] = None, fraction: Optional[float] = None,
@@ -301,7 +305,7 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
         source="d2l-en (document 001) and d2l 0.17 (document 002), concise implementation",
         measurement="seconds per epoch of LeNet with the scratch layer (faithful and fast, "
                     "imperative and hybridized) and with nn.BatchNorm, on both pipelines in "
-                    "train_ch5 (gluon_bn.run.bench) and in d2l.Trainer, in alternating rounds; "
+                    "train_ch5 (gluon_bn.bench.bench) and in d2l.Trainer, in alternating rounds; "
                     "and, from MXNet's profiler, the share of the faithful scratch layer's "
                     "forward and backward time spent outside MXNet's operators (Python)",
         criterion="holds if the scratch layer is slower on every path (scratch/built-in ratio's "
@@ -309,7 +313,7 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
                   "0.5); does not hold if it is not slower on a path (mean + sd at most 1) or "
                   "most of its time is in operators (share's mean + sd below 0.5); else "
                   "inconclusive",
-        recipe="d2l-en", document_epochs=0,
+        recipe="d2l-en", document_epochs=0, timed=True,
         defaults=Settings(seeds=3, epochs=2, fraction=0.05, test_fraction=0.05, batch_size=256),
         quick=Settings(seeds=1, epochs=2, fraction=0.005, test_fraction=0.02, batch_size=256)),
     Study(

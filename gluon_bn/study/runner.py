@@ -9,6 +9,8 @@ the run that was interrupted. The verdict is computed only from the finished rec
 from __future__ import annotations
 
 import sys
+import time
+import uuid
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, TextIO, Tuple
 
@@ -49,7 +51,8 @@ def _stderr_is_terminal() -> bool:
 
 def run_study(study: Study, settings: Settings, out_dir: Path, *, quick: bool = False,
               ctx=None, file: Optional[TextIO] = None, progress: bool = True,
-              measure: Optional[Measure] = None) -> Tuple[StudyRecord, Dict[str, Path]]:
+              measure: Optional[Measure] = None, backend=None,
+              device: str = "cpu") -> Tuple[StudyRecord, Dict[str, Path]]:
     """Run `study` at `settings` and write its record, report, figure and the summary to `out_dir`.
 
     Parameters
@@ -69,11 +72,23 @@ def run_study(study: Study, settings: Settings, out_dir: Path, *, quick: bool = 
     progress : bool
         A tqdm bar over configurations × seeds on stderr, shown only on a terminal.
     measure : callable, optional
-        ``(configuration, seed) -> run`` in place of the study's experiment (tests).
+        ``(configuration, seed) -> run`` in place of the study's experiment (tests; serial).
+    backend : optional
+        Where the runs train (:func:`gluon_bn.scale.backend.open_backend`); default serial,
+        in this process. With a Dask backend each run is a task on a worker (one OpenMP
+        thread) and only this process writes the progress file, as runs finish.
+    device : str
+        The ``--device`` string the workers parse.
 
     Returns
     -------
     (record, paths)
+
+    Raises
+    ------
+    RunsFailed
+        After every other run finished, when some raised: one line per failed run
+        (configuration, seed, the error's last line). What finished is in the progress file.
     """
     file = file or sys.stdout
     settings.check(study.grid_kind)
@@ -89,22 +104,53 @@ def run_study(study: Study, settings: Settings, out_dir: Path, *, quick: bool = 
     units = schedule(configs, settings.seeds)
     if store.count():
         print(f"   resuming: {store.count()} of {len(units)} runs already finished", file=file)
-    if measure is None:
-        from gluon_bn.study.experiments import Experiment  # MXNet from here on
-        measure = Experiment(study, settings, ctx, file=file).measure
-    environment = _environment(ctx)
-    bar = tqdm(total=len(units), desc=study.name, unit="run", file=sys.stderr,
-               disable=not (progress and _stderr_is_terminal()), dynamic_ncols=True)
+    from gluon_bn.scale.backend import RunsFailed, SerialBackend, run_all
+    backend = backend or SerialBackend()
+    pending = [(seed, config) for seed, config in units if store.done(config.name, seed) is None]
+    token = uuid.uuid4().hex[:8]  # a Dask key names one submission of one run
+    keys = {f"{study.name}/{config.name}/seed-{seed}/{token}": (config, seed)
+            for seed, config in pending}
+    if backend.distributed:
+        from gluon_bn.scale.tasks import study_run
+        environment = {}  # the workers': each finished run brings its own
+        print(f"   {len(pending)} run(s) on {backend.describe()}, one OpenMP thread each",
+              file=file, flush=True)
+        tasks = [(key, study_run, (study.name, settings, _bare(config), seed, device))
+                 for key, (config, seed) in keys.items()]
+    else:
+        if measure is None:
+            from gluon_bn.study.experiments import Experiment  # MXNet from here on
+            measure = Experiment(study, settings, ctx, file=file).measure
+        environment = _environment(ctx)
+        tasks = [(key, lambda c, s: ({"seed": s, **measure(c, s)}, environment), (config, seed))
+                 for key, (config, seed) in keys.items()]
+    bar = tqdm(total=len(units), initial=len(units) - len(pending), desc=study.name,
+               unit="run", file=sys.stderr, dynamic_ncols=True,
+               disable=not (progress and _stderr_is_terminal()))
+    failed: List[str] = []
+    started = time.perf_counter()
+
+    def done(key, answer) -> None:
+        config, seed = keys[key]
+        run, env = answer
+        store.add(config.name, seed, run, env)
+        print(f"   {config.name}, seed {seed}: {_brief(run)}", file=file, flush=True)
+        _advance(bar, backend, started, len(units) - len(pending))
+
+    def lost(key, line) -> None:
+        config, seed = keys[key]
+        failed.append(f"{config.name}, seed {seed}: {line}")
+        print(f"   {config.name}, seed {seed}: FAILED: {line}", file=file, flush=True)
+        _advance(bar, backend, started, len(units) - len(pending))
+
     try:
-        for seed, config in units:
-            if store.done(config.name, seed) is None:
-                bar.set_postfix_str(f"{config.name}, seed {seed}", refresh=False)
-                run = {"seed": seed, **measure(config, seed)}
-                store.add(config.name, seed, run, environment)
-                print(f"   {config.name}, seed {seed}: {_brief(run)}", file=file, flush=True)
-            bar.update(1)
+        run_all(backend, tasks, done, lost)
     finally:
         bar.close()
+    if failed:
+        raise RunsFailed(f"study {study.name}: {len(failed)} of {len(units)} run(s) failed "
+                         f"(the {store.count()} finished are kept in {store.path}; the same "
+                         f"command runs only the missing ones):\n" + "\n".join(failed))
     for config in configs:
         config.runs = [store.done(config.name, seed) for seed in range(settings.seeds)]
     verdict, verdicts = judge(study.name, configs, settings)
@@ -113,6 +159,20 @@ def run_study(study: Study, settings: Settings, out_dir: Path, *, quick: bool = 
                          store.environment(environment), configs, verdict, verdicts)
     print(f"   verdict: {verdict}", file=file, flush=True)
     return record, write_study(record, out_dir)
+
+
+def _bare(config: Configuration) -> Configuration:
+    """`config` without its runs: what a worker needs to train it."""
+    return Configuration(config.name, dict(config.settings))
+
+
+def _advance(bar, backend, started: float, first: int) -> None:
+    """One more run finished: the bar shows busy workers and runs per hour (since `first`)."""
+    bar.update(1)
+    hours = (time.perf_counter() - started) / 3600
+    rate = (bar.n - first) / hours if hours > 0 else 0.0
+    bar.set_postfix_str(f"{backend.busy()}/{backend.workers} workers busy, {rate:.0f} runs/h",
+                        refresh=False)
 
 
 def _environment(ctx) -> dict:

@@ -1,8 +1,8 @@
 """``compiled-speed``: every BN path timed, and where the scratch layer's time goes.
 
-- train_ch5 paths: :func:`gluon_bn.run.bench.time_config` (a warm-up slice, then
+- train_ch5 paths: :func:`gluon_bn.bench.bench.time_config` (a warm-up slice, then
   ``fraction`` of an epoch timed and scaled to 60000 images).
-- d2l.Trainer paths: :func:`gluon_bn.run.bench.time_book_loop`, document 000's loop for
+- d2l.Trainer paths: :func:`gluon_bn.bench.bench.time_book_loop`, document 000's loop for
   ``epochs`` epochs on ``fraction`` of the images (validation on a sixth as many, the
   ratio of Fashion-MNIST's test set to its training set); the last epoch (the first is
   the warm-up) scaled to 60000 images.
@@ -21,8 +21,8 @@ import time
 
 from gluon_bn._mxnet import mx
 from gluon_bn.bn.layer import BatchNorm
-from gluon_bn.run.bench import BenchConfig, time_book_loop, time_config
-from gluon_bn.run.profile import operator_times
+from gluon_bn.bench.bench import BenchConfig, time_book_loop, time_config
+from gluon_bn.bench.profile import operator_times
 from gluon_bn.run.training import seed_everything
 
 nd, autograd = mx.nd, mx.autograd

@@ -1,8 +1,8 @@
 """The PyTorch side of ``bench --peer torch``: the kit's network, trained and timed.
 
-Runs only in a child process of :func:`gluon_bn.run.peer.run_peer` (PyTorch bundles its own
+Runs only in a child process of :func:`gluon_bn.bench.peer.run_peer` (PyTorch bundles its own
 libgomp, so it never shares a process with MXNet); imports PyTorch only inside functions.
-A kit (:func:`gluon_bn.run.peer.write_kit`) holds the layers and initial weights of the
+A kit (:func:`gluon_bn.bench.peer.write_kit`) holds the layers and initial weights of the
 Gluon network, the uint8 images and labels, and the warm-up and timed epoch orders.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-TRAIN_SIZE = 60000  # what "per epoch" scales to, as gluon_bn.run.bench
+TRAIN_SIZE = 60000  # what "per epoch" scales to, as gluon_bn.bench.bench
 
 
 def preloaded(images: np.ndarray) -> np.ndarray:
@@ -38,7 +38,7 @@ def torch_net(layers: Sequence[dict], arrays: Dict[str, np.ndarray]):
     Parameters
     ----------
     layers : sequence of dict
-        From :func:`gluon_bn.run.peer.gluon_layers`: ``op`` and its settings per layer.
+        From :func:`gluon_bn.bench.peer.gluon_layers`: ``op`` and its settings per layer.
     arrays : dict of str to numpy.ndarray
         ``"{layer index}.{weight|bias|gamma|beta|running_mean|running_var}"``. Gluon's
         momentum ``m`` weighs the moving statistic, PyTorch's the batch's: ``1 - m``.
@@ -115,7 +115,7 @@ def load_torch_kit(path: str, threads: int) -> Tuple[dict, object, object]:
     Parameters
     ----------
     path : str
-        The ``.npz`` written by :func:`gluon_bn.run.peer.write_kit`.
+        The ``.npz`` written by :func:`gluon_bn.bench.peer.write_kit`.
     threads : int
         ``torch.set_num_threads``: the OpenMP threads of every configuration.
     """

@@ -49,7 +49,7 @@ class ScalingPlan:
     rounds : int
         Every cell runs once per round.
     seed, warmup_batches, data_root
-        As for :func:`gluon_bn.run.bench.time_config`.
+        As for :func:`gluon_bn.bench.bench.time_config`.
     native : bool
         Time the scratch layer's ``impl="native"`` too (it needs a C++ compiler).
     """
@@ -124,7 +124,7 @@ def gemm_gflops(size: int = GEMM_SIZE, repeat: int = 10) -> float:
 
 def measure_cell(job: dict) -> dict:
     """Time one cell in this process; return seconds per epoch, peak memory and the GEMM rate."""
-    from gluon_bn.run.bench import time_config_job
+    from gluon_bn.bench.bench import time_config_job
     timing = time_config_job(job)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {"seconds_per_epoch": timing["seconds_per_epoch"], "peak_mib": peak_kib / 1024,
@@ -132,16 +132,16 @@ def measure_cell(job: dict) -> dict:
 
 
 def run_child(job: dict, threads: int) -> dict:
-    """Run one cell in a fresh ``python -m gluon_bn.run.scaling`` with the tuned runtime."""
-    from gluon_bn.run.child import run_json_child, runtime_environment
+    """Run one cell in a fresh ``python -m gluon_bn.bench.scaling`` with the tuned runtime."""
+    from gluon_bn.bench.child import run_json_child, runtime_environment
     from gluon_bn.runtime import tuned
-    return run_json_child("gluon_bn.run.scaling", job, what=f"bench --scaling: the cell {job}",
+    return run_json_child("gluon_bn.bench.scaling", job, what=f"bench --scaling: the cell {job}",
                           env=runtime_environment(tuned(threads).variables()))
 
 
 def cell_label(path: Sequence[str]) -> str:
     """Return a path's label as the other bench tables write it."""
-    from gluon_bn.run.bench import BenchConfig
+    from gluon_bn.bench.bench import BenchConfig
     return BenchConfig(*path).label
 
 
@@ -158,7 +158,7 @@ def run_scaling(plan: ScalingPlan, *, file: Optional[TextIO] = None) -> dict:
     from gluon_bn.models import build_net
     from gluon_bn.recipes import get_recipe
     from gluon_bn.report.environment import environment
-    from gluon_bn.run.bench import TRAIN_SIZE, BenchConfig, config_job
+    from gluon_bn.bench.bench import TRAIN_SIZE, BenchConfig, config_job
     file = file or sys.stdout
     flops = TRAIN_PASSES * TRAIN_SIZE * matmul_flops_per_example(
         build_net(get_recipe(plan.recipe), "plain"), (1, 28, 28))
@@ -266,9 +266,9 @@ def plot_scaling(result: dict, path: Path) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m gluon_bn.run.scaling JOB``: one cell of :func:`run_scaling`, answered as JSON."""
-    from gluon_bn.run.child import json_child_main
-    return json_child_main(argv, prog="python -m gluon_bn.run.scaling", answer=measure_cell,
+    """``python -m gluon_bn.bench.scaling JOB``: one cell of :func:`run_scaling`, answered as JSON."""
+    from gluon_bn.bench.child import json_child_main
+    return json_child_main(argv, prog="python -m gluon_bn.bench.scaling", answer=measure_cell,
                            description="One cell of `gluon-bn bench --scaling` (started by "
                                        "the bench, one process per cell).")
 

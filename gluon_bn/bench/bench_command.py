@@ -25,8 +25,8 @@ def _bench_impls(choice: str) -> tuple:
 
 
 def _bench_plan(args):
-    """The :class:`gluon_bn.run.bench.BenchPlan` that `args` describe."""
-    from gluon_bn.run.bench import BenchPlan
+    """The :class:`gluon_bn.bench.bench.BenchPlan` that `args` describe."""
+    from gluon_bn.bench.bench import BenchPlan
     return BenchPlan(
         recipe=args.recipe, fraction=args.fraction,
         pipelines=("d2l", "fast") if args.pipeline == "both" else (args.pipeline,),
@@ -36,7 +36,7 @@ def _bench_plan(args):
 
 def cmd_bench(args, out) -> int:
     """Run ``gluon-bn bench`` with parsed `args`, printing to `out`; return the exit status."""
-    from gluon_bn.run.bench import format_table, plot_bars, run_plan
+    from gluon_bn.bench.bench import format_table, plot_bars, run_plan
 
     if args.fraction is None:
         args.fraction = 0.1 if args.scaling else 1.0
@@ -73,7 +73,7 @@ def _write_bench(args, out, stem: str, result, table: str, plot=None) -> int:
 def _profile(args, out) -> int:
     from gluon_bn.device import parse_device
     from gluon_bn.report.environment import environment
-    from gluon_bn.run.profile import format_profile, profile_step
+    from gluon_bn.bench.profile import format_profile, profile_step
 
     plan = _bench_plan(args)
     ctx = parse_device(plan.device, file=out)
@@ -88,7 +88,7 @@ def _profile(args, out) -> int:
 
 
 def _busy(args, out) -> int:
-    from gluon_bn.run.contention import BusyPlan, format_busy, run_busy
+    from gluon_bn.bench.contention import BusyPlan, format_busy, run_busy
 
     plan = BusyPlan(limit=args.limit, rounds=args.rounds, data_root=args.data_root)
     result = run_busy(plan, file=out)
@@ -96,7 +96,7 @@ def _busy(args, out) -> int:
 
 
 def _peer(args, out) -> int:
-    from gluon_bn.run.peer import PeerPlan, format_peer, plot_peer, require_torch, run_peer
+    from gluon_bn.bench.peer import PeerPlan, format_peer, plot_peer, require_torch, run_peer
     from gluon_bn.runtime import threads_in_effect
 
     require_torch()
@@ -108,8 +108,8 @@ def _peer(args, out) -> int:
 
 
 def _scaling(args, out) -> int:
-    from gluon_bn.run.scaling import BATCH_SIZES, ScalingPlan, format_scaling, plot_scaling
-    from gluon_bn.run.scaling import run_scaling
+    from gluon_bn.bench.scaling import BATCH_SIZES, ScalingPlan, format_scaling, plot_scaling
+    from gluon_bn.bench.scaling import run_scaling
     from gluon_bn.runtime import usable_cores
 
     threads = (args.threads,) if args.threads else tuple(range(1, usable_cores() + 1))
@@ -121,7 +121,7 @@ def _scaling(args, out) -> int:
 
 
 def _sweep(args, out) -> int:
-    from gluon_bn.run.bench import format_sweep, sweep_runtimes
+    from gluon_bn.bench.bench import format_sweep, sweep_runtimes
 
     sweep = sweep_runtimes(_bench_plan(args), file=out)
     return _write_bench(args, out, "runtimes", sweep, format_sweep(sweep))

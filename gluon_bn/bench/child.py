@@ -35,7 +35,7 @@ def run_json_child(module: str, job: object, *, what: str,
     Parameters
     ----------
     module : str
-        The module that measures, e.g. ``gluon_bn.run.scaling``.
+        The module that measures, e.g. ``gluon_bn.bench.scaling``.
     job : JSON-serialisable
         Its one argument.
     what : str
@@ -68,7 +68,7 @@ def json_child_main(argv: Optional[Sequence[str]], *, prog: str, description: st
     argv : sequence of str, optional
         Default ``sys.argv[1:]``.
     prog, description : str
-        For the usage, e.g. ``python -m gluon_bn.run.scaling``.
+        For the usage, e.g. ``python -m gluon_bn.bench.scaling``.
     answer : callable
         Measures the job; returns something JSON-serialisable.
     """

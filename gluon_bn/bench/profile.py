@@ -68,7 +68,7 @@ def profile_step(config, recipe_name: str = "d2l-en", *, batches: int = 20,
     batches : int
         Steps profiled.
     warmup_batches, seed, ctx, data_root
-        As for :func:`gluon_bn.run.bench.time_config`.
+        As for :func:`gluon_bn.bench.bench.time_config`.
 
     Returns
     -------
@@ -77,7 +77,7 @@ def profile_step(config, recipe_name: str = "d2l-en", *, batches: int = 20,
         difference, at least 0) and ``operators``: ``[name, calls per step, ms per step]``,
         slowest first.
     """
-    from gluon_bn.run.bench import prepare_bench, slice_data, train_slice
+    from gluon_bn.bench.bench import prepare_bench, slice_data, train_slice
     net, trainer, batch = prepare_bench(config, recipe_name, seed=seed, ctx=ctx)
     warmup, profiled = (slice_data(config, recipe_name, limit=n * batch, seed=seed,
                                    data_root=data_root) for n in (warmup_batches, batches))

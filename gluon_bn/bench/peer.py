@@ -3,12 +3,12 @@
 Which of ours (:attr:`PeerPlan.loops`): "fast", train_ch5 on the fast pipeline as static
 graphs (:data:`GLUON_CONFIGS`); "all" adds the documents' own routes, train_ch5 on d2l's
 DataLoader, imperative (:data:`DOCUMENT_CONFIGS`), and document 000's ``d2l.Trainer``
-(:data:`BOOK_ROUTES`, timed by :func:`gluon_bn.run.bench.time_book_loop`). The book's loop
+(:data:`BOOK_ROUTES`, timed by :func:`gluon_bn.bench.bench.time_book_loop`). The book's loop
 trains recipe d2l-1.0's network at its batch size and validates within its epochs, so those
 rows do not do PyTorch's work: each row records how it differs (:func:`differences`).
 
 Fair by construction: **weights**: the recipe's Gluon network, seeded and initialised as
-:func:`gluon_bn.run.bench.time_config` does, is translated layer by layer into PyTorch with
+:func:`gluon_bn.bench.bench.time_config` does, is translated layer by layer into PyTorch with
 its parameters copied (conv weights (out, in, kh, kw) and dense weights (out, in) in both).
 Gluon's BN momentum ``m`` weighs the moving statistic, PyTorch's the batch's, so PyTorch gets
 ``1 - m``; eps is the same (PyTorch keeps the unbiased running variance, MXNet the biased
@@ -19,9 +19,9 @@ divided by the batch size, plain SGD at the recipe's rate (``train_ch5``); loss 
 sums read back once. **Threads**: each run is its own process (PyTorch bundles its own
 libgomp) with the same environment and ``OMP_NUM_THREADS``; PyTorch calls
 ``torch.set_num_threads`` with it. The parent writes weights, images and orders once to a
-kit (``.npz``); every round runs each configuration as ``python -m gluon_bn.run.peer JOB``
+kit (``.npz``); every round runs each configuration as ``python -m gluon_bn.bench.peer JOB``
 in the same order (A B C A B C ...). Only the children import a framework each; the
-PyTorch side is :mod:`gluon_bn.run.peer_torch`.
+PyTorch side is :mod:`gluon_bn.bench.peer_torch`.
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class PeerPlan:
     threads : int
         OpenMP threads of every run (``torch.set_num_threads`` for PyTorch).
     recipe, fraction, seed, warmup_batches, data_root
-        As for :func:`gluon_bn.run.bench.time_config`.
+        As for :func:`gluon_bn.bench.bench.time_config`.
     rounds : int
         Alternating rounds; every configuration runs once per round.
     loops : {"fast", "all"}
@@ -143,7 +143,7 @@ def plan_rows(plan: PeerPlan) -> List[dict]:
         ``job``, what the row's child process runs (:func:`run_peer` adds PyTorch's kit).
     """
     from gluon_bn.recipes import get_recipe
-    from gluon_bn.run.bench import BOOK_RECIPE, BenchConfig, config_job, timed_examples
+    from gluon_bn.bench.bench import BOOK_RECIPE, BenchConfig, config_job, timed_examples
     where = {"recipe": plan.recipe, "reference": plan.recipe}
     configs = [BenchConfig(*c) for c in
                GLUON_CONFIGS + (DOCUMENT_CONFIGS if plan.loops == "all" else ())
@@ -211,13 +211,13 @@ def write_kit(plan: PeerPlan, path: Path) -> Path:
         Recipe, seed, warm-up batches, fraction and data directory, as ``time_config`` uses
         them: the orders are the fast pipeline's for the seed, warm-up then timed slice.
     path : Path
-        The ``.npz`` to write (read by :func:`gluon_bn.run.peer_torch.load_torch_kit`).
+        The ``.npz`` to write (read by :func:`gluon_bn.bench.peer_torch.load_torch_kit`).
     """
     from gluon_bn._mxnet import mx
     from gluon_bn.data import FASHION_MNIST, EpochShuffleSampler, load_arrays
     from gluon_bn.models import build_net, make_initializer
     from gluon_bn.recipes import get_recipe
-    from gluon_bn.run.bench import timed_examples
+    from gluon_bn.bench.bench import timed_examples
     from gluon_bn.run.training import seed_everything
 
     recipe = get_recipe(plan.recipe)
@@ -237,7 +237,7 @@ def write_kit(plan: PeerPlan, path: Path) -> Path:
 
 
 def _time_gluon(job: dict) -> dict:
-    from gluon_bn.run.bench import time_book_loop, time_config_job
+    from gluon_bn.bench.bench import time_book_loop, time_config_job
     if job["loop"] == "d2l.Trainer":
         timing = time_book_loop(job["variant"], job["bn_impl"], seed=job["seed"],
                                 train_examples=job["train_examples"], data_root=job["data_root"])
@@ -247,7 +247,7 @@ def _time_gluon(job: dict) -> dict:
 
 
 def run_child(job: dict, threads: int) -> dict:
-    """Run one job in a fresh ``python -m gluon_bn.run.peer`` process; return its JSON answer.
+    """Run one job in a fresh ``python -m gluon_bn.bench.peer`` process; return its JSON answer.
 
     Parameters
     ----------
@@ -256,8 +256,8 @@ def run_child(job: dict, threads: int) -> dict:
     threads : int
         ``OMP_NUM_THREADS`` of the child; the rest of its environment is this process's.
     """
-    from gluon_bn.run.child import run_json_child
-    return run_json_child("gluon_bn.run.peer", job, what=f"bench --peer: a {job['framework']} run",
+    from gluon_bn.bench.child import run_json_child
+    return run_json_child("gluon_bn.bench.peer", job, what=f"bench --peer: a {job['framework']} run",
                           env={**os.environ, "OMP_NUM_THREADS": str(threads)})
 
 
@@ -374,7 +374,7 @@ def _table_notes(result: dict) -> List[str]:
 
 def _against_gluon(result: dict) -> List[str]:
     """Return a sentence per scratch row of the fast paths: its time over Gluon's, per round."""
-    from gluon_bn.run.bench import BenchConfig
+    from gluon_bn.bench.bench import BenchConfig
     gluon = BenchConfig(*GLUON_CONFIGS[0]).label
     if gluon not in result["ratios"]:
         return []
@@ -438,15 +438,15 @@ def plot_peer(result: dict, path: Path) -> None:
 def _answer(job: dict) -> dict:
     """Time one job of :func:`run_peer` in this process: PyTorch's or one of our rows."""
     if job["framework"] == "torch":
-        from gluon_bn.run.peer_torch import time_torch
+        from gluon_bn.bench.peer_torch import time_torch
         return time_torch(job)
     return _time_gluon(job)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m gluon_bn.run.peer JOB``: one run of ``bench --peer``, answered as JSON."""
-    from gluon_bn.run.child import json_child_main
-    return json_child_main(argv, prog="python -m gluon_bn.run.peer", answer=_answer,
+    """``python -m gluon_bn.bench.peer JOB``: one run of ``bench --peer``, answered as JSON."""
+    from gluon_bn.bench.child import json_child_main
+    return json_child_main(argv, prog="python -m gluon_bn.bench.peer", answer=_answer,
                            description="One timed run of `gluon-bn bench --peer torch` "
                                        "(started by the bench, one process per run).")
 

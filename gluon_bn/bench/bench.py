@@ -21,7 +21,7 @@ from gluon_bn.recipes import get_recipe
 from gluon_bn.report import environment
 from gluon_bn.runtime import DEFAULT, Runtime, describe
 from gluon_bn.run.reproduce import run_variant
-from gluon_bn.run.child import run_json_child, runtime_environment
+from gluon_bn.bench.child import run_json_child, runtime_environment
 from gluon_bn.run.training import seed_everything, train_ch5
 
 TRAIN_SIZE = 60000  # Fashion-MNIST's training set: what "per epoch" scales to
@@ -330,9 +330,20 @@ def plot_bars(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-# What `bench --sweep-runtimes` compares: MXNet's default, then engine x OpenMP threads.
+# What `bench --sweep-runtimes` compares: MXNet's default, engine x OpenMP threads, and with
+# two NaiveEngine threads each wait policy (sleeping, libgomp's own spin, ACTIVE); the
+# probe's start-up choice is added as a last column (:func:`sweep_plan`).
 SWEEP = (DEFAULT, Runtime("threaded", 1), Runtime("threaded", 2), Runtime("naive", 1),
-         Runtime("naive", 2))
+         Runtime("naive", 2), Runtime("naive", 2, "PASSIVE"), Runtime("naive", 2, "ACTIVE"))
+
+
+def sweep_plan(cores: Optional[int] = None) -> List[Tuple[str, Runtime]]:
+    """Return the sweep's (heading, runtime) columns, ending with this machine's start-up choice."""
+    from gluon_bn import tuning
+    columns = [(_short(rt.variables()), rt) for rt in SWEEP]
+    choice = tuning.choose(cores=cores)
+    columns.append((f"start-up choice: {choice.candidate.words}", choice.candidate.runtime))
+    return columns
 
 
 @dataclass(frozen=True)
@@ -377,13 +388,22 @@ def run_plan(plan: BenchPlan, *, file: Optional[TextIO] = None) -> dict:
                  data_root=plan.data_root, repeat=plan.repeat)
 
 
-def sweep_runtimes(plan: BenchPlan, runtimes: Sequence[Runtime] = SWEEP, *,
+def sweep_runtimes(plan: BenchPlan, runtimes: Optional[Sequence] = None, *,
                    file: Optional[TextIO] = None) -> dict:
     """Time `plan` once per runtime, each in a fresh process of this module; return every table.
 
     The engine and threads are read by MXNet when it loads, so each runtime needs its own
-    process: ``python -m gluon_bn.run.bench PLAN_JSON`` with only that runtime's variables
+    process: ``python -m gluon_bn.bench.bench PLAN_JSON`` with only that runtime's variables
     (any inherited MXNET_ENGINE_TYPE / OMP_NUM_THREADS removed).
+
+    Parameters
+    ----------
+    plan : BenchPlan
+        What each runtime times.
+    runtimes : sequence of Runtime, optional
+        Default :func:`sweep_plan`: :data:`SWEEP` and this machine's start-up choice.
+    file : text stream, optional
+        Where progress and tables go (default stdout).
 
     Returns
     -------
@@ -392,13 +412,15 @@ def sweep_runtimes(plan: BenchPlan, runtimes: Sequence[Runtime] = SWEEP, *,
     """
     file = file or sys.stdout
     runs = []
-    for i, rt in enumerate(runtimes, 1):
+    columns = sweep_plan() if runtimes is None else [(_short(r.variables()), r) for r in runtimes]
+    for i, (heading, rt) in enumerate(columns, 1):
         words = describe(rt.variables())
-        print(f"== runtime {i}/{len(runtimes)}: {words}", file=file, flush=True)
-        result = run_json_child("gluon_bn.run.bench", asdict(plan), what=f"bench under {words}",
+        print(f"== runtime {i}/{len(columns)}: {heading}: {words}", file=file, flush=True)
+        result = run_json_child("gluon_bn.bench.bench", asdict(plan), what=f"bench under {words}",
                                 env=runtime_environment(rt.variables()))
         print(format_table(result), file=file, flush=True)
-        runs.append({"runtime": words, "variables": rt.variables(), "result": result})
+        runs.append({"runtime": words, "heading": heading, "variables": rt.variables(),
+                     "result": result})
     return {"runs": runs}
 
 
@@ -407,14 +429,15 @@ def _short(variables: Dict[str, str]) -> str:
     if not variables:
         return "MXNet's default"
     engine = variables.get("MXNET_ENGINE_TYPE", "default engine")
-    return f"{engine}, OMP {variables.get('OMP_NUM_THREADS', 'default')}"
+    wait = f", {variables['OMP_WAIT_POLICY']}" if variables.get("OMP_WAIT_POLICY") else ""
+    return f"{engine}, OMP {variables.get('OMP_NUM_THREADS', 'default')}{wait}"
 
 
 def format_sweep(sweep: dict) -> str:
     """Return the Markdown table of a runtime sweep: seconds per epoch, a column per runtime."""
     runs = sweep["runs"]
     labels = [row["label"] for row in runs[0]["result"]["rows"]]
-    names = [_short(run["variables"]) for run in runs]
+    names = [run.get("heading") or _short(run["variables"]) for run in runs]
     lines = ["| path | " + " | ".join(names) + " |", "|---" * (len(runs) + 1) + "|"]
     for label in labels:
         cells = []
@@ -426,14 +449,14 @@ def format_sweep(sweep: dict) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m gluon_bn.run.bench PLAN_JSON``: one runtime of :func:`sweep_runtimes`.
+    """``python -m gluon_bn.bench.bench PLAN_JSON``: one runtime of :func:`sweep_runtimes`.
 
     Reads a :class:`BenchPlan` as JSON, times it in this process, prints the result as JSON
     on stdout (progress on stderr); ``gluon-bn bench`` is the command for people.
     """
     import argparse
     parser = argparse.ArgumentParser(
-        prog="python -m gluon_bn.run.bench",
+        prog="python -m gluon_bn.bench.bench",
         description="Time one BenchPlan (JSON) in this process and print the result as JSON; "
                     "the runtime sweep of `gluon-bn bench --sweep-runtimes` starts these.")
     parser.add_argument("plan", help='a BenchPlan as JSON, e.g. \'{"fraction": 0.01}\'')

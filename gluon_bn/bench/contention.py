@@ -46,14 +46,18 @@ class Contender:
 def contenders(cores: Optional[int] = None) -> List[Contender]:
     """Return the runtimes worth comparing on this machine, the package's default first.
 
-    The default against the runtime it replaced (all cores, libgomp's spinning threads),
-    one thread, and MXNet's own runtime (what the documents ran).
+    The default (the probe's choice at the start, or the load's, and the collapse guard)
+    against every candidate the probe weighs, each fixed: all cores with libgomp's spinning
+    threads, all cores with sleeping threads (the default before the probe), one thread,
+    and MXNet's own runtime (what the documents ran).
     """
     n = str(cores or usable_cores())
     return [
-        Contender("default (threads from the load at start, idle threads sleep)"),
+        Contender("default (the probe's choice, or the load's; collapse guard)"),
         Contender(f"NaiveEngine, {n} threads, libgomp's spinning wait", ("--threads", n),
                   (("GOMP_SPINCOUNT", str(LIBGOMP_SPINCOUNT)),)),
+        Contender(f"NaiveEngine, {n} threads, sleeping (OMP_WAIT_POLICY=PASSIVE)",
+                  ("--threads", n), (("OMP_WAIT_POLICY", "PASSIVE"),)),
         Contender("NaiveEngine, 1 thread", ("--threads", "1")),
         Contender("MXNet's default runtime", ("--runtime", "default")),
     ]
