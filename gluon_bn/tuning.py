@@ -153,11 +153,19 @@ def read_cache(path: Path, key: Mapping[str, object]) -> tuple:
 
 def write_cache(path: Path, key: Mapping[str, object], timings: Mapping[str, Sequence[float]]) -> None:
     """Save `timings` for `key` atomically; a cache that cannot be written is skipped silently."""
+    _save_json(path, {"key": dict(key), "timings": dict(timings),
+                      "measured": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def _save_json(path: Path, data: Mapping[str, object]) -> None:
+    """Write `data` to `path` through a temporary file of this process (two runs may write at
+    once); skipped silently when the cache directory is not writable. (Not
+    :func:`gluon_bn.report.write_atomically`: that module loads matplotlib, and this runs
+    before every CPU run starts.)"""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}")
-        temporary.write_text(json.dumps({"key": dict(key), "timings": dict(timings),
-                                         "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
+        temporary.write_text(json.dumps(dict(data), indent=1))
         os.replace(temporary, path)
     except OSError:
         pass
@@ -421,13 +429,7 @@ def onednn_isa(environ: Optional[Mapping[str, str]] = None, *, path: Optional[Pa
     isa = next((line[len(ISA_LINE):].strip() for line in proc.stdout.splitlines()
                 if line.startswith(ISA_LINE)), None)
     if isa is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.{os.getpid()}")
-            temporary.write_text(json.dumps({"key": key, "isa": isa}))
-            os.replace(temporary, path)
-        except OSError:
-            pass
+        _save_json(path, {"key": key, "isa": isa})
     return isa
 
 
