@@ -138,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "count (Gluon and fast scratch layers, fast pipeline), each cell its "
                           "own process, rounds alternating, with the FLOP floor; write "
                           "scaling.json/.md/.png")
+    ben.add_argument("--scale-out", action="store_true",
+                     help="time a study grid serial (--threads CORES) against --jobs CORES, "
+                          "runs per hour on local Dask clusters of --workers sizes, and the "
+                          "coordinator's cost per task, rounds alternating; write "
+                          "scale-out.json/.md (needs the distributed extra)")
+    ben.add_argument("--workers", type=_positive_int, nargs="+", default=None, metavar="N",
+                     help="local cluster sizes of --scale-out (default 1 2 4; more than the "
+                          "cores is labelled oversubscribed)")
     ben.add_argument("--profile", action="store_true",
                      help="run MXNet's profiler over --steps training steps of every path "
                           "(after warm-up) and write the per-operator table of one step, and "
@@ -183,6 +191,21 @@ def _add_runtime_argument(parser: argparse.ArgumentParser) -> None:
                              "which any AVX2 machine repeats digit for digit")
 
 
+def _only_coordinates(args) -> bool:
+    """True when this process trains nothing itself: every run goes to Dask workers (which
+    train with one thread), so the runtime probe would measure for nobody."""
+    from gluon_bn.runtime import usable_cores
+    from gluon_bn.scale.backend import SCHEDULER_VARIABLE
+    jobs = getattr(args, "jobs", None)
+    if not (getattr(args, "scheduler", None) or os.environ.get(SCHEDULER_VARIABLE)
+            or (jobs and jobs > 1 and usable_cores() > 1)):
+        return False
+    if args.command == "study":  # a timed study (compiled-speed) runs here, serially
+        from gluon_bn.study.cli import plan
+        return not any(study.timed for study, _ in plan(args))
+    return args.command == "reproduce"
+
+
 def _select_runtime(args, out):
     """Set MXNet's engine, threads and ISA for `args` before MXNet loads, say what runs;
     return the :class:`gluon_bn.runtime.ThreadChoice`."""
@@ -202,7 +225,7 @@ def _select_runtime(args, out):
     on_cpu = runtime.runs_on_cpu(args.device)
     measure = requested is None and on_cpu and "mxnet" not in sys.modules
     busy = runtime.busy_cores() if measure else None
-    probe = measure and args.runtime in ("auto", "tuned")
+    probe = measure and args.runtime in ("auto", "tuned") and not _only_coordinates(args)
     cores = runtime.usable_cores()
     measured = []
 
@@ -445,7 +468,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
     if args.command == "reproduce" or (args.command == "bench" and not args.sweep_runtimes
-                                       and not args.busy and not args.scaling):
+                                       and not args.busy and not args.scaling
+                                       and not args.scale_out):
         _select_runtime(args, out)  # before anything imports MXNet
     try:
         from gluon_bn.data import DataError

@@ -85,3 +85,23 @@ def test_one_busy_measurement_starts_and_stops_its_competitor(fashion_root, tmp_
     plan = BusyPlan(limit=512, rounds=1, data_root=str(fashion_root), timeout=120)
     runs = measure(plan, "busy-core", Contender("one", ("--threads", "1")), str(tmp_path / "m"))
     assert len(runs) == 1 and 0 < runs[0][0] < 120 and runs[0][1] == 1
+
+
+def test_scale_out_table_gives_ratios_rates_and_labels_oversubscription():
+    from gluon_bn.bench.scaleout import ScaleOutPlan, format_scale_out
+    from dataclasses import asdict
+
+    plan = ScaleOutPlan(workers=(2, 4), rounds=3)
+    serial, jobs = [40.0, 44.0, 42.0], [30.0, 29.0, 33.0]
+    grid = {"serial --threads 2": [{"seconds": s, "load": 0.1} for s in serial],
+            "--jobs 2": [{"seconds": s, "load": 0.0} for s in jobs]}
+    workers = {str(w): [{"start_seconds": 2.0, "grid_seconds": 36.0 * w / 2, "runs": 12,
+                         "run_seconds": [1.5] * 12, "load": None} for _ in range(3)]
+               for w in (2, 4)}
+    overhead = [{"ms_per_task": ms} for ms in (3.0, 4.0, 5.0)]
+    table = format_scale_out({"plan": asdict(plan), "cores": 2, "grid": grid,
+                              "workers": workers, "overhead": overhead})
+    assert f"| --jobs 2 | 30.0 (29.0-33.0) | {30.0 / 42.0:.2f} |" in table
+    assert f"| 2 | {3600 * 12 / 36:.0f} " in table
+    assert "| 4 (oversubscribed) |" in table and "| 2 (oversubscribed)" not in table
+    assert "4.0 (3.0-5.0) ms per empty task" in table

@@ -205,3 +205,23 @@ def test_the_real_probe_and_onednn_answer_from_fresh_processes(tmp_path):
         assert json.loads((tmp_path / "isa.json").read_text())["isa"] == isa
         capped = tuning.onednn_isa({"DNNL_MAX_CPU_ISA": "SSE41"}, path=tmp_path / "isa2.json")
         assert capped == "Intel SSE4.1"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["reproduce", "d2l-en", "--jobs", "2"], True),
+    (["reproduce", "d2l-en"], False),
+    (["study", "covariate-shift", "--jobs", "2"], True),
+    (["study", "compiled-speed", "--jobs", "2"], False),   # timed here, serially
+    (["study", "all", "--jobs", "2"], False),              # compiled-speed is among them
+])
+def test_the_probe_is_left_out_where_every_run_goes_to_workers(monkeypatch, argv, expected):
+    from gluon_bn import cli, runtime
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    monkeypatch.delenv("GLUON_BN_SCHEDULER", raising=False)
+    assert cli._only_coordinates(cli.build_parser().parse_args(argv)) is expected
+
+
+def test_a_scheduler_in_the_environment_makes_this_process_only_coordinate(monkeypatch):
+    from gluon_bn import cli
+    monkeypatch.setenv("GLUON_BN_SCHEDULER", "tcp://127.0.0.1:1")
+    assert cli._only_coordinates(cli.build_parser().parse_args(["reproduce", "d2l-en"]))

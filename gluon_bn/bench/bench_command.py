@@ -46,6 +46,8 @@ def cmd_bench(args, out) -> int:
         return _scaling(args, out)
     if args.profile:
         return _profile(args, out)
+    if args.scale_out:
+        return _scale_out(args, out)
     if args.sweep_runtimes:
         return _sweep(args, out)
     if args.busy:
@@ -118,6 +120,17 @@ def _scaling(args, out) -> int:
                        data_root=args.data_root, native="native" in _bench_impls(args.bn_impl))
     result = run_scaling(plan, file=out)
     return _write_bench(args, out, "scaling", result, format_scaling(result), plot_scaling)
+
+
+def _scale_out(args, out) -> int:
+    from gluon_bn.bench.scaleout import ScaleOutPlan, format_scale_out, run_scale_out
+    from gluon_bn.scale.backend import import_distributed
+
+    import_distributed()  # one line naming the extra, before anything is timed
+    plan = ScaleOutPlan(rounds=args.rounds, **({"workers": tuple(args.workers)}
+                                               if args.workers else {}))
+    result = run_scale_out(plan, file=out)
+    return _write_bench(args, out, "scale-out", result, format_scale_out(result))
 
 
 def _sweep(args, out) -> int:

@@ -164,7 +164,8 @@ class DaskBackend:
         self.close()
 
 
-def _import_distributed():
+def import_distributed():
+    """Return Dask's ``distributed`` module, or raise BackendError naming the extra to install."""
     try:
         import distributed
     except ImportError as err:
@@ -185,7 +186,7 @@ def local_cluster(jobs: int):
     Every worker process gets :data:`WORKER_ENVIRONMENT` (one OpenMP thread) and the
     coordinator's ``DNNL_MAX_CPU_ISA`` and data settings before anything loads MXNet there.
     """
-    distributed = _import_distributed()
+    distributed = import_distributed()
     env = dict(WORKER_ENVIRONMENT)
     for key in ("DNNL_MAX_CPU_ISA", "GLUON_BN_DATA", "MXNET_HOME", "GLUON_BN_CACHE"):
         if os.environ.get(key):
@@ -217,7 +218,7 @@ def check_workers(client, address: str) -> None:
 
 def connect(address: str, timeout: float = CONNECT_TIMEOUT):
     """Return a Client of the scheduler at `address`, with a worker, or raise BackendError."""
-    distributed = _import_distributed()
+    distributed = import_distributed()
     with _dask_config():
         try:
             client = distributed.Client(address, timeout=timeout)
