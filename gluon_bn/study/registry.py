@@ -8,11 +8,77 @@ defaults and a ``--quick`` one. ``gluon-bn study --list`` prints this module alo
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from gluon_bn.study.stats import CONFIDENCE
 
 TRAIN_SIZE, TEST_SIZE = 60000, 10000  # Fashion-MNIST's training and test sets
 GRID_KINDS = ("lr", "batch_size")     # what a study's grid holds, when it has one
+ACCURACY_MARGIN = 0.01  # one point of test accuracy: smaller differences count as none
+SPEED_MARGIN = math.log(1.1)  # within 10 % of each other, two times count as the same
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One comparison a study's verdict reads, stated before the study runs.
+
+    Attributes
+    ----------
+    name : str
+        Which part of the claim (a loop, an ablation, "faster", ...).
+    label : str
+        The difference a − b, in words: what minus what, of which quantity.
+    claim : {"greater", "less", "equivalent", "noninferior"}
+        What the documents' claim says about the difference (see
+        :mod:`gluon_bn.study.stats`).
+    margin : float
+        The largest difference that counts as none, in the difference's units.
+    role : {"decides", "reference"}
+        Whether the verdict reads it or the report only shows it (dropout, other rates).
+    """
+
+    name: str
+    label: str
+    claim: str
+    margin: float
+    role: str = "decides"
+
+    def text(self) -> str:
+        """Return the statement in one phrase: label, claim and margin."""
+        return f"{self.name}: {self.label}, claimed {self.claim}, margin ±{self.margin:.3g}"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The smallest scale at which a study's verdict is meant: below it, a verdict is provisional.
+
+    Attributes
+    ----------
+    fraction : float
+        Share of the training images.
+    epochs : int
+    seeds : int
+    why : str
+        Why this scale (what the control must do there).
+    """
+
+    fraction: float
+    epochs: int
+    seeds: int
+    why: str = ""
+
+    def shortfalls(self, settings: "Settings") -> List[str]:
+        """Return how `settings` fall short of this scale (empty when they reach it)."""
+        short = []
+        if settings.fraction < self.fraction:
+            short.append(f"fraction {settings.fraction:g} < {self.fraction:g}")
+        if settings.epochs < self.epochs:
+            short.append(f"{settings.epochs} epochs < {self.epochs}")
+        if settings.seeds < self.seeds:
+            short.append(f"{settings.seeds} seeds < {self.seeds}")
+        return short
 
 
 @dataclass(frozen=True)
@@ -143,6 +209,10 @@ class Study:
     timed : bool
         Its numbers are times: its runs never run in parallel (``--jobs`` is ignored for it,
         with one line), since runs side by side would time each other.
+    comparisons : tuple of Claimed
+        The differences the criterion reads, each with its claimed direction and margin.
+    deciding : Scale, optional
+        The smallest scale at which the verdict is meant.
     """
 
     name: str
@@ -157,6 +227,32 @@ class Study:
     grid_kind: Optional[str] = None
     ablations: Tuple[str, ...] = ()
     timed: bool = False
+    comparisons: Tuple[Claimed, ...] = ()
+    deciding: Optional[Scale] = None
+
+    def stated(self, name: str) -> Claimed:
+        """Return the stated comparison called `name`."""
+        for claimed in self.comparisons:
+            if claimed.name == name:
+                return claimed
+        raise KeyError(f"study {self.name} states no comparison {name!r}")
+
+    def statement(self) -> str:
+        """Return the criterion with its comparisons and margins, as printed before the runs."""
+        return (f"{self.criterion}. Comparisons, each a {CONFIDENCE:.0%} t interval of a − b "
+                f"paired over the shared seeds (Welch's when the seeds differ): "
+                + "; ".join(c.text() + (" (shown, not deciding)" if c.role != "decides" else "")
+                            for c in self.comparisons))
+
+    def below_deciding(self, settings: Settings) -> List[str]:
+        """Return how `settings` fall short of the deciding scale (empty: at or above it)."""
+        return self.deciding.shortfalls(settings) if self.deciding else []
+
+    def deciding_command(self, out: str = "results/studies") -> str:
+        """Return the command that runs this study at its deciding scale."""
+        d = self.deciding or Scale(self.defaults.fraction, self.defaults.epochs, self.defaults.seeds)
+        return (f"gluon-bn study {self.name} --seeds {d.seeds} --epochs {d.epochs} "
+                f"--fraction {d.fraction:g} --out {out}")
 
     def settings(self, *, quick: bool = False, seeds: Optional[int] = None,
                  epochs: Optional[int] = None, fraction: Optional[float] = None,
@@ -215,11 +311,17 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
         measurement="in both loops the documents use (train_ch5, and d2l.Trainer as document "
                     "000 calls it), the first epoch at which plain LeNet and BN LeNet "
                     "(nn.BatchNorm) reach plain LeNet's final held-out accuracy, seed by seed",
-        criterion="per loop: holds if BN's mean + sd of that epoch lies below plain's mean − sd, "
-                  "does not hold if BN's mean − sd is at or above plain's mean + sd, else "
-                  "inconclusive (also when plain LeNet ends below twice chance); overall: "
-                  "holds if it holds in both loops, does not hold if it fails in one",
+        criterion="per loop, the difference BN − plain of that epoch (a BN run that never "
+                  "reaches it counts one epoch past the end) is claimed negative: holds if its "
+                  "interval lies below 0, does not hold if it lies within the margin or above "
+                  "0, else inconclusive; inconclusive too when a plain run failed to train "
+                  "(then there is no accuracy to reach sooner). Overall: holds if it holds in "
+                  "both loops, does not hold if it fails in one, else inconclusive",
         recipe="d2l-1.0", document_epochs=10,
+        comparisons=tuple(Claimed(loop, "BN − plain, first epoch at plain's final accuracy",
+                                  "less", 1.0) for loop in ("train_ch5", "d2l.Trainer")),
+        deciding=Scale(1.0, 10, 5, "the documents' training set and epochs: on half of it "
+                                   "plain LeNet is still climbing at epoch 10"),
         defaults=Settings(seeds=3, epochs=10, fraction=0.5, test_fraction=0.25, batch_size=128,
                           lr=0.1),
         quick=Settings(**_TINY, batch_size=128, lr=0.1)),
@@ -231,17 +333,24 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
         measurement="final test accuracy of plain and BN LeNet (nn.BatchNorm) over a log grid "
                     "of learning rates wide enough that both fail at its top; a diverged run "
                     "(NaN or exploding loss) is recorded as such and counted at chance",
-        criterion="a network trains at a rate when no seed diverged and its mean − sd is "
-                  "above twice chance (0.2); holds if BN's largest training rate is above "
-                  "plain's and BN's mean − sd there is above plain's mean + sd, does not hold "
-                  "if BN's largest training rate is not above plain's, else inconclusive (also "
-                  "when the grid is too narrow). Revised after the first committed run: its "
-                  "rule (mean − sd within 0.05 of the network's best mean) found plain LeNet, "
-                  "unreliable across seeds at this scale, training at no rate, so the verdict "
-                  "was inconclusive; the rule now asks only that training does not fail. Six "
-                  "seeds: the revision was made looking at seeds 0-2; seeds 3-5 were run after "
-                  "it, a check on runs the rule had not seen",
+        criterion="a network trains at a rate when none of its runs there failed to train "
+                  "(loss non-finite or above ln 10 at the end, or final accuracy at most twice "
+                  "chance); holds if BN's largest training rate is above plain's and, at that "
+                  "rate, BN − plain accuracy is claimed positive and its interval lies above 0; "
+                  "does not hold if BN's largest training rate is not above plain's, or the "
+                  "interval there lies within the margin or below 0; else inconclusive (also "
+                  "when a network trains at no rate, or still trains at the top of the grid). "
+                  "The difference at every other rate is shown, not deciding. History: the "
+                  "first committed rule asked mean − sd within 0.05 of the best mean, the "
+                  "second no diverged seed and mean − sd above 0.2; seeds 3-5 were run after "
+                  "the second revision, on runs that rule had not seen",
         recipe="d2l-0.17", document_epochs=10, grid_kind="lr",
+        comparisons=(Claimed("at BN's largest training rate", "BN − plain, final test accuracy",
+                             "greater", ACCURACY_MARGIN),
+                     Claimed("at the other rates", "BN − plain, final test accuracy",
+                             "greater", ACCURACY_MARGIN, role="reference")),
+        deciding=Scale(1.0, 10, 6, "the documents' 10 epochs on the whole training set, where "
+                                   "plain LeNet leaves its chance plateau at its best rate"),
         defaults=Settings(seeds=6, epochs=4, fraction=0.4, test_fraction=0.5, batch_size=256,
                           grid=(0.3, 1.0, 3.0, 10.0, 30.0, 100.0)),
         quick=Settings(**_TINY, batch_size=256, grid=(0.3, 3.0, 30.0))),
@@ -257,11 +366,23 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
                     "size), in prediction mode with the moving averages, and in prediction "
                     "mode with statistics recomputed over the whole training subset, these "
                     "two one example at a time",
-        criterion="holds if at the smallest batch the batch statistics lose accuracy against "
-                  "the moving averages (intervals separated), that loss is larger than at the "
-                  "largest batch, and the whole-data statistics are nowhere below the moving "
-                  "averages; does not hold if any of these is contradicted; else inconclusive",
+        criterion="three parts, each its own verdict: 'noisy' (moving − batch-statistics "
+                  "accuracy at the smallest batch, claimed positive), 'shrinks' (that loss at "
+                  "the smallest batch minus the loss at the largest, per seed, claimed "
+                  "positive), 'whole data' (whole-data − moving-average accuracy, claimed not "
+                  "below −margin at every batch size: it holds when it holds at every batch, "
+                  "fails when it fails at one); overall: holds if all three hold, does not "
+                  "hold if one fails, else inconclusive",
         recipe="d2l-0.17", document_epochs=10, grid_kind="batch_size",
+        comparisons=(Claimed("noisy", "moving averages − batch statistics, test accuracy at "
+                                      "the smallest batch", "greater", ACCURACY_MARGIN),
+                     Claimed("shrinks", "(moving − batch statistics) at the smallest batch − "
+                                        "at the largest", "greater", ACCURACY_MARGIN),
+                     Claimed("whole data", "whole-data − moving-average statistics, test "
+                                           "accuracy, per batch size", "noninferior",
+                             ACCURACY_MARGIN)),
+        deciding=Scale(0.2, 10, 5, "the documents' 10 epochs, so the moving averages have "
+                                   "settled; the batch sizes, not the data, set the noise"),
         defaults=Settings(seeds=3, epochs=3, fraction=0.2, test_fraction=0.2, batch_size=256,
                           grid=(8, 16, 64, 256)),
         quick=Settings(**_TINY, batch_size=256, grid=(16, 256))),
@@ -273,11 +394,19 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
                     "on the training images after training) of plain and BN LeNet, each with "
                     "and without dropout after the hidden dense layers, trained long on a "
                     "small training set",
-        criterion="holds if BN's gap (mean + sd) lies below plain's (mean − sd), does not hold "
-                  "if it lies above, else inconclusive (also when plain or BN LeNet has not "
-                  "fitted its training images, mean below 0.9); dropout is the reference "
-                  "regularizer",
+        criterion="the gap difference BN − plain is claimed negative: holds if its interval "
+                  "lies below 0, does not hold if it lies within the margin or above 0, else "
+                  "inconclusive; inconclusive too when a run of plain or BN LeNet has not "
+                  "fitted its training images (training accuracy below 0.9). Dropout's effect "
+                  "on each network's gap is shown beside it, the reference regularizer",
         recipe="d2l-0.17", document_epochs=10,
+        comparisons=(Claimed("gap", "BN − plain, train−test gap", "less", ACCURACY_MARGIN),
+                     Claimed("dropout, plain", "plain + dropout − plain, train−test gap",
+                             "less", ACCURACY_MARGIN, role="reference"),
+                     Claimed("dropout, BN", "BN + dropout − BN, train−test gap", "less",
+                             ACCURACY_MARGIN, role="reference")),
+        deciding=Scale(0.05, 60, 5, "the small training set trained long is the design (so "
+                                    "both networks fit it); five seeds for the interval"),
         defaults=Settings(seeds=3, epochs=60, fraction=0.05, test_fraction=0.5, batch_size=64,
                           lr=0.3, params=_params(dropout=0.5, activation="relu")),
         quick=Settings(**_TINY, batch_size=64, lr=0.3,
@@ -290,11 +419,21 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
         measurement="final test accuracy of plain LeNet, BN LeNet, and BN LeNet with a random "
                     "per-channel shift and scale drawn anew at every training step after every "
                     "BN layer (shift uniform in ±shift, scale log-uniform in [1/spread, spread])",
-        criterion="holds if the noisy network stays clearly above plain (intervals separated) "
-                  "and closer to BN's mean than to plain's; does not hold if it is not clearly "
-                  "above plain and closer to plain; inconclusive otherwise, or when BN is not "
-                  "clearly above plain",
+        criterion="first BN − plain accuracy must lie above 0 (else inconclusive: no benefit "
+                  "to explain); then two parts: 'above plain' (noisy BN − plain, claimed "
+                  "positive) and 'keeps most' (noisy BN − the midpoint of BN and plain, per "
+                  "seed, claimed positive: the noisy network keeps more than half of BN's "
+                  "benefit); overall: holds if both hold, does not hold if one fails, else "
+                  "inconclusive",
         recipe="d2l-0.17", document_epochs=10,
+        comparisons=(Claimed("BN helps", "BN − plain, final test accuracy", "greater",
+                             ACCURACY_MARGIN),
+                     Claimed("above plain", "noisy BN − plain, final test accuracy", "greater",
+                             ACCURACY_MARGIN),
+                     Claimed("keeps most", "noisy BN − (BN + plain) / 2, final test accuracy",
+                             "greater", ACCURACY_MARGIN)),
+        deciding=Scale(1.0, 10, 5, "the documents' training set and epochs: at 40 % and 5 "
+                                   "epochs plain LeNet is still climbing"),
         defaults=Settings(seeds=3, epochs=5, fraction=0.4, test_fraction=0.5, batch_size=256,
                           params=_params(shift=1.0, spread=2.0)),
         quick=Settings(**_TINY, batch_size=256, params=_params(shift=1.0, spread=2.0))),
@@ -308,12 +447,19 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
                     "train_ch5 (gluon_bn.bench.bench) and in d2l.Trainer, in alternating rounds; "
                     "and, from MXNet's profiler, the share of the faithful scratch layer's "
                     "forward and backward time spent outside MXNet's operators (Python)",
-        criterion="holds if the scratch layer is slower on every path (scratch/built-in ratio's "
-                  "mean − sd above 1) and most of its time is Python (share's mean − sd above "
-                  "0.5); does not hold if it is not slower on a path (mean + sd at most 1) or "
-                  "most of its time is in operators (share's mean + sd below 0.5); else "
-                  "inconclusive",
+        criterion="two parts, each its own verdict: 'faster' (per path, ln(scratch seconds / "
+                  "built-in seconds) paired by round, claimed positive; holds if it holds on "
+                  "every path, does not hold if it fails on one) and 'because interpreted' "
+                  "(the share of the scratch layer's time outside MXNet's operators minus 0.5, "
+                  "one-sample over the rounds, claimed positive: most of the time is Python); "
+                  "overall: holds if both hold, does not hold if one fails, else inconclusive",
         recipe="d2l-en", document_epochs=0, timed=True,
+        comparisons=(Claimed("faster", "ln(scratch s / built-in s) per epoch, per path",
+                             "greater", SPEED_MARGIN),
+                     Claimed("because interpreted", "share of the time outside operators − 0.5",
+                             "greater", 0.1)),
+        deciding=Scale(0.05, 2, 3, "times of whole epochs vary little across rounds; the "
+                                   "committed scale"),
         defaults=Settings(seeds=3, epochs=2, fraction=0.05, test_fraction=0.05, batch_size=256),
         quick=Settings(seeds=1, epochs=2, fraction=0.005, test_fraction=0.02, batch_size=256)),
     Study(
@@ -325,12 +471,20 @@ STUDIES: Dict[str, Study] = {s.name: s for s in (
         measurement="final test accuracy of BN LeNet (nn.BatchNorm) beside: no bias in the "
                     "layers BN follows; gamma and beta frozen at 1 and 0; mean-only BN; "
                     "variance-only BN; BN after the activation",
-        criterion="per ablation: 'bias' holds if the means differ by less than 0.01 with "
-                  "overlapping intervals, does not hold if the intervals are separated; the "
-                  "others hold if full BN lies clearly above the ablated network, do not hold "
-                  "if the ablated one is clearly above or within 0.01; else inconclusive. "
-                  "Overall: holds if every ablation holds, does not hold if one fails",
+        criterion="per ablation, full BN − ablated accuracy: for 'bias' claimed equivalent "
+                  "(holds if its interval lies within the margin, does not hold if it lies "
+                  "wholly beyond it); for the others claimed positive (holds if the interval "
+                  "lies above 0, does not hold if it lies within the margin or below 0); else "
+                  "inconclusive. Overall: holds if every ablation holds, does not hold if one "
+                  "fails, else inconclusive",
         recipe="d2l-0.17", document_epochs=10,
+        comparisons=(Claimed("bias", "full BN − no bias before BN, final test accuracy",
+                             "equivalent", ACCURACY_MARGIN),) + tuple(
+            Claimed(name, f"full BN − {what}, final test accuracy", "greater", ACCURACY_MARGIN)
+            for name, what in (("frozen-gamma-beta", "gamma, beta frozen"),
+                               ("mean-only", "mean-only BN"), ("variance-only", "variance-only BN"),
+                               ("after-activation", "BN after activation"))),
+        deciding=Scale(1.0, 10, 5, "the documents' training set and epochs"),
         defaults=Settings(seeds=3, epochs=5, fraction=0.25, test_fraction=0.5, batch_size=256),
         quick=Settings(**_TINY, batch_size=256),
         ablations=("bias", "frozen-gamma-beta", "mean-only", "variance-only", "after-activation")),
