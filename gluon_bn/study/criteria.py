@@ -243,9 +243,10 @@ def learning_rate(grid: Sequence[float], plain: Sequence[Sequence[Optional[float
     comparisons = [_compared(claimed if lr == top else others, accuracies(b), accuracies(p),
                              name=f"lr {lr:g}")
                    for lr, p, b in zip(grid, plain, bn)]
-    failed_text = ", ".join(f"lr {lr:g}: plain {p}, BN {b}" for lr, p, b in
+    failed_text = ", ".join(f"{lr:g}: {p}/{b}" for lr, p, b in
                             zip(grid, plain_failed, bn_failed) if p or b)
-    counts = f"runs that failed to train per rate: {failed_text or 'none'}"
+    counts = (f"runs that failed to train (plain/BN of {len(plain[0])}) at lr "
+              f"{failed_text or 'none'}")
     for name, rate in largest.items():
         if rate is None:
             return Judgement(f"{UNCLEAR}: {name} LeNet trains (no run failed) at no rate of "

@@ -91,7 +91,7 @@ def _comparison_rows(record: StudyRecord) -> List[str]:
     if not record.comparisons:
         return []
     head = ["comparison", "a − b", "claim", "margin", "difference", "interval", "method",
-            "effect", "TOST p", "outcome"]
+            "effect", "TOST p (±margin)", "outcome"]
     lines = ["**Comparisons** (each decided from its interval, stated before the runs; "
              "shown rows do not decide):", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
