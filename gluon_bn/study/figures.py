@@ -112,8 +112,9 @@ def forest(record: StudyRecord, path: Path) -> None:
         if members:
             margin = members[0]["margin"]
             ax.axvspan(-margin, margin, color="tab:blue", alpha=0.15, linewidth=0)
-            labels = sorted({str(r["label"]) for r in members})
-            ax.set_title("; ".join(labels), fontsize=8)
+            labels = {str(r["label"]) for r in members}
+            if len(labels) == 1:  # several: the report's table names each row's difference
+                ax.set_title(labels.pop(), fontsize=8)
         for y, row in enumerate(members):
             colour = OUTCOME_COLOURS[row["outcome"]]
             ax.plot([row["lower"], row["upper"]], [y, y], color=colour, linewidth=2)
