@@ -68,7 +68,15 @@ def _incomplete_beta(x: float, a: float, b: float) -> float:
 
 
 def t_cdf(t: float, df: float) -> float:
-    """Return P(T ≤ t) for Student's t distribution with `df` (> 0, real) degrees of freedom."""
+    """Return P(T ≤ t) for Student's t distribution with `df` degrees of freedom.
+
+    Parameters
+    ----------
+    t : float
+        Where the distribution function is evaluated (±inf allowed).
+    df : float
+        Degrees of freedom, positive and not necessarily whole (Welch's are not).
+    """
     if df <= 0:
         raise ValueError(f"degrees of freedom must be positive, got {df!r}")
     if math.isinf(t):
@@ -78,7 +86,15 @@ def t_cdf(t: float, df: float) -> float:
 
 
 def t_quantile(p: float, df: float) -> float:
-    """Return the `p`-quantile (0 < p < 1) of Student's t with `df` degrees of freedom (bisection)."""
+    """Return the `p`-quantile of Student's t with `df` degrees of freedom, by bisection.
+
+    Parameters
+    ----------
+    p : float
+        The probability, in (0, 1).
+    df : float
+        Degrees of freedom, positive.
+    """
     if not 0 < p < 1:
         raise ValueError(f"a quantile needs 0 < p < 1, got {p!r}")
     if p < 0.5:
@@ -179,7 +195,17 @@ def one_sample(values: Sequence[float], reference: float = 0.0, *,
 
 def paired(a: Sequence[float], b: Sequence[float], *, confidence: float = CONFIDENCE,
            unit: str = "seeds") -> Difference:
-    """Return a − b paired value by value (same seed or round): a t interval of the differences."""
+    """Return a − b paired value by value (same seed or round): a t interval of the differences.
+
+    Parameters
+    ----------
+    a, b : sequence of float
+        As many of each, at least two; a[i] and b[i] share a seed (or a round).
+    confidence : float
+        Of the two-sided interval.
+    unit : str
+        What a pair is ("seeds", "rounds"), for the method's text.
+    """
     if len(a) != len(b):
         raise ValueError(f"paired values need as many of each, got {len(a)} and {len(b)}")
     diff = one_sample([x - y for x, y in zip(a, b)], confidence=confidence, unit=unit)
@@ -187,7 +213,15 @@ def paired(a: Sequence[float], b: Sequence[float], *, confidence: float = CONFID
 
 
 def welch(a: Sequence[float], b: Sequence[float], *, confidence: float = CONFIDENCE) -> Difference:
-    """Return mean(a) − mean(b) for unpaired runs: Welch's t interval and Cohen's d."""
+    """Return mean(a) − mean(b) for unpaired runs: Welch's t interval and Cohen's d.
+
+    Parameters
+    ----------
+    a, b : sequence of float
+        At least two runs each, not paired.
+    confidence : float
+        Of the two-sided interval.
+    """
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"Welch's interval needs at least 2 runs of each, got {len(a)} and {len(b)}")
     (ma, sa), (mb, sb) = _mean_sd(a), _mean_sd(b)
@@ -222,7 +256,15 @@ def difference(a: Sequence[float], b: Sequence[float], seeds_a: Sequence[int],
 # --------------------------------------------------------------------------- tests and verdicts
 
 def one_sided_p(diff: Difference, threshold: float, side: str) -> float:
-    """Return the p-value of H0: δ ≤ threshold (side "above") or δ ≥ threshold (side "below")."""
+    """Return the one-sided p-value of H0: δ ≤ threshold (side "above") or δ ≥ threshold ("below").
+
+    Parameters
+    ----------
+    diff : Difference
+    threshold : float
+    side : {"above", "below"}
+        The alternative: the difference lies above (below) the threshold.
+    """
     if side not in ("above", "below"):
         raise ValueError(f"side must be 'above' or 'below', got {side!r}")
     if diff.se == 0:  # no spread: the estimate is the difference
@@ -233,7 +275,14 @@ def one_sided_p(diff: Difference, threshold: float, side: str) -> float:
 
 
 def tost_p(diff: Difference, margin: float) -> float:
-    """Return the p-value of the two one-sided tests of equivalence within ±`margin`."""
+    """Return the p-value of the two one-sided tests (TOST) of equivalence within ±`margin`.
+
+    Parameters
+    ----------
+    diff : Difference
+    margin : float
+        Positive.
+    """
     return max(one_sided_p(diff, -margin, "above"), one_sided_p(diff, margin, "below"))
 
 
@@ -331,6 +380,17 @@ class Comparison:
 
 def compare(name: str, label: str, diff: Difference, claim: str, margin: float, *,
             role: str = "decides") -> Comparison:
-    """Return the :class:`Comparison` of `diff` against `claim` within `margin`, decided."""
+    """Return the :class:`Comparison` of `diff` against `claim` within `margin`, decided.
+
+    Parameters
+    ----------
+    name, label : str
+        Which part of the claim, and the difference in words (see :class:`Comparison`).
+    diff : Difference
+    claim : str
+        One of :data:`CLAIMS`.
+    margin : float
+    role : {"decides", "reference"}
+    """
     outcome, reason = decide(diff, claim, margin)
     return Comparison(name, label, claim, margin, diff, outcome, reason, role)
