@@ -1,6 +1,7 @@
 """gluon-bn study (issue 18): criteria on made-up numbers, the command's refusals, divergence as
 data, resuming, one quick study end to end, and the committed results agreeing with themselves."""
 import io
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gluon_bn.study import criteria
+from gluon_bn.study import criteria, stats
 from gluon_bn.study.criteria import FAILS, HOLDS, UNCLEAR, outcome
 from gluon_bn.study.plans import ABLATIONS, CONFIGURATIONS, judge
 from gluon_bn.study.record import load_study_record
@@ -24,11 +25,13 @@ def word(verdict):
 
 # --------------------------------------------------------------------------- criteria
 
-def test_interval_and_compare():
-    a, b = criteria.interval([0.8, 0.82, 0.84]), criteria.interval([0.5, 0.52, 0.54])
+def stated(study, name):
+    return get_study(study).stated(name)
+
+
+def test_interval_is_mean_and_sample_sd():
+    a = criteria.interval([0.8, 0.82, 0.84])
     assert a.mean == pytest.approx(0.82) and a.sd == pytest.approx(0.02)
-    assert criteria.compare(a, b) == "above" and criteria.compare(b, a) == "below"
-    assert criteria.compare(a, criteria.interval([0.79, 0.83, 0.85])) == "overlap"
     assert criteria.interval([0.3]).sd == 0
 
 
@@ -38,99 +41,157 @@ def test_every_verdict_names_its_outcome_first():
     assert outcome("does not hold: x") == FAILS and outcome("holds: x") == HOLDS
 
 
+def test_every_study_states_its_comparisons_margins_and_deciding_scale():
+    for study in STUDIES.values():
+        assert study.comparisons and study.deciding, study.name
+        text = study.statement()
+        for claimed in study.comparisons:
+            assert claimed.claim in stats.CLAIMS and claimed.margin > 0
+            assert claimed.text() in text  # the margin is printed before the study runs
+        assert f"{stats.CONFIDENCE:.0%}" in text
+
+
 def test_fewer_than_three_seeds_is_inconclusive_everywhere():
     two = [0.9, 0.91]
+    lr = stated("learning-rate", "at BN's largest training rate")
     verdicts = [
-        criteria.faster([[0.1, 0.5, 0.7]] * 2, [[0.8, 0.85, 0.9]] * 2),
-        criteria.learning_rate([1, 10], [two, [None, None]], [two, two]),
-        criteria.batch_noise([8, 256], [two, two], [[0.5, 0.5], two], [two, two]),
-        criteria.regularization(two, two, two, two),
-        criteria.covariate_shift(two, two, two),
-        criteria.compiled_speed({"p": [5.0, 5.1]}, [0.9, 0.9]),
-        criteria.matters(two, two, "x"), criteria.redundant(two, two, "x"),
+        criteria.faster([[0.1, 0.5, 0.7]] * 2, [[0.8, 0.85, 0.9]] * 2, stated("faster", "train_ch5")),
+        criteria.learning_rate([1, 10], [two, [None, None]], [two, two], [0, 2], [0, 0], lr, lr),
+        criteria.batch_noise([8, 256], [two, two], [[0.5, 0.5], two], [two, two],
+                             *(stated("batch-noise", n) for n in ("noisy", "shrinks", "whole data"))),
+        criteria.regularization(two, two, two, two, stated("regularization", "gap")),
+        criteria.covariate_shift(two, two, two, *(stated("covariate-shift", n) for n in
+                                                  ("BN helps", "above plain", "keeps most"))),
+        criteria.compiled_speed({"p": ([5.0, 5.1], [1.0, 1.0])}, [0.9, 0.9],
+                                stated("compiled-speed", "faster"),
+                                stated("compiled-speed", "because interpreted")),
+        criteria.ablation(two, two, stated("ablations", "bias")),
     ]
-    assert all(v.startswith(f"{UNCLEAR}: 2 seed(s)") for v in verdicts), verdicts
+    assert all(j.verdict.startswith(f"{UNCLEAR}: 2 seed(s)") for j in verdicts), verdicts
+
+
+def test_failure_to_train_is_defined_against_chance():
+    ok = {"loss": [2.2, 1.0], "final_acc": 0.6}
+    assert criteria.failure(ok) is None
+    assert "diverged" in criteria.failure({"diverged": True, "diverged_at": "diverged"})
+    assert "not finite" in criteria.failure({"loss": [2.0, None], "final_acc": 0.5})
+    above = criteria.failure({"loss": [30.0, 23.0], "final_acc": 0.5})  # BN at lr 100
+    assert "above ln 10" in above and math.log(10) < 23.0
+    just_above = criteria.failure({"loss": [math.log(10) + 1e-3], "final_acc": 0.5})
+    assert just_above and criteria.failure({"loss": [math.log(10) - 1e-3], "final_acc": 0.5}) is None
+    assert "twice chance" in criteria.failure({"loss": [2.2], "final_acc": 2 * criteria.CHANCE})
+    assert criteria.failure({"seconds_per_epoch": 3.0}) is None  # a timing run trains nothing
 
 
 def test_faster():
+    claimed = stated("faster", "train_ch5")
     plain = [[0.1, 0.1, 0.4, 0.6, 0.70], [0.1, 0.2, 0.5, 0.65, 0.72], [0.1, 0.1, 0.3, 0.6, 0.71]]
     bn = [[0.75, 0.8, 0.82, 0.84, 0.85]] * 3
-    assert word(criteria.faster(plain, bn)) == HOLDS
+    judged = criteria.faster(plain, bn, claimed)
+    assert word(judged.verdict) == HOLDS and judged.comparisons[0].diff.estimate == -4
     slow = [[0.1, 0.1, 0.1, 0.2, 0.5]] * 3  # never reaches plain's final accuracy
-    assert word(criteria.faster(plain, slow)) == FAILS
+    assert word(criteria.faster(plain, slow, claimed).verdict) == FAILS
     mixed = [[0.1, 0.1, 0.1, 0.72, 0.8], [0.1, 0.1, 0.1, 0.1, 0.8], [0.1, 0.1, 0.1, 0.2, 0.8]]
-    assert word(criteria.faster(plain, mixed)) == UNCLEAR
-    stuck = [[0.1, 0.1, 0.1, 0.1, 0.1]] * 3
-    assert "not clearly above chance" in criteria.faster(stuck, bn)
+    assert word(criteria.faster(plain, mixed, claimed).verdict) == UNCLEAR
+    same = [[0.1, 0.1, 0.4, 0.6, 0.70], [0.1, 0.2, 0.5, 0.65, 0.72], [0.1, 0.1, 0.3, 0.6, 0.71]]
+    assert "within ±1" in criteria.faster(plain, same, claimed).verdict  # equivalent: fails
+    stuck = criteria.faster(plain, bn, claimed, ["final accuracy 0.100 at most twice chance"])
+    assert word(stuck.verdict) == UNCLEAR and "no accuracy to reach sooner" in stuck.verdict
 
 
 def test_learning_rate():
+    lr = stated("learning-rate", "at BN's largest training rate")
+    other = stated("learning-rate", "at the other rates")
     grid = [0.1, 1, 10, 100]
-    plain = [[0.5, 0.5, 0.5], [0.8, 0.5, 0.3], [0.1, 0.1, 0.1], [None, None, None]]
-    bn = [[0.8, 0.8, 0.8], [0.85, 0.85, 0.86], [0.85, 0.84, 0.85], [None, 0.1, 0.1]]
-    verdict = criteria.learning_rate(grid, plain, bn)  # plain: unreliable at 1, still trains
-    assert word(verdict) == HOLDS and "BN 10, plain 1" in verdict
-    assert word(criteria.learning_rate(grid, bn, plain)) == FAILS  # the roles swapped
-    still = [[0.8, 0.8, 0.8]] * 4  # BN trains at the top of the grid
-    assert "too narrow" in criteria.learning_rate(grid, plain, still)
-    never = [[0.1, 0.1, 0.1]] * 4
-    assert word(criteria.learning_rate(grid, never, bn)) == UNCLEAR
-    one_fails = [[0.5, 0.5, 0.5], [0.8, 0.8, 0.1], [0.1] * 3, [0.1] * 3]
-    assert "BN 10, plain 0.1" in criteria.learning_rate(grid, one_fails, bn)
+    plain = [[0.5, 0.52, 0.5], [0.8, 0.5, 0.3], [0.1, 0.1, 0.1], [None, None, None]]
+    bn = [[0.8, 0.8, 0.81], [0.85, 0.85, 0.86], [0.85, 0.84, 0.86], [None, 0.1, 0.1]]
+    plain_failed, bn_failed = [0, 0, 3, 3], [0, 0, 0, 3]
+    judged = criteria.learning_rate(grid, plain, bn, plain_failed, bn_failed, lr, other)
+    assert word(judged.verdict) == HOLDS and "BN 10, plain 1" in judged.verdict
+    assert [c.role for c in judged.comparisons] == ["reference", "reference", "decides", "reference"]
+    swapped = criteria.learning_rate(grid, bn, plain, bn_failed, plain_failed, lr, other)
+    assert word(swapped.verdict) == FAILS
+    assert "too narrow" in criteria.learning_rate(grid, plain, bn, plain_failed, [0] * 4, lr,
+                                                  other).verdict
+    never = criteria.learning_rate(grid, plain, bn, [1] * 4, bn_failed, lr, other)
+    assert word(never.verdict) == UNCLEAR and "at no rate" in never.verdict
 
 
 def test_batch_noise():
+    claims = [stated("batch-noise", n) for n in ("noisy", "shrinks", "whole data")]
     sizes = [8, 64, 256]
     moving = [[0.80, 0.81, 0.80]] * 3
     batch = [[0.60, 0.62, 0.61], [0.78, 0.79, 0.78], [0.80, 0.80, 0.81]]
-    population = [[0.81, 0.81, 0.80]] * 3
-    assert word(criteria.batch_noise(sizes, moving, batch, population)) == HOLDS
+    population = [[0.81, 0.812, 0.80]] * 3
+    judged = criteria.batch_noise(sizes, moving, batch, population, *claims)
+    assert word(judged.verdict) == HOLDS and set(judged.parts) == {"noisy", "shrinks", "whole data"}
     better = [[0.90, 0.91, 0.90]] + batch[1:]  # batch statistics win at the smallest batch
-    assert word(criteria.batch_noise(sizes, moving, better, population)) == FAILS
-    worse_population = [[0.5, 0.5, 0.5]] * 3
-    assert word(criteria.batch_noise(sizes, moving, batch, worse_population)) == FAILS
-    close = [[0.79, 0.81, 0.80]] + batch[1:]
-    assert word(criteria.batch_noise(sizes, moving, close, population)) == UNCLEAR
+    assert word(criteria.batch_noise(sizes, moving, better, population, *claims).verdict) == FAILS
+    worse_population = [[0.5, 0.52, 0.5]] * 3
+    failed = criteria.batch_noise(sizes, moving, batch, worse_population, *claims)
+    assert failed.verdict.startswith(f"{FAILS}: noisy: holds; shrinks: holds; whole data: {FAILS}")
+    close = [[0.75, 0.84, 0.80]] + batch[1:]
+    assert word(criteria.batch_noise(sizes, moving, close, population, *claims).verdict) == UNCLEAR
 
 
-def test_regularization():
+def test_regularization_treats_no_difference_as_the_ablations_do():
+    claimed = stated("regularization", "gap")
     plain_train, plain_test = [0.99, 0.99, 0.98], [0.80, 0.81, 0.80]
     bn_train, bn_test = [0.99, 0.99, 0.99], [0.88, 0.87, 0.88]
-    assert word(criteria.regularization(plain_train, plain_test, bn_train, bn_test)) == HOLDS
-    assert word(criteria.regularization(bn_train, bn_test, plain_train, plain_test)) == FAILS
-    assert word(criteria.regularization(plain_train, plain_test, plain_train, plain_test)) == UNCLEAR
-    unfit = criteria.regularization([0.7] * 3, [0.69] * 3, bn_train, bn_test)
+    run = lambda *args: criteria.regularization(*args, claimed).verdict
+    assert word(run(plain_train, plain_test, bn_train, bn_test)) == HOLDS
+    assert word(run(bn_train, bn_test, plain_train, plain_test)) == FAILS
+    same = run(plain_train, plain_test, plain_train, [0.801, 0.809, 0.80])
+    assert word(same) == FAILS and "within ±0.01" in same  # equivalence shown (TOST)
+    spread = run(plain_train, plain_test, plain_train, [0.76, 0.85, 0.80])
+    assert word(spread) == UNCLEAR
+    unfit = run([0.7] * 3, [0.69] * 3, bn_train, bn_test)
     assert word(unfit) == UNCLEAR and "did not fit" in unfit
 
 
 def test_covariate_shift():
-    plain, bn = [0.60, 0.62, 0.61], [0.85, 0.86, 0.85]
-    assert word(criteria.covariate_shift(plain, bn, [0.83, 0.84, 0.83])) == HOLDS
-    assert word(criteria.covariate_shift(plain, bn, [0.60, 0.63, 0.61])) == FAILS
-    assert word(criteria.covariate_shift(plain, bn, [0.70, 0.76, 0.73])) == UNCLEAR
-    assert "no benefit" in criteria.covariate_shift(plain, plain, bn)
+    claims = [stated("covariate-shift", n) for n in ("BN helps", "above plain", "keeps most")]
+    plain, bn = [0.60, 0.62, 0.61], [0.85, 0.86, 0.855]
+    judged = criteria.covariate_shift(plain, bn, [0.83, 0.845, 0.83], *claims)
+    assert judged.verdict == f"{HOLDS}: above plain: {HOLDS}; keeps most: {HOLDS}"
+    assert word(criteria.covariate_shift(plain, bn, [0.60, 0.625, 0.61], *claims).verdict) == FAILS
+    assert word(criteria.covariate_shift(plain, bn, [0.65, 0.85, 0.73], *claims).verdict) == UNCLEAR
+    assert "no benefit" in criteria.covariate_shift(plain, plain, bn, *claims).verdict
 
 
-def test_compiled_speed():
-    slower = {"a": [6.0, 6.5, 7.0], "b": [2.0, 2.1, 2.2]}
-    assert word(criteria.compiled_speed(slower, [0.8, 0.85, 0.9])) == HOLDS
-    assert word(criteria.compiled_speed(slower, [0.05, 0.04, 0.06])) == FAILS  # operators, not Python
-    assert word(criteria.compiled_speed({"a": [0.9, 1.0, 0.95]}, [0.9] * 3)) == FAILS
-    assert word(criteria.compiled_speed(slower, [0.4, 0.6, 0.5])) == UNCLEAR
+def test_compiled_speed_names_both_parts():
+    claims = stated("compiled-speed", "faster"), stated("compiled-speed", "because interpreted")
+    slower = {"a": ([6.0, 6.5, 7.0], [1.0, 1.05, 1.0]), "b": ([2.0, 2.1, 2.2], [1.0, 1.0, 1.02])}
+    assert word(criteria.compiled_speed(slower, [0.8, 0.85, 0.9], *claims).verdict) == HOLDS
+    operators = criteria.compiled_speed(slower, [0.05, 0.04, 0.06], *claims)
+    assert operators.verdict == f"{FAILS}: faster: {HOLDS}; because interpreted: {FAILS}"
+    same = {"a": ([1.0, 1.01, 0.99], [1.0, 1.0, 1.0])}
+    assert word(criteria.compiled_speed(same, [0.9, 0.92, 0.95], *claims).verdict) == FAILS
+    assert word(criteria.compiled_speed(slower, [0.4, 0.7, 0.5], *claims).verdict) == UNCLEAR
 
 
 def test_ablation_rules_and_combination():
+    matters, redundant = stated("ablations", "mean-only"), stated("ablations", "bias")
     full = [0.85, 0.86, 0.85]
-    assert word(criteria.matters(full, [0.70, 0.71, 0.70], "x")) == HOLDS
-    assert word(criteria.matters(full, [0.85, 0.855, 0.85], "x")) == FAILS
-    assert word(criteria.matters(full, [0.83, 0.86, 0.84], "x")) == UNCLEAR
-    assert word(criteria.redundant(full, [0.852, 0.858, 0.85], "x")) == HOLDS
-    assert word(criteria.redundant(full, [0.70, 0.71, 0.70], "x")) == FAILS
-    assert word(criteria.redundant(full, [0.82, 0.87, 0.83], "x")) == UNCLEAR
+    judge_ = lambda ablated, claimed: word(criteria.ablation(full, ablated, claimed).verdict)
+    assert judge_([0.70, 0.71, 0.70], matters) == HOLDS
+    assert judge_([0.85, 0.861, 0.851], matters) == FAILS  # equivalence shown
+    assert judge_([0.80, 0.90, 0.84], matters) == UNCLEAR
+    assert judge_([0.852, 0.858, 0.85], redundant) == HOLDS
+    assert judge_([0.70, 0.71, 0.70], redundant) == FAILS
+    assert judge_([0.82, 0.87, 0.83], redundant) == UNCLEAR
     h, f, u = "holds: a", "does not hold: b", "inconclusive: c"
-    assert word(criteria.combine({"1": h, "2": h})) == HOLDS
+    assert criteria.combine({"1": h, "2": h}) == "holds: 1: holds; 2: holds"
     assert word(criteria.combine({"1": h, "2": f, "3": u})) == FAILS
     assert word(criteria.combine({"1": h, "2": u})) == UNCLEAR
+
+
+def test_runs_of_different_seeds_are_compared_unpaired():
+    claimed = stated("ablations", "mean-only")
+    full = criteria.Seeded([0.85, 0.86, 0.85], [0, 1, 2])
+    ablated = criteria.Seeded([0.70, 0.71, 0.70], [3, 4, 5])
+    comparison = criteria.ablation(full, ablated, claimed).comparisons[0]
+    assert comparison.diff.method.startswith("Welch t (unpaired")
 
 
 # --------------------------------------------------------------------------- the command
@@ -349,7 +410,7 @@ def _committed():
 
 @pytest.mark.skipif(not _committed(), reason="no study records committed under results/studies yet")
 def test_committed_records_reports_and_summary_agree():
-    from gluon_bn.study.report import load_records, markdown, summary
+    from gluon_bn.study.report import load_records, markdown, rejudge, summary
 
     records = load_records(RESULTS)
     assert [r.study for r in records] == list(STUDIES)
@@ -358,13 +419,20 @@ def test_committed_records_reports_and_summary_agree():
         names = [c.name for c in CONFIGURATIONS[record.study](settings)]
         assert [c.name for c in record.configurations] == names
         assert all(len(c.runs) >= 3 for c in record.configurations), record.study
-        verdict, verdicts = judge(record.study, record.configurations, settings)
-        assert record.verdict == verdict and record.verdicts == verdicts
+        again = rejudge(record)  # the verdicts come from the runs, by today's criteria
+        assert again.to_json() == record.to_json(), record.study
+        judged = judge(record.study, record.configurations, settings)
+        assert record.verdict == judged.verdict and record.verdicts == judged.parts
         assert outcome(record.verdict) in (HOLDS, FAILS, UNCLEAR)
         if record.study == "ablations":
             assert set(record.verdicts) == set(ABLATIONS)
+        assert record.comparisons, record.study
+        for comparison in record.comparisons:  # each carries what its outcome is read from
+            for key in ("difference", "lower", "upper", "method", "confidence", "margin", "claim"):
+                assert comparison[key] is not None, (record.study, key)
         assert (RESULTS / f"{record.study}.md").read_text() == markdown(record) + "\n"
         assert (RESULTS / f"{record.study}.png").exists()
+        assert (RESULTS / f"{record.study}-intervals.png").exists()
     assert (RESULTS / "README.md").read_text() == summary(records)
 
 
@@ -376,3 +444,50 @@ def test_ctrl_c_names_the_command_that_continues():
     text = _interrupted_message(args, ["study", "faster", "--out", "res"])
     assert "Runs that finished are saved under res." in text
     assert text.splitlines()[-1] == "  gluon-bn study faster --out res"
+
+
+@pytest.mark.skipif(not _committed(), reason="no study records committed under results/studies yet")
+def test_reports_flag_failures_outliers_and_the_deciding_scale():
+    import statistics
+
+    from gluon_bn.study.report import OUTLIER_FACTOR, deciding_estimate, markdown, outliers
+
+    rate = load_study_record(RESULTS / "learning-rate.json")
+    bn_100 = rate.configuration("BN lr 100")
+    assert not any(run["diverged"] for run in bn_100.runs)  # the loop's guard never fired...
+    failed = [f for f in rate.failures if f["configuration"] == "BN lr 100"]
+    assert len(failed) == len(bn_100.runs)  # ...but every run failed to train
+    assert "failed to train" in markdown(rate) and "above ln 10" in markdown(rate)
+    faster = load_study_record(RESULTS / "faster.json")
+    slow = outliers(faster)
+    for o in slow:
+        times = faster.configuration(o["configuration"]).values(o["key"])
+        assert o["value"] > OUTLIER_FACTOR * statistics.median(times)
+    text = markdown(faster)
+    assert slow and "Timing outliers" in text and faster.environment["runtime"] in text
+    assert "below the deciding scale" in text and faster.deciding["command"] in text
+    expected = sum(statistics.median(c.values("train_seconds")) for c in faster.configurations)
+    d, o = faster.deciding, faster.options
+    expected *= d["seeds"] * d["fraction"] / o["fraction"] * d["epochs"] / o["epochs"]
+    assert deciding_estimate(faster) == pytest.approx(expected)
+
+
+@pytest.mark.skipif(not _committed(), reason="no study records committed under results/studies yet")
+def test_regenerate_rejudges_without_touching_the_runs(tmp_path):
+    import json
+    import shutil
+
+    from gluon_bn.study.report import regenerate
+
+    source = RESULTS / "ablations.json"
+    old = json.loads(source.read_text())
+    old.update(schema=1, verdict="holds: made up", comparisons=[])  # a stale version-1 record
+    (tmp_path / "ablations.json").write_text(json.dumps(old))
+    shutil.copy(RESULTS / "faster.json", tmp_path)
+    assert _cli("all", "--regenerate", "--out", str(tmp_path)) == 0
+    new = json.loads((tmp_path / "ablations.json").read_text())
+    assert new["configurations"] == old["configurations"] and new["schema"] == 2
+    assert new["verdict"] == json.loads(source.read_text())["verdict"] != "holds: made up"
+    assert (tmp_path / "ablations-intervals.png").stat().st_size > 0
+    assert "| faster |" in (tmp_path / "README.md").read_text()
+    assert [r.study for r in regenerate(tmp_path)] == ["faster", "ablations"]

@@ -3,19 +3,23 @@
 ``gluon-bn study NAME`` runs one; the pieces, from pure data down to MXNet:
 
 - :mod:`~gluon_bn.study.registry`: the studies (claim, source, measurement, criterion,
-  settings) as frozen dataclasses;
+  settings) as frozen dataclasses; :mod:`~gluon_bn.study.settings`: their settings, the
+  comparisons they state before running (direction and margin) and their deciding scales;
+- :mod:`~gluon_bn.study.stats`: paired t intervals, Welch, effect sizes, TOST and the one
+  rule from an interval to an outcome;
 - :mod:`~gluon_bn.study.criteria`: the verdicts, pure functions of the numbers;
 - :mod:`~gluon_bn.study.plans`: each study's configurations, and how its runs reach its
   criterion;
-- :mod:`~gluon_bn.study.record` and :mod:`~gluon_bn.study.report`: the JSON record, the
-  progress file, the Markdown report, the figure and the summary table;
+- :mod:`~gluon_bn.study.record`, :mod:`~gluon_bn.study.report` and
+  :mod:`~gluon_bn.study.figures`: the JSON record, the progress file, the Markdown report,
+  the figures (the numbers, and a forest plot of the comparisons) and the summary table;
 - :mod:`~gluon_bn.study.runner`: one study run end to end, resumable;
 - :mod:`~gluon_bn.study.experiments` and :mod:`~gluon_bn.study.speed` (MXNet): what one
   configuration measures with one seed;
 - :mod:`~gluon_bn.study.cli`: the ``gluon-bn study`` subcommand.
 
-Importing this package, the registry, the criteria, the plans, the records or the reports
-loads no MXNet.
+Importing this package, the registry, the statistics, the criteria, the plans, the records
+or the reports loads no MXNet.
 """
 from gluon_bn.study.registry import STUDIES, Settings, Study, get_study
 

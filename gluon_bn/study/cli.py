@@ -46,8 +46,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     add_scale_arguments(parser)
     parser.add_argument("--regenerate", action="store_true",
-                        help="rewrite every report, figure and the summary in --out from the "
-                             "JSON records there; nothing is trained")
+                        help="re-judge every JSON record in --out from its runs with the "
+                             "current criteria and rewrite it, its report, its figures and the "
+                             "summary; nothing is trained and the runs are kept as they are")
     return parser
 
 
@@ -102,7 +103,8 @@ def plan(args: argparse.Namespace) -> List[Tuple[Study, Settings]]:
 def prepare(args: argparse.Namespace, out: TextIO) -> Optional[int]:
     """Do what needs no MXNet: return an exit status when that is all, None when studies must run.
 
-    ``--list`` prints the studies; ``--regenerate`` rewrites the reports from the records;
+    ``--list`` prints the studies; ``--regenerate`` re-judges the records from their runs and
+    rewrites them and their reports;
     otherwise the name and the settings are checked, and a refusal is one line on stderr
     (exit 2) before anything is read, written or trained.
     """
@@ -115,7 +117,8 @@ def prepare(args: argparse.Namespace, out: TextIO) -> Optional[int]:
             if not args.out.is_dir():
                 raise ValueError(f"{args.out} is not a folder of study records")
             regenerate(args.out)
-            print(f"rewrote the reports and the summary in {args.out}", file=out)
+            print(f"re-judged the records and rewrote them, their reports and the summary in "
+                  f"{args.out}", file=out)
             return EXIT_OK
         plan(args)
         check_scale_arguments(args)

@@ -10,25 +10,22 @@ has ``diverged: true`` and ``None`` accuracies, which the criteria count at chan
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from gluon_bn.study import criteria
-from gluon_bn.study.record import Configuration
-from gluon_bn.study.registry import Settings
-
-Judgement = Tuple[str, Optional[Dict[str, str]]]  # (verdict, verdicts per ablation or None)
+from gluon_bn.study.criteria import Judgement
+from gluon_bn.study.record import Configuration, StudyRecord
+from gluon_bn.study.registry import Settings, Study, get_study
 
 LOOPS = ("train_ch5", "d2l.Trainer")
-ABLATIONS = {  # ablation name -> (configuration, lenet options, criterion, what is removed)
-    "bias": ("no bias before BN", {"bn": "gluon", "bias_before_bn": False}, "redundant",
-             "the bias of the layers BN follows"),
-    "frozen-gamma-beta": ("gamma, beta frozen", {"bn": "frozen"}, "matters",
-                          "learning gamma and beta"),
-    "mean-only": ("mean-only BN", {"bn": "mean-only"}, "matters", "scaling by the deviation"),
-    "variance-only": ("variance-only BN", {"bn": "var-only"}, "matters", "centring on the mean"),
-    "after-activation": ("BN after activation", {"bn": "gluon", "bn_position": "after"},
-                         "matters", "BN before the activation"),
+ABLATIONS = {  # ablation name -> (configuration, lenet options); claims: registry.STUDIES
+    "bias": ("no bias before BN", {"bn": "gluon", "bias_before_bn": False}),
+    "frozen-gamma-beta": ("gamma, beta frozen", {"bn": "frozen"}),
+    "mean-only": ("mean-only BN", {"bn": "mean-only"}),
+    "variance-only": ("variance-only BN", {"bn": "var-only"}),
+    "after-activation": ("BN after activation", {"bn": "gluon", "bn_position": "after"}),
 }
 FULL_BN = "full BN"
 
@@ -92,7 +89,7 @@ def _compiled_speed(s: Settings) -> List[Configuration]:
 
 def _ablations(s: Settings) -> List[Configuration]:
     return [Configuration(FULL_BN, {"bn": "gluon"})] + [
-        Configuration(name, dict(options)) for name, options, _, _ in ABLATIONS.values()]
+        Configuration(name, dict(options)) for name, options in ABLATIONS.values()]
 
 
 CONFIGURATIONS: Dict[str, Callable[[Settings], List[Configuration]]] = {
@@ -103,83 +100,135 @@ CONFIGURATIONS: Dict[str, Callable[[Settings], List[Configuration]]] = {
 
 # --------------------------------------------------------------------------- judges
 
-def _judge_faster(configs: Sequence[Configuration], s: Settings) -> Judgement:
+def _seeded(config: Configuration, key: str) -> criteria.Seeded:
+    """`key` of every run of `config`, with the runs' seeds."""
+    return criteria.Seeded(config.values(key), config.values("seed"))
+
+
+def _failed(config: Configuration) -> List[str]:
+    """Why runs of `config` failed to train (one entry per failed run)."""
+    return [why for why in map(criteria.failure, config.runs) if why]
+
+
+def failures(configs: Sequence[Configuration]) -> List[Dict[str, object]]:
+    """Return every run that failed to train: configuration, seed and why (the record keeps it)."""
+    return [{"configuration": c.name, "seed": run.get("seed"), "why": why}
+            for c in configs for run in c.runs for why in [criteria.failure(run)] if why]
+
+
+def _judge_faster(configs: Sequence[Configuration], study: Study) -> Judgement:
     by = _names(configs)
-    parts = {loop: criteria.faster(by[f"{loop} / plain"].values("curve"),
-                                   by[f"{loop} / gluon"].values("curve")) for loop in LOOPS}
-    return criteria.combine(parts), None
+    parts = {loop: criteria.faster(_seeded(by[f"{loop} / plain"], "curve"),
+                                   _seeded(by[f"{loop} / gluon"], "curve"), study.stated(loop),
+                                   _failed(by[f"{loop} / plain"])) for loop in LOOPS}
+    return criteria.Judgement(criteria.combine({k: j.verdict for k, j in parts.items()}),
+                              {k: j.verdict for k, j in parts.items()},
+                              [c for j in parts.values() for c in j.comparisons])
 
 
-def _judge_learning_rate(configs: Sequence[Configuration], s: Settings) -> Judgement:
+def _judge_learning_rate(configs: Sequence[Configuration], study: Study,
+                         s: Settings) -> Judgement:
     by = _names(configs)
-    runs = {net: [by[f"{net} lr {lr:g}"].values("final_acc") for lr in s.grid]
-            for net in ("plain", "BN")}
-    return criteria.learning_rate(list(s.grid), runs["plain"], runs["BN"]), None
+    at = {net: [by[f"{net} lr {lr:g}"] for lr in s.grid] for net in ("plain", "BN")}
+    return criteria.learning_rate(
+        list(s.grid), *([_seeded(c, "final_acc") for c in at[net]] for net in ("plain", "BN")),
+        *([len(_failed(c)) for c in at[net]] for net in ("plain", "BN")),
+        study.stated("at BN's largest training rate"), study.stated("at the other rates"))
 
 
-def _judge_batch_noise(configs: Sequence[Configuration], s: Settings) -> Judgement:
+def _judge_batch_noise(configs: Sequence[Configuration], study: Study) -> Judgement:
     ordered = sorted(configs, key=lambda c: c.settings["batch_size"])
-    values = {key: [criteria.accuracies(c.values(key)) for c in ordered]
+    values = {key: [criteria.accuracies(_seeded(c, key)) for c in ordered]
               for key in ("moving_acc", "batch_stats_acc", "population_acc")}
     return criteria.batch_noise([c.settings["batch_size"] for c in ordered], values["moving_acc"],
-                                values["batch_stats_acc"], values["population_acc"]), None
+                                values["batch_stats_acc"], values["population_acc"],
+                                *(study.stated(n) for n in ("noisy", "shrinks", "whole data")))
 
 
-def _judge_regularization(configs: Sequence[Configuration], s: Settings) -> Judgement:
+def _judge_regularization(configs: Sequence[Configuration], study: Study) -> Judgement:
     by = _names(configs)
-    plain, bn = by["plain"], by["BN"]
+
+    def gap(name: str) -> criteria.Seeded:
+        return criteria.gaps(*(criteria.accuracies(_seeded(by[name], k))
+                               for k in ("train_acc", "final_acc")))
+
+    references = {f"dropout, {net}": (study.stated(f"dropout, {net}"), gap(f"{net} + dropout"),
+                                      gap(net)) for net in ("plain", "BN")}
     return criteria.regularization(
-        *(criteria.accuracies(c.values(k)) for c in (plain, bn) for k in ("train_acc", "final_acc"))
-    ), None
+        *(criteria.accuracies(_seeded(by[n], k)) for n in ("plain", "BN")
+          for k in ("train_acc", "final_acc")), study.stated("gap"), references)
 
 
-def _judge_covariate_shift(configs: Sequence[Configuration], s: Settings) -> Judgement:
+def _judge_covariate_shift(configs: Sequence[Configuration], study: Study) -> Judgement:
     by = _names(configs)
-    return criteria.covariate_shift(*(by[n].values("final_acc")
-                                      for n in ("plain", "BN", "noisy BN"))), None
+    return criteria.covariate_shift(*(_seeded(by[n], "final_acc") for n in ("plain", "BN", "noisy BN")),
+                                    *(study.stated(n) for n in ("BN helps", "above plain",
+                                                                "keeps most")))
 
 
-def speed_ratios(configs: Sequence[Configuration]) -> Dict[str, List[float]]:
-    """Per loop and pipeline, per round: the faithful imperative scratch layer's time over nn.BatchNorm's."""
+SPEED_PATHS = {  # path -> (the faithful imperative scratch layer, nn.BatchNorm)
+    "train_ch5 / d2l": ("train_ch5 / d2l / scratch faithful", "train_ch5 / d2l / gluon"),
+    "train_ch5 / fast": ("train_ch5 / fast / scratch faithful", "train_ch5 / fast / gluon"),
+    "d2l.Trainer / d2l": ("d2l.Trainer / d2l / scratch faithful", "d2l.Trainer / d2l / gluon")}
+
+
+def speed_times(configs: Sequence[Configuration]) -> Dict[str, Tuple[list, list]]:
+    """Per loop and pipeline: the scratch layer's and nn.BatchNorm's seconds per epoch, per round."""
     by = _names(configs)
-    pairs = {"train_ch5 / d2l": ("train_ch5 / d2l / scratch faithful", "train_ch5 / d2l / gluon"),
-             "train_ch5 / fast": ("train_ch5 / fast / scratch faithful", "train_ch5 / fast / gluon"),
-             "d2l.Trainer / d2l": ("d2l.Trainer / d2l / scratch faithful", "d2l.Trainer / d2l / gluon")}
-    return {path: [a / b for a, b in zip(by[scratch].values("seconds_per_epoch"),
-                                         by[builtin].values("seconds_per_epoch"))]
-            for path, (scratch, builtin) in pairs.items()}
+    return {path: tuple(by[name].values("seconds_per_epoch") for name in pair)
+            for path, pair in SPEED_PATHS.items()}
 
 
-def _judge_compiled_speed(configs: Sequence[Configuration], s: Settings) -> Judgement:
+def _judge_compiled_speed(configs: Sequence[Configuration], study: Study) -> Judgement:
     share = _names(configs)["profile / faithful"].values("python_share")
-    return criteria.compiled_speed(speed_ratios(configs), share), None
+    return criteria.compiled_speed(speed_times(configs), share, study.stated("faster"),
+                                   study.stated("because interpreted"))
 
 
-def _judge_ablations(configs: Sequence[Configuration], s: Settings) -> Judgement:
+def _judge_ablations(configs: Sequence[Configuration], study: Study) -> Judgement:
     by = _names(configs)
-    full = by[FULL_BN].values("final_acc")
-    rules = {"redundant": criteria.redundant, "matters": criteria.matters}
-    verdicts = {name: rules[rule](full, by[config].values("final_acc"), what)
-                for name, (config, _, rule, what) in ABLATIONS.items()}
-    return criteria.combine(verdicts), verdicts
+    full = _seeded(by[FULL_BN], "final_acc")
+    parts = {name: criteria.ablation(full, _seeded(by[config], "final_acc"), study.stated(name))
+             for name, (config, _) in ABLATIONS.items()}
+    verdicts = {name: j.verdict for name, j in parts.items()}
+    return criteria.Judgement(criteria.combine(verdicts), verdicts,
+                              [c for j in parts.values() for c in j.comparisons])
 
 
-JUDGES: Dict[str, Callable[[Sequence[Configuration], Settings], Judgement]] = {
-    "faster": _judge_faster, "learning-rate": _judge_learning_rate,
-    "batch-noise": _judge_batch_noise, "regularization": _judge_regularization,
-    "covariate-shift": _judge_covariate_shift, "compiled-speed": _judge_compiled_speed,
-    "ablations": _judge_ablations}
+JUDGES: Dict[str, Callable[..., Judgement]] = {
+    "faster": _judge_faster, "batch-noise": _judge_batch_noise,
+    "regularization": _judge_regularization, "covariate-shift": _judge_covariate_shift,
+    "compiled-speed": _judge_compiled_speed, "ablations": _judge_ablations}
 
 
 def judge(study: str, configs: Sequence[Configuration], settings: Settings) -> Judgement:
-    """Return (verdict, verdicts) of `study` from its finished configurations.
+    """Return the :class:`~gluon_bn.study.criteria.Judgement` of `study` from its finished runs.
 
     With fewer than three seeds anywhere, every verdict is that one "inconclusive".
     """
     few = criteria.too_few_seeds({c.name: c.runs for c in configs})
+    parts = {name: few for name in ABLATIONS} if study == "ablations" else None
     if few:
-        return few, ({name: few for name in ABLATIONS} if study == "ablations" else None)
-    return JUDGES[study](configs, settings)
+        return criteria.Judgement(few, parts)
+    if study == "learning-rate":
+        return _judge_learning_rate(configs, get_study(study), settings)
+    return JUDGES[study](configs, get_study(study))
+
+
+def record_of(study: Study, settings: Settings, options: Dict[str, object],
+              environment: Dict[str, object], configs: List[Configuration]) -> StudyRecord:
+    """Return the study record of finished `configs`: judged, with its comparisons and failures.
+
+    The one place a record is judged: after a run (:func:`gluon_bn.study.runner.run_study`)
+    and when the committed records are re-judged (``gluon-bn study --regenerate``).
+    """
+    judgement = judge(study.name, configs, settings)
+    deciding = dict(dataclasses.asdict(study.deciding), shortfalls=study.below_deciding(settings),
+                    command=study.deciding_command()) if study.deciding else {}
+    return StudyRecord(study.name, study.claim, study.source, study.measurement,
+                       study.statement(), study.scale_note(settings), options, environment,
+                       configs, judgement.verdict, judgement.parts,
+                       [c.to_json() for c in judgement.comparisons], failures(configs), deciding)
 
 
 # --------------------------------------------------------------------------- displays
@@ -236,3 +285,4 @@ LABELS = {"final_acc": "test acc", "train_acc": "train acc (prediction mode)",
           "whole-data statistics", "seconds_per_epoch": "s/epoch", "python_share":
           "share outside operators", "operator_ms": "operator ms/step", "wall_ms": "wall ms/step"}
 ACCURACY_KEYS = ("final_acc", "train_acc", "moving_acc", "batch_stats_acc", "population_acc")
+TIME_KEYS = ("train_seconds", "seconds_per_epoch", "operator_ms", "wall_ms", "unprofiled_ms")

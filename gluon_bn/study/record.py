@@ -16,7 +16,8 @@ from typing import Dict, List, Optional, Union
 
 from gluon_bn.report import write_atomically
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: comparisons, failures and the deciding scale beside the verdict
+READS = (1, 2)      # version 1 records hold the same runs; re-judging adds what 2 holds
 PROGRESS_SCHEMA = 1
 
 
@@ -83,7 +84,15 @@ class StudyRecord:
     verdict : str
         Starts with "holds", "does not hold" or "inconclusive".
     verdicts : dict of str to str, optional
-        One verdict per ablation (``ablations`` only).
+        One verdict per part, when the claim is a conjunction (loops, ablations, parts).
+    comparisons : list of dict
+        Every comparison the verdicts come from: difference, interval, confidence, method,
+        margin, claim, outcome (:meth:`gluon_bn.study.stats.Comparison.to_json`).
+    failures : list of dict
+        Every run that failed to train: configuration, seed and why.
+    deciding : dict
+        The deciding scale (fraction, epochs, seeds) and how the record falls short of it
+        (``shortfalls``, empty when it does not).
     """
 
     study: str
@@ -97,6 +106,9 @@ class StudyRecord:
     configurations: List[Configuration]
     verdict: str = ""
     verdicts: Optional[Dict[str, str]] = None
+    comparisons: List[Dict[str, object]] = field(default_factory=list)
+    failures: List[Dict[str, object]] = field(default_factory=list)
+    deciding: Dict[str, object] = field(default_factory=dict)
 
     def configuration(self, name: str) -> Configuration:
         """Return the configuration called `name`."""
@@ -115,19 +127,22 @@ class StudyRecord:
                 "verdict": self.verdict}
         if self.verdicts is not None:
             data["verdicts"] = dict(self.verdicts)
+        data.update(comparisons=clean(self.comparisons), failures=clean(self.failures),
+                    deciding=clean(self.deciding))
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> "StudyRecord":
-        """Return the record stored as `data`; ValueError for another schema version."""
-        if data.get("schema") != SCHEMA_VERSION:
+        """Return the record stored as `data`; ValueError for a schema version it cannot read."""
+        if data.get("schema") not in READS:
             raise ValueError(f"unknown study record schema {data.get('schema')!r}; this "
-                             f"gluon-bn reads version {SCHEMA_VERSION}")
+                             f"gluon-bn reads versions {', '.join(map(str, READS))}")
         return cls(data["study"], data["claim"], data["source"], data["measurement"],
                    data["criterion"], data["scale"], dict(data["options"]),
                    dict(data["environment"]),
                    [Configuration.from_json(c) for c in data["configurations"]],
-                   data["verdict"], data.get("verdicts"))
+                   data["verdict"], data.get("verdicts"), list(data.get("comparisons", [])),
+                   list(data.get("failures", [])), dict(data.get("deciding", {})))
 
 
 def dumps(record: StudyRecord) -> str:

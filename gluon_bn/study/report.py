@@ -1,38 +1,79 @@
-"""A study record as files: ``NAME.md``, ``NAME.png``, and the summary ``README.md``. No MXNet.
+"""A study record as files: ``NAME.md``, the figures, and the summary ``README.md``. No MXNet.
 
 Everything here reads a :class:`gluon_bn.study.record.StudyRecord` only, so the reports
 and the summary can be regenerated from the JSON records at any time
-(``gluon-bn study --regenerate --out results/studies``).
+(``gluon-bn study --regenerate --out results/studies``, which also re-judges every record
+from its runs with the current criteria). Times are summarised by their median and range,
+and a run slower than :data:`OUTLIER_FACTOR` times the median of its configuration is
+flagged with the environment the record kept.
 """
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from gluon_bn.report import WriteError, os_error_cause, write_atomically
 from gluon_bn.study import criteria
-from gluon_bn.study.plans import ACCURACY_KEYS, DISPLAYS, LABELS
-from gluon_bn.study.record import Configuration, StudyRecord, dumps, load_study_record
-from gluon_bn.study.registry import get_study, percent
+from gluon_bn.study.figures import forest, numbers, plot
+from gluon_bn.study.plans import ACCURACY_KEYS, DISPLAYS, LABELS, TIME_KEYS, record_of
+from gluon_bn.study.record import StudyRecord, dumps, load_study_record
+from gluon_bn.study.registry import Settings, get_study, percent
 
 SUMMARY_HEADER = "| study | claim | source | measured | verdict |"
+OUTLIER_FACTOR = 3.0
+BELOW = "below the deciding scale"
 
-
-def numbers(config: Configuration, key: str) -> List[float]:
-    """Return `key` over the seeds; accuracies of diverged runs at chance, other gaps left out."""
-    values = config.values(key)
-    if key in ACCURACY_KEYS and any(run.get("diverged") for run in config.runs):
-        return criteria.accuracies(values)
-    return [float(v) for v in values if v is not None]
+__all__ = ["numbers", "cell", "markdown", "outliers", "deciding_estimate", "measured",
+           "summary", "write_study", "write_summary", "load_records", "regenerate", "rejudge"]
 
 
 def cell(values: Sequence[float], key: str) -> str:
-    """Return ``mean ± sd`` of `values` with the precision `key` needs ("" when empty)."""
+    """Return ``mean ± sd`` of `values`, or for a time ``median (min–max)`` ("" when empty)."""
     if not values:
         return ""
     digits = 3 if key in ACCURACY_KEYS or key in ("gap", "python_share") else 2
+    if key in TIME_KEYS:
+        middle = statistics.median(values)
+        return (f"{middle:.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+                if len(values) > 1 else f"{middle:.{digits}f}")
     span = criteria.interval(values)
     return span.text(digits) if span.n > 1 else f"{span.mean:.{digits}f}"
+
+
+def outliers(record: StudyRecord) -> List[Dict[str, object]]:
+    """Return every run whose time is above :data:`OUTLIER_FACTOR` × its configuration's median."""
+    found = []
+    for config in record.configurations:
+        for key in TIME_KEYS:
+            values = [(run.get("seed"), run.get(key)) for run in config.runs
+                      if isinstance(run.get(key), (int, float))]
+            if len(values) < 3:
+                continue
+            middle = statistics.median(v for _, v in values)
+            found += [{"configuration": config.name, "seed": seed, "key": key, "value": v,
+                       "median": middle} for seed, v in values if v > OUTLIER_FACTOR * middle]
+    return found
+
+
+def deciding_estimate(record: StudyRecord) -> float:
+    """Return the seconds, serially, of the record's runs rescaled to the deciding scale.
+
+    Per configuration: the median training seconds of its runs, times the deciding seeds,
+    times the ratios of data fraction and epochs (training time is about proportional to
+    both). 0 when the runs record no training time (compiled-speed times itself).
+    """
+    deciding, options = record.deciding, record.options
+    if not deciding:
+        return 0.0
+    scale = (deciding["fraction"] / options["fraction"]) * (deciding["epochs"] / options["epochs"])
+    total = 0.0
+    for config in record.configurations:
+        times = [run["train_seconds"] for run in config.runs
+                 if isinstance(run.get("train_seconds"), (int, float))]
+        if times:
+            total += statistics.median(times) * deciding["seeds"] * scale
+    return total
 
 
 def _settings_text(settings: Dict[str, object]) -> str:
@@ -41,8 +82,32 @@ def _settings_text(settings: Dict[str, object]) -> str:
                      for k, v in settings.items()) or "—"
 
 
+def _below(record: StudyRecord) -> str:
+    short = record.deciding.get("shortfalls") if record.deciding else None
+    return f" ({BELOW}: {', '.join(short)})" if short else ""
+
+
+def _comparison_rows(record: StudyRecord) -> List[str]:
+    if not record.comparisons:
+        return []
+    head = ["comparison", "a − b", "claim", "margin", "difference", "interval", "method",
+            "effect", "TOST p (±margin)", "outcome"]
+    lines = ["**Comparisons** (each decided from its interval, stated before the runs; "
+             "shown rows do not decide):", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in record.comparisons:
+        digits = 2 if abs(c["margin"]) >= 0.05 else 3
+        effect = f"{c['effect_name']} {c['effect']:.2g}" if c.get("effect") is not None else "—"
+        lines.append("| " + " | ".join([
+            c["name"] + (" (shown)" if c.get("role") == "reference" else ""), c["label"],
+            c["claim"], f"±{c['margin']:.3g}", f"{c['difference']:+.{digits}f}",
+            f"{c['confidence']:.0%}: {c['lower']:+.{digits}f} to {c['upper']:+.{digits}f}",
+            c["method"], effect, f"{c['tost_p']:.2g}", f"{c['outcome']} ({c['reason']})"]) + " |")
+    return lines + [""]
+
+
 def markdown(record: StudyRecord) -> str:
-    """Return ``NAME.md``: the scale first, then claim, measurement, criterion, table and verdict."""
+    """Return ``NAME.md``: the scale, claim, criterion, verdict, comparisons, table, flags."""
     options, env = record.options, record.environment
     display = DISPLAYS[record.study]
     metrics = [m for m in display.metrics
@@ -51,9 +116,10 @@ def markdown(record: StudyRecord) -> str:
              f"**Claim** ({record.source}): {record.claim}.", "",
              f"**Measurement.** {record.measurement}.", "",
              f"**Criterion.** {record.criterion}.", "",
-             f"**Verdict.** {record.verdict}", ""]
+             f"**Verdict**{_below(record)}. {record.verdict}", ""]
     if record.verdicts:
         lines += [f"- `{name}`: {verdict}" for name, verdict in record.verdicts.items()] + [""]
+    lines += _comparison_rows(record)
     params = ", ".join(f"{k} {v}" for k, v in dict(options.get("params", {})).items())
     lines += [f"Settings: {options['seeds']} seed(s), {options['epochs']} epoch(s), "
               f"fraction {options['fraction']} of the training images, test fraction "
@@ -61,86 +127,52 @@ def markdown(record: StudyRecord) -> str:
               + (f", grid {options['grid']}" if options.get("grid") else "")
               + (f", {params}" if params else "")
               + (" (--quick)" if options.get("quick") else "") + ".", "",
-              "Numbers are mean ± sample standard deviation over the seeds; a diverged run's "
-              "accuracy counts at chance (0.1).", ""]
-    head = ["configuration", "settings"] + [LABELS.get(m, m) for m in metrics] + ["runs", "diverged"]
+              "Numbers are mean ± sample standard deviation over the seeds, times median "
+              "(range); a diverged run's accuracy counts at chance (0.1). A run failed to "
+              f"train when its loss became non-finite, its final loss is above ln 10 = "
+              f"{criteria.CHANCE_LOSS:.3f} (uniform guessing) or its final accuracy is at most "
+              f"{criteria.LEARNED:g}.", ""]
+    failed: Dict[str, int] = {}
+    for f in record.failures:
+        failed[f["configuration"]] = failed.get(f["configuration"], 0) + 1
+    head = (["configuration", "settings"] + [LABELS.get(m, m) for m in metrics]
+            + ["runs", "failed to train"])
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for config in record.configurations:
-        diverged = sum(bool(run.get("diverged")) for run in config.runs)
         lines.append("| " + " | ".join(
             [config.name, _settings_text(config.settings)]
             + [cell(numbers(config, m), m) for m in metrics]
-            + [str(len(config.runs)), str(diverged) if diverged else ""]) + " |")
-    lines += ["", f"Ran on MXNet {env.get('mxnet')}, {env.get('cpu_count')} CPU(s) "
-              f"({env.get('cpu_model') or env.get('processor')}), device {env.get('device')}, "
-              f"{env.get('runtime')}"
-              + (f"; resumed with {'; '.join(env['resumed_with'])}" if env.get("resumed_with")
-                 else "") + ".", ""]
+            + [str(len(config.runs)), str(failed.get(config.name, ""))]) + " |")
+    lines.append("")
+    if record.failures:
+        lines += ["**Runs that failed to train:** " + "; ".join(
+            f"{f['configuration']} seed {f['seed']}: {f['why']}" for f in record.failures) + ".", ""]
+    where = (f"MXNet {env.get('mxnet')}, {env.get('cpu_count')} CPU(s) "
+             f"({env.get('cpu_model') or env.get('processor')}), device {env.get('device')}, "
+             f"{env.get('runtime')}"
+             + (f"; resumed with {'; '.join(env['resumed_with'])}" if env.get("resumed_with")
+                else ""))
+    slow = outliers(record)
+    if slow:
+        lines += [f"**Timing outliers** (above {OUTLIER_FACTOR:g}× the median of their "
+                  f"configuration; the record keeps one environment for all its runs: {where}): "
+                  + "; ".join(f"{o['configuration']} seed {o['seed']}: {LABELS.get(o['key'], o['key'])} "
+                              f"{o['value']:.1f}, median {o['median']:.1f}" for o in slow)
+                  + ". Time summaries use medians, so they are not moved by it.", ""]
+    if record.deciding:
+        d = record.deciding
+        hours = deciding_estimate(record) / 3600
+        lines += [f"**Deciding scale:** fraction {d['fraction']:g}, {d['epochs']} epochs, "
+                  f"{d['seeds']} seeds ({d['why']}). "
+                  + (f"This record is {BELOW} ({', '.join(d['shortfalls'])}); `{d['command']}` "
+                     f"runs it there"
+                     + (f", about {hours:.1f} h of training on one such machine, serially "
+                        f"(from the committed runs' median seconds)" if hours else "") + "."
+                     if d["shortfalls"] else "This record is at or above it."), ""]
+    lines += [f"Ran on {where}.", "",
+              f"Figures: [{record.study}.png]({record.study}.png) (the numbers), "
+              f"[{record.study}-intervals.png]({record.study}-intervals.png) (the comparisons).", ""]
     return "\n".join(lines)
-
-
-def plot(record: StudyRecord, path: Path) -> None:
-    """Draw ``NAME.png``: the study's numbers with error bars (± sd over seeds)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    display = DISPLAYS[record.study]
-    configs = record.configurations
-    if display.plot == "curves":
-        groups = _group(configs, display.panels)
-        fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 3.8), squeeze=False)
-        for ax, (title, members) in zip(axes[0], groups.items()):
-            for config in members:
-                curves = [c for c in config.values("curve") if c]
-                length = min(len(c) for c in curves)
-                spans = [criteria.interval([c[i] for c in curves]) for i in range(length)]
-                ax.errorbar(range(1, length + 1), [s.mean for s in spans],
-                            yerr=[s.sd for s in spans], marker="o", ms=3, capsize=3,
-                            label=config.name)
-            ax.set(xlabel="epoch", ylabel=display.ylabel, title=title)
-            ax.legend(fontsize=8)
-            ax.grid(alpha=0.3)
-    elif display.plot == "sweep":
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        # (label, configurations, metric) per line: one per value of `series`, else per accuracy
-        lines = ([(label, members, display.metrics[0])
-                  for label, members in _group(configs, display.series).items()]
-                 if display.series else
-                 [(LABELS[m], configs, m) for m in display.metrics if m in ACCURACY_KEYS])
-        for label, members, metric in lines:
-            xs = [c.settings[display.x] for c in members]
-            spans = [criteria.interval(numbers(c, metric)) for c in members]
-            ax.errorbar(xs, [s.mean for s in spans], yerr=[s.sd for s in spans], marker="o",
-                        capsize=3, label=label)
-        ax.set(xscale="log", xlabel=display.x.replace("_", " "), ylabel=display.ylabel)
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    else:
-        metrics = [m for m in display.bars if any(numbers(c, m) for c in configs)]
-        fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics) + 1.5,
-                                                           0.4 * len(configs) + 1.5), squeeze=False)
-        for ax, metric in zip(axes[0], metrics):
-            shown = [c for c in configs if numbers(c, metric)]
-            spans = [criteria.interval(numbers(c, metric)) for c in shown]
-            ax.barh([c.name for c in shown], [s.mean for s in spans],
-                    xerr=[s.sd for s in spans], capsize=3, color="tab:blue", alpha=0.8)
-            ax.invert_yaxis()
-            ax.set_xlabel(LABELS.get(metric, metric))
-            ax.grid(alpha=0.3, axis="x")
-    fig.suptitle(f"{record.study}: {criteria.outcome(record.verdict)} "
-                 f"({record.options['seeds']} seed(s), ± sd)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _group(configs: Sequence[Configuration], key: Optional[str]) -> Dict[str, List[Configuration]]:
-    """Configurations by the value of setting `key` (one group of all when None), in order."""
-    groups: Dict[str, List[Configuration]] = {}
-    for config in configs:
-        groups.setdefault(str(config.settings.get(key, "")) if key else "", []).append(config)
-    return groups
 
 
 def measured(record: StudyRecord) -> str:
@@ -157,31 +189,42 @@ def measured(record: StudyRecord) -> str:
 def summary(records: Sequence[StudyRecord]) -> str:
     """Return ``README.md`` of a studies folder: one row per study, from its record."""
     lines = ["# Studies: the documents' claims, measured", "",
-             "Generated by `gluon-bn study` from the JSON records in this folder (regenerate "
-             "with `gluon-bn study --regenerate --out DIR`); do not edit by hand. Each verdict "
-             "is computed from the numbers by the study's criterion.", "",
+             "Generated by `gluon-bn study` from the JSON records in this folder (re-judge and "
+             "regenerate with `gluon-bn study --regenerate --out DIR`); do not edit by hand. "
+             "Each verdict is computed by the study's criterion from paired differences over "
+             "the shared seeds: 95 % t intervals against a margin stated before the runs "
+             "(each report lists them; its `-intervals.png` draws them). A conjunction's "
+             "verdict names its parts.", "",
              SUMMARY_HEADER, "|---|---|---|---|---|"]
     for record in records:
-        row = [record.study, record.claim, record.source, measured(record), record.verdict]
+        row = [record.study, record.claim, record.source, measured(record),
+               record.verdict + _below(record)]
         lines.append("| " + " | ".join(text.replace("|", "/") for text in row) + " |")
     return "\n".join(lines) + "\n"
 
 
+def _files(record: StudyRecord, out_dir: Path) -> Dict[str, tuple]:
+    """The record's files, JSON first: name -> (path, writer)."""
+    stem = Path(out_dir) / record.study
+    return {"json": (stem.with_suffix(".json"), lambda p: p.write_text(dumps(record))),
+            "md": (stem.with_suffix(".md"), lambda p: p.write_text(markdown(record) + "\n")),
+            "png": (stem.with_suffix(".png"), lambda p: plot(record, p)),
+            "intervals": (stem.with_name(f"{record.study}-intervals.png"),
+                          lambda p: forest(record, p))}
+
+
 def write_study(record: StudyRecord, out_dir: Path) -> Dict[str, Path]:
-    """Write ``NAME.json``, ``NAME.md``, ``NAME.png`` (each atomically, JSON first) and the summary.
+    """Write ``NAME.json``, ``NAME.md``, both figures (each atomically, JSON first) and the summary.
 
     Raises
     ------
     WriteError
         Naming the file that could not be written and the cause.
     """
-    out_dir = Path(out_dir)
-    paths = {ext: out_dir / f"{record.study}.{ext}" for ext in ("json", "md", "png")}
-    writers = {"json": lambda p: p.write_text(dumps(record)),
-               "md": lambda p: p.write_text(markdown(record) + "\n"),
-               "png": lambda p: plot(record, p)}
-    for ext, write in writers.items():
-        _write(paths[ext], write)
+    paths = {}
+    for name, (path, write) in _files(record, out_dir).items():
+        _write(path, write)
+        paths[name] = path
     paths["summary"] = write_summary(out_dir)
     return paths
 
@@ -211,9 +254,21 @@ def _write(path: Path, write) -> None:
                          f"far are kept in the progress file. Free space and run again.") from None
 
 
-def regenerate(out_dir: Path) -> None:
-    """Rewrite every study's Markdown and figure, and the summary, from the JSON records."""
-    for record in load_records(out_dir):
-        _write(Path(out_dir) / f"{record.study}.md", lambda p: p.write_text(markdown(record) + "\n"))
-        _write(Path(out_dir) / f"{record.study}.png", lambda p: plot(record, p))
+def rejudge(record: StudyRecord) -> StudyRecord:
+    """Return `record` judged again from its runs by the current criteria (the runs unchanged)."""
+    return record_of(get_study(record.study), Settings.from_dict(record.options), record.options,
+                     record.environment, record.configurations)
+
+
+def regenerate(out_dir: Path) -> List[StudyRecord]:
+    """Re-judge every record in `out_dir` from its runs and rewrite its files and the summary.
+
+    Nothing is trained: each record's configurations and runs are kept as they are; its
+    verdicts, comparisons, failures, criterion text and deciding scale are recomputed.
+    """
+    records = [rejudge(record) for record in load_records(out_dir)]
+    for record in records:
+        for path, write in _files(record, out_dir).values():
+            _write(path, write)
     write_summary(out_dir)
+    return records

@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional, TextIO, Tuple
 from tqdm import tqdm
 
 from gluon_bn.report import prepare_directory
-from gluon_bn.study.plans import CONFIGURATIONS, judge
+from gluon_bn.study.plans import CONFIGURATIONS, record_of
 from gluon_bn.study.record import Configuration, Progress, StudyRecord
 from gluon_bn.study.registry import Settings, Study
 from gluon_bn.study.report import write_study
@@ -38,7 +38,7 @@ def describe(study: Study, settings: Settings) -> List[str]:
     return [f"== study {study.name}: {study.claim}",
             f"   source: {study.source}",
             f"   measurement: {study.measurement}",
-            f"   criterion: {study.criterion}",
+            f"   criterion: {study.statement()}",
             f"   {study.scale_note(settings)}"]
 
 
@@ -153,11 +153,8 @@ def run_study(study: Study, settings: Settings, out_dir: Path, *, quick: bool = 
                          f"command runs only the missing ones):\n" + "\n".join(failed))
     for config in configs:
         config.runs = [store.done(config.name, seed) for seed in range(settings.seeds)]
-    verdict, verdicts = judge(study.name, configs, settings)
-    record = StudyRecord(study.name, study.claim, study.source, study.measurement,
-                         study.criterion, study.scale_note(settings), options,
-                         store.environment(environment), configs, verdict, verdicts)
-    print(f"   verdict: {verdict}", file=file, flush=True)
+    record = record_of(study, settings, options, store.environment(environment), configs)
+    print(f"   verdict: {record.verdict}", file=file, flush=True)
     return record, write_study(record, out_dir)
 
 

@@ -1,8 +1,9 @@
 """What ``notebooks/claims.ipynb`` shows of a study, one call per claim.
 
-:func:`show_study` displays a study's report (statement, table, verdict) and its figure: the
-committed record under ``results/studies`` by default, a run at a tiny scale in smoke mode
-(``GLUON_BN_SMOKE=1``, what the tests use), or a fresh run when asked.
+:func:`show_study` displays a study's report (statement, comparisons, table, verdict), its
+figure and its forest plot of the comparisons: the committed record under
+``results/studies`` by default, a run at a tiny scale in smoke mode (``GLUON_BN_SMOKE=1``,
+what the tests use), or a fresh run when asked.
 """
 from __future__ import annotations
 
@@ -52,7 +53,10 @@ def run_or_load(name: str, *, smoke: bool, out: Path, rerun: bool = False,
 
 def show_study(name: str, *, smoke: bool, out: Path, rerun: bool = False,
                results: Path = RESULTS) -> StudyRecord:
-    """Display study `name`'s report and figure in a notebook; return its record.
+    """Display study `name`'s report, its figure and its forest plot in a notebook; return its record.
+
+    The forest plot (``NAME-intervals.png``) draws one line per comparison the verdict reads:
+    the difference, its t interval and the margin shaded around 0.
 
     Parameters
     ----------
@@ -66,6 +70,7 @@ def show_study(name: str, *, smoke: bool, out: Path, rerun: bool = False,
     record, folder = run_or_load(name, smoke=smoke, out=out, rerun=rerun, results=results)
     display(Markdown(markdown(record)))
     display(Image(filename=str(folder / f"{name}.png")))
+    display(Image(filename=str(folder / f"{name}-intervals.png")))
     return record
 
 
