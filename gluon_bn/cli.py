@@ -223,9 +223,11 @@ def _select_runtime(args, out):
     args.requested_threads = requested  # a count asked for is never changed mid-run
     notes += more
     on_cpu = runtime.runs_on_cpu(args.device)
-    measure = requested is None and on_cpu and "mxnet" not in sys.modules
+    # a process whose runs all go to workers trains nothing: no load check, no probe
+    measure = (requested is None and on_cpu and "mxnet" not in sys.modules
+               and not _only_coordinates(args))
     busy = runtime.busy_cores() if measure else None
-    probe = measure and args.runtime in ("auto", "tuned") and not _only_coordinates(args)
+    probe = measure and args.runtime in ("auto", "tuned")
     cores = runtime.usable_cores()
     measured = []
 
