@@ -89,10 +89,11 @@ class BatchNorm(gluon.Block):
     impl : {"faithful", "fast", "native"}
         ``"faithful"`` runs :mod:`gluon_bn.bn.functional` (the documents' code, hybridizable);
         ``"fast"`` runs :mod:`gluon_bn.bn.fast` (same numbers, hand-written backward,
-        imperative only); ``"native"`` trains with :mod:`gluon_bn.bn.native`'s compiled C++
-        operator (CPU, float32/float64, numbers equal to float32 rounding; built on first use
-        with the machine's C++ compiler, raising :class:`~gluon_bn.bn.native.NativeUnavailable`
-        here when that cannot be done). ``BatchNorm(..., impl="native")`` returns a
+        imperative only); ``"native"`` runs the whole layer, moving statistics included,
+        in :mod:`gluon_bn.bn.native`'s compiled C++ operator (CPU, float32/float64,
+        numbers equal to float32 rounding; built on first use with the machine's C++
+        compiler, raising :class:`~gluon_bn.bn.native.NativeUnavailable` here when that
+        cannot be done). ``BatchNorm(..., impl="native")`` returns a
         :class:`NativeBatchNorm`, which is a HybridBlock.
 
     Both array APIs work: the layer returns ``mx.np`` arrays for ``mx.np`` input (numpy
