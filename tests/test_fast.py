@@ -6,12 +6,22 @@ import pytest
 
 from gluon_bn import BatchNorm
 from gluon_bn._mxnet import mx
-from gluon_bn.models import lenet
+from gluon_bn.models import hybridize_network, lenet
 
 nd, autograd = mx.nd, mx.autograd
 RTOL, ATOL = 1e-4, 1e-5
-# The twins of the faithful layer; "native" compiles a C++ operator on first use.
-TWINS = ["fast", pytest.param("native", marks=pytest.mark.native)]
+# The twins of the faithful layer; "native" compiles a C++ operator on first use, and
+# "native-graph" is that layer hybridized (one static graph per mode, gluon_bn.bn.modal).
+TWINS = ["fast", pytest.param("native", marks=pytest.mark.native),
+         pytest.param("native-graph", marks=pytest.mark.native)]
+
+
+def make_layer(impl, *args, **kwargs):
+    """BatchNorm(*args, impl=...), hybridized with static memory for "native-graph"."""
+    layer = BatchNorm(*args, impl=impl.replace("-graph", ""), **kwargs)
+    if impl.endswith("-graph"):
+        layer.hybridize(static_alloc=True)  # as hybridize_network(net, "graph")
+    return layer
 SHAPES = {2: (32, 7), 4: (16, 3, 9, 7)}
 CONVENTIONS = [
     dict(),
@@ -40,7 +50,7 @@ def step(layer, X, head, training):
 def test_twin_equals_faithful(twin, num_dims, conventions):
     rng = np.random.default_rng(num_dims)
     shape = SHAPES[num_dims]
-    layers = [BatchNorm(shape[1], num_dims, impl=impl, **conventions) for impl in ("faithful", twin)]
+    layers = [make_layer(impl, shape[1], num_dims, **conventions) for impl in ("faithful", twin)]
     for layer in layers:
         layer.initialize(mx.init.Uniform(1.0))  # gamma and beta away from 1 and 0
     layers[1].gamma.set_data(layers[0].gamma.data())
@@ -59,8 +69,8 @@ def test_twin_equals_faithful(twin, num_dims, conventions):
 def test_twin_equals_mxnet_operator(twin, num_dims):
     rng = np.random.default_rng(10 + num_dims)
     shape = SHAPES[num_dims]
-    ours = BatchNorm(shape[1], num_dims, impl=twin)
-    theirs = mx.gluon.nn.BatchNorm(in_channels=shape[1])
+    ours = make_layer(twin, shape[1], num_dims)
+    theirs = mx.gluon.nn.BatchNorm(in_channels=shape[1])  # fix_gamma=False, eps 1e-5 as ours
     ours.initialize()
     theirs.initialize()
     for _ in range(3):
@@ -89,8 +99,10 @@ def test_twin_lenet_trains_like_faithful_lenet(twin):
     losses = []
     for impl in ("faithful", twin):
         mx.random.seed(1)
-        net = lenet("scratch", bn_options={"impl": impl, "moving_var_init": 0.0})
+        net = lenet("scratch", bn_options={"impl": impl.replace("-graph", ""),
+                                           "moving_var_init": 0.0})
         net.initialize(mx.init.Xavier())
+        net = hybridize_network(net, "graph" if impl.endswith("-graph") else "none")
         trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 1.0})
         run = []
         for _ in range(3):
@@ -117,7 +129,7 @@ def test_one_layer_twice_in_one_graph_equals_faithful(twin):
     X = rng.normal(size=SHAPES[4]).astype("float32")
     results = []
     for impl in ("faithful", twin):
-        layer = BatchNorm(3, 4, impl=impl)
+        layer = make_layer(impl, 3, 4)
         layer.initialize()
         x = nd.array(X)
         x.attach_grad()

@@ -3,13 +3,16 @@
 The layer-level comparisons with the faithful layer and with MXNet's operator (2-D and 4-D,
 every convention, training and prediction) are in tests/test_fast.py, run for both twins.
 """
+import contextlib
+
 import numpy as np
 import pytest
 
 from gluon_bn import BatchNorm
 from gluon_bn._mxnet import mx
 from gluon_bn.bn import functional, native
-from gluon_bn.models import lenet
+from gluon_bn.bn.modal import ModeHybridSequential
+from gluon_bn.models import hybridize_network, lenet
 
 nd, autograd = mx.nd, mx.autograd
 pytestmark = pytest.mark.native
@@ -34,24 +37,63 @@ def functional_moments(X, gamma, beta, eps, normalize_by):
     return functional.normalize(nd, X, mean, var, gamma, beta, eps, normalize_by), mean, var
 
 
+def operator_call(moving, training, eps, normalize_by, momentum=0.9):
+    """The operator on (X, gamma, beta) with `moving` as its (mutated) statistics."""
+    op = getattr(nd, native.OP_NAME)
+    return lambda x, g, b: op(x, g, b, *moving, training=int(training), eps=eps,
+                              momentum=momentum, momentum_on="moving", normalize_by=normalize_by,
+                              update_in_prediction=0, first_batch=0)
+
+
 @pytest.mark.parametrize("num_dims", [2, 4])
 @pytest.mark.parametrize("normalize_by,eps", [("sqrt_var_eps", 1e-5), ("std_eps", 1e-3)])
 def test_operator_and_its_gradients_equal_autograd_in_float64(num_dims, normalize_by, eps):
-    """All three outputs carry a head, so dmean and dvar reach dX too (tolerance 1e-10)."""
+    """Training: all three outputs carry a head, so dmean and dvar reach dX too (1e-10).
+
+    The moving statistics, given as the operator's mutable inputs, are updated in place.
+    """
     rng = np.random.default_rng(num_dims)
     shape = SHAPES[num_dims]
     pshape = functional.stats_shape(shape[1], num_dims)
     X = rng.normal(0.5, 2.0, size=shape)
     gamma, beta = rng.uniform(0.5, 1.5, size=pshape), rng.normal(size=pshape)
     heads = [rng.normal(size=shape), rng.normal(size=pshape), rng.normal(size=pshape)]
-    op = getattr(nd, native.OP_NAME)
-    ours = grads_of(lambda x, g, b: op(x, g, b, eps=eps, normalize_by=normalize_by),
-                    X, gamma, beta, heads)
+    start = [rng.normal(size=pshape), rng.uniform(0.5, 2.0, size=pshape)]
+    moving = [nd.array(a, dtype="float64") for a in start]
+    ours = grads_of(operator_call(moving, True, eps, normalize_by), X, gamma, beta, heads)
     reference = grads_of(lambda x, g, b: functional_moments(x, g, b, eps, normalize_by),
                          X, gamma, beta, heads)
     names = ["Y", "mean", "var", "dX", "dgamma", "dbeta"]
     for name, u, v in zip(names, ours, reference):
         np.testing.assert_allclose(u, v.reshape(u.shape), rtol=1e-10, atol=1e-10, err_msg=name)
+    for name, m, old, batch in zip(["moving_mean", "moving_var"], moving, start, reference[1:3]):
+        np.testing.assert_allclose(m.asnumpy(), 0.9 * old + 0.1 * batch, rtol=1e-12,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("num_dims", [2, 4])
+@pytest.mark.parametrize("normalize_by,eps", [("sqrt_var_eps", 1e-5), ("std_eps", 1e-3)])
+def test_prediction_normalises_by_the_moving_statistics_and_leaves_them(num_dims, normalize_by,
+                                                                        eps):
+    """Prediction: the documents' normalize with the moving statistics as constants (1e-10)."""
+    rng = np.random.default_rng(20 + num_dims)
+    shape = SHAPES[num_dims]
+    pshape = functional.stats_shape(shape[1], num_dims)
+    X = rng.normal(0.5, 2.0, size=shape)
+    gamma, beta = rng.uniform(0.5, 1.5, size=pshape), rng.normal(size=pshape)
+    start = [rng.normal(size=pshape), rng.uniform(0.5, 2.0, size=pshape)]
+    heads = [rng.normal(size=shape)]
+    moving = [nd.array(a, dtype="float64") for a in start]
+    ours = grads_of(lambda *a: operator_call(moving, False, eps, normalize_by)(*a)[:1],
+                    X, gamma, beta, heads)
+    fixed = [nd.array(a, dtype="float64") for a in start]
+    reference = grads_of(lambda x, g, b: [functional.normalize(nd, x, *fixed, g, b, eps,
+                                                               normalize_by)],
+                         X, gamma, beta, heads)
+    for name, u, v in zip(["Y", "dX", "dgamma", "dbeta"], ours, reference):
+        np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-10, err_msg=name)
+    for m, old in zip(moving, start):
+        np.testing.assert_array_equal(m.asnumpy(), old)
 
 
 def test_constant_channel_with_std_eps_has_finite_gradients():
@@ -73,31 +115,87 @@ def test_constant_channel_with_std_eps_has_finite_gradients():
         np.testing.assert_allclose(v, u, rtol=1e-5, atol=1e-6)
 
 
-def test_lenet_in_numpy_mode_trains_like_faithful(numpy_mode):
-    """Document 000's dialect: mx.np arrays in, mx.np arrays out, the same SGD steps."""
-    np_ = numpy_mode
+def train_lenet(impl, hybridize, X, y, array):
+    """Three SGD steps of document 000's LeNet, predicting after each: what they leave."""
+    mx.random.seed(2)  # the same initial weights for every implementation
+    net = lenet("scratch", pool="avg", bn_options={"impl": impl, "momentum_on": "batch",
+                                                  "momentum": 0.1})
+    net.initialize(mx.init.Xavier())
+    net = hybridize_network(net, hybridize)
+    trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.5})
+    seen = []
+    for _ in range(3):
+        with autograd.record():
+            out = net(X)
+            loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()(out, y).mean()
+        loss.backward()
+        trainer.step(1)
+        predicted = net(X)  # prediction: must leave the moving statistics alone
+        assert isinstance(out, array) and isinstance(predicted, array)
+        stats = [p.data().asnumpy() for p in net.collect_params().values()
+                 if p.grad_req == "null"]
+        seen.append([loss.asnumpy(), predicted.asnumpy()] + stats)
+    return net, seen
+
+
+@pytest.mark.parametrize("numpy_api", [False, True], ids=["nd", "np"])
+@pytest.mark.parametrize("hybridize", ["none", "layers", "graph"])
+def test_lenet_trains_like_faithful(numpy_api, hybridize):
+    """Losses, predictions and the moving statistics after every step, both array APIs.
+
+    The faithful layer updates the statistics once per training step and never in
+    prediction; the native one, compiled or not, must leave the same numbers.
+    """
     rng = np.random.default_rng(5)
-    X = np_.array(rng.random((16, 1, 28, 28)).astype("float32"))
-    y = np_.array(rng.integers(0, 10, 16))
-    runs = []
-    for impl in ("faithful", "native"):
-        mx.random.seed(2)
-        net = lenet("scratch", pool="avg", bn_options={"impl": impl, "momentum_on": "batch",
-                                                      "momentum": 0.1})
-        net.initialize(mx.init.Xavier())
-        trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.5})
-        losses = []
-        for _ in range(3):
-            with autograd.record():
-                out = net(X)
-                loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()(out, y).mean()
-            loss.backward()
-            trainer.step(1)
-            losses.append(float(loss))
-        assert isinstance(out, np_.ndarray)
-        runs.append(losses + [net(X).asnumpy()])
-    np.testing.assert_allclose(runs[1][:3], runs[0][:3], rtol=1e-4)
-    np.testing.assert_allclose(runs[1][3], runs[0][3], rtol=1e-3, atol=1e-4)
+    X, y = rng.random((16, 1, 28, 28)).astype("float32"), rng.integers(0, 10, 16)
+    with functional.numpy_mode() if numpy_api else contextlib.nullcontext():
+        make = mx.np.array if numpy_api else nd.array
+        array = mx.np.ndarray if numpy_api else nd.NDArray
+        _, reference = train_lenet("faithful", "none", make(X), make(y), array)
+        net, ours = train_lenet("native", hybridize, make(X), make(y), array)
+    if hybridize == "graph":  # the whole network, BN layers included, is one block
+        assert isinstance(net, ModeHybridSequential)
+        assert sum(isinstance(b, BatchNorm) for b in net._children.values()) == 4
+    for step, (u, v) in enumerate(zip(reference, ours)):
+        for i, (a, b) in enumerate(zip(u, v)):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=f"step {step}, {i}")
+
+
+def test_statistics_live_on_the_input_device_and_move_once_per_training_step():
+    """Two CPU contexts hold copies; a compiled graph updates the input's copy only."""
+    layer = BatchNorm(3, 4, impl="native", momentum=0.9)
+    graph = ModeHybridSequential()
+    graph.add(layer)
+    graph.initialize(ctx=[mx.cpu(0), mx.cpu(1)])
+    graph.hybridize(static_alloc=True)  # as hybridize_network(net, "graph")
+    X = np.random.default_rng(6).normal(1.0, 2.0, size=(8, 3, 5, 5)).astype("float32")
+    x = nd.array(X, ctx=mx.cpu(1))
+    mean, var = X.mean(axis=(0, 2, 3)), X.var(axis=(0, 2, 3))
+
+    def stats(ctx):
+        return [p.data(ctx).asnumpy().ravel() for p in (layer.moving_mean, layer.moving_var)]
+
+    expected = [np.zeros(3), np.ones(3)]
+    for training in (False, True, False, False, True, False):
+        with autograd.record(train_mode=training):
+            graph(x).wait_to_read()
+        if training:
+            expected = [0.9 * expected[0] + 0.1 * mean, 0.9 * expected[1] + 0.1 * var]
+        for got, want in zip(stats(mx.cpu(1)), expected):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        for got, start in zip(stats(mx.cpu(0)), ([0.0] * 3, [1.0] * 3)):
+            np.testing.assert_array_equal(got, start)
+    assert layer.moving_mean.data(mx.cpu(1)).context == mx.cpu(1)
+
+
+def test_a_one_graph_container_is_refused_with_the_way_out():
+    """A plain HybridSequential compiles one graph for both modes: the layer says what to use."""
+    net = mx.gluon.nn.HybridSequential()
+    net.add(BatchNorm(3, 2, impl="native"))
+    net.initialize()
+    net.hybridize()
+    with pytest.raises(RuntimeError, match="once per mode.*hybridize_network.*ModeHybridSequential"):
+        net(nd.ones((4, 3)))
 
 
 def test_float16_is_refused_with_the_way_out():

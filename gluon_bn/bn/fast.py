@@ -234,7 +234,7 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
 def batch_norm_with(training_step, X, gamma, beta, moving_mean, moving_var, eps: float,
                     momentum: float, *, momentum_on: str, normalize_by: str,
                     update_in_prediction: bool, seeded=None):
-    """:func:`batch_norm` with another training step: the part every fast twin shares.
+    """:func:`batch_norm` around a given training step: prediction and the moving statistics.
 
     Parameters
     ----------

@@ -66,14 +66,15 @@ class LegacyHybridBlock(mx.gluon.HybridBlock):
     In numpy mode (``npx.set_np()``) Gluon hands a HybridBlock ``mx.np`` arrays or symbols
     and requires them back; this converts the inputs to legacy views, calls
     ``compute(F, *inputs)`` and returns its output (one value or a tuple) in the kind the
-    mode requires.
+    mode requires. Parameters, which Gluon passes by name, are converted too.
     """
 
-    def compute(self, F, *inputs):
+    def compute(self, F, *inputs, **params):
         raise NotImplementedError
 
-    def hybrid_forward(self, F, *inputs):
-        out = self.compute(F, *(as_legacy(a) for a in inputs))
+    def hybrid_forward(self, F, *inputs, **params):
+        out = self.compute(F, *(as_legacy(a) for a in inputs),
+                           **{name: as_legacy(a) for name, a in params.items()})
         numpy_api = mx.util.is_np_array()
         if isinstance(out, tuple):
             return tuple(as_kind(a, numpy_api) for a in out)

@@ -6,15 +6,23 @@ that is what makes them follow the input's device (one copy per context the net 
 initialised on, the copy used being the one on the input's device), survive
 ``save_parameters``/``load_parameters``, and get averaged across devices when saved.
 
-The computation runs in one of two parameter-free kernels, one per mode, so that
+The faithful computation runs in one of two parameter-free kernels, one per mode, so that
 ``hybridize()`` compiles each into a graph whose outputs include the new moving
-statistics; the layer writes them back after the call.
+statistics; the layer writes them back after the call. ``impl="fast"`` calls its twin
+imperatively and writes back the same way.
+
+``impl="native"`` makes a :class:`NativeBatchNorm`, a HybridBlock: its one operator
+updates the moving statistics itself, so a hybridized network (``hybridize_network(net,
+"graph")``) compiles it with the rest into one graph, as it compiles ``nn.BatchNorm``.
 """
 from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
+
 from gluon_bn.bn import fast, native
+from gluon_bn.bn.modal import ModeGraphs, traced_mode
 from gluon_bn._mxnet import mx
 from gluon_bn.bn.functional import (LegacyHybridBlock, as_kind, as_legacy, batch_norm_step,
                                     check_block_input, check_conventions, check_input,
@@ -27,8 +35,6 @@ gluon = mx.gluon
 init = mx.init
 
 MOVING_INIT = ("fixed", "first_batch")
-# The implementations that call a twin of functional.batch_norm imperatively.
-_TWINS = {"fast": fast.batch_norm, "native": native.batch_norm}
 
 
 class _BatchNormKernel(LegacyHybridBlock):
@@ -83,16 +89,24 @@ class BatchNorm(gluon.Block):
     impl : {"faithful", "fast", "native"}
         ``"faithful"`` runs :mod:`gluon_bn.bn.functional` (the documents' code, hybridizable);
         ``"fast"`` runs :mod:`gluon_bn.bn.fast` (same numbers, hand-written backward,
-        imperative only); ``"native"`` trains with :mod:`gluon_bn.bn.native`'s compiled C++
-        operator (CPU, float32/float64, numbers equal to float32 rounding; built on first use
-        with the machine's C++ compiler, raising :class:`~gluon_bn.bn.native.NativeUnavailable`
-        here when that cannot be done).
+        imperative only); ``"native"`` runs the whole layer, moving statistics included,
+        in :mod:`gluon_bn.bn.native`'s compiled C++ operator (CPU, float32/float64,
+        numbers equal to float32 rounding; built on first use with the machine's C++
+        compiler, raising :class:`~gluon_bn.bn.native.NativeUnavailable` here when that
+        cannot be done). ``BatchNorm(..., impl="native")`` returns a
+        :class:`NativeBatchNorm`, which is a HybridBlock.
 
     Both array APIs work: the layer returns ``mx.np`` arrays for ``mx.np`` input (numpy
     mode, document 000) and ``mx.nd`` arrays for ``mx.nd`` input. In numpy mode a legacy
     input is refused with a TypeError that says how to convert it (Gluon itself would reject
     the legacy output).
     """
+
+    def __new__(cls, *args, impl: str = "faithful", **kwargs):
+        # The native layer is one operator that MXNet can compile into a graph: a HybridBlock.
+        if cls is BatchNorm and impl == "native":
+            cls = NativeBatchNorm
+        return super().__new__(cls)
 
     def __init__(self, num_features: int, num_dims: int, *, eps: float = 1e-5,
                  momentum: float = 0.9, momentum_on: str = "moving",
@@ -133,33 +147,41 @@ class BatchNorm(gluon.Block):
             self.seeded = (self.params.get("seeded", shape=(1,), init=init.Zero(),
                                            grad_req="null", differentiable=False)
                            if first_batch else None)
-            self.train_kernel = _BatchNormKernel(True, num_dims, first_batch=first_batch,
-                                                 **self._conventions)
-            self.predict_kernel = _BatchNormKernel(False, num_dims, first_batch=first_batch,
-                                                   **self._conventions)
+            if impl == "faithful":
+                self.train_kernel = _BatchNormKernel(True, num_dims, first_batch=first_batch,
+                                                     **self._conventions)
+                self.predict_kernel = _BatchNormKernel(False, num_dims,
+                                                       first_batch=first_batch,
+                                                       **self._conventions)
         self._repr = (f"{num_features}, num_dims={num_dims}, eps={eps}, momentum={momentum}, "
                       f"momentum_on={momentum_on!r}, moving_var_init={moving_var_init}, "
                       f"moving_init={moving_init!r}, normalize_by={normalize_by!r}, "
                       f"update_in_prediction={update_in_prediction}, impl={impl!r}")
 
-    def forward(self, X):
+    def _check(self, X) -> bool:
+        """Validate `X` against the layer; return whether it is an ``mx.np`` array."""
         check_input(X, self.num_features, self.num_dims)
-        numpy_api = check_block_input(X, type(self).__name__)
+        numpy_api = check_block_input(X, BatchNorm.__name__)
+        dtype = self.gamma.dtype
+        if np.dtype(X.dtype) != np.dtype(dtype):  # MXNet would only say "Incompatible attr in node"
+            name, want = np.dtype(X.dtype).name, np.dtype(dtype).name
+            raise TypeError(
+                f"this BatchNorm holds {want} parameters but got {name} input; cast the layer "
+                f"(layer.cast({name!r})) or the input (X.astype({want!r}))")
+        return numpy_api
+
+    def forward(self, X):
+        numpy_api = self._check(X)
         ctx = X.context
         # Legacy views of this device's copies: writes below land in the Parameters, and
         # gamma's and beta's views keep autograd's link to their gradients.
         stats = [as_legacy(self.moving_mean.data(ctx)), as_legacy(self.moving_var.data(ctx))]
         seeded = as_legacy(self.seeded.data(ctx)) if self.seeded is not None else None
         gamma, beta = as_legacy(self.gamma.data(ctx)), as_legacy(self.beta.data(ctx))
-        if X.dtype != gamma.dtype:  # MXNet would only say "Incompatible attr in node"
-            raise TypeError(
-                f"this BatchNorm holds {gamma.dtype.__name__} parameters but got "
-                f"{X.dtype.__name__} input; cast the layer (layer.cast("
-                f"{X.dtype.__name__!r})) or the input (X.astype({gamma.dtype.__name__!r}))")
         X = as_legacy(X)
-        if self.impl in _TWINS:
-            Y, new_mean, new_var = _TWINS[self.impl](X, gamma, beta, *stats, seeded=seeded,
-                                                     **self._conventions)
+        if self.impl == "fast":
+            Y, new_mean, new_var = fast.batch_norm(X, gamma, beta, *stats, seeded=seeded,
+                                                   **self._conventions)
             updated = new_mean is not stats[0]
         else:
             kernel = self.train_kernel if autograd.is_training() else self.predict_kernel
@@ -177,4 +199,34 @@ class BatchNorm(gluon.Block):
         return as_kind(Y, numpy_api)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._repr})"
+        return f"{BatchNorm.__name__}({self._repr})"
+
+
+class NativeBatchNorm(BatchNorm, ModeGraphs, LegacyHybridBlock):
+    """``BatchNorm(..., impl="native")``: the whole layer is :func:`gluon_bn.bn.native.layer_step`.
+
+    A HybridBlock: called imperatively it makes one operator call; hybridized, alone or in a
+    network compiled by :func:`gluon_bn.models.hybridize_network`, it is one node of each
+    mode's graph (:mod:`gluon_bn.bn.modal`), and the graph updates the moving statistics
+    itself, once per training step, on the input's device (they are the operator's
+    auxiliary inputs, as Gluon's ``nn.BatchNorm``'s are). Build it as
+    ``BatchNorm(..., impl="native")``; the arguments are :class:`BatchNorm`'s.
+    """
+
+    def forward(self, X):
+        if isinstance(X, nd.NDArray):  # a call with arrays (a symbol means a graph is traced)
+            numpy_api = self._check(X)
+            native.check_input(X)
+            return as_kind(as_legacy(LegacyHybridBlock.forward(self, X)), numpy_api)
+        return LegacyHybridBlock.forward(self, X)
+
+    def compute(self, F, X, gamma, beta, moving_mean, moving_var, seeded=None):
+        training = autograd.is_training() if F is nd else traced_mode()
+        if training is None:
+            raise RuntimeError(
+                "BatchNorm(impl='native') is compiled once per mode (training, prediction), "
+                "which this container's single graph cannot hold: compile the network with "
+                "gluon_bn.models.hybridize_network(net, 'graph'), put the layers in a "
+                "gluon_bn.bn.modal.ModeHybridSequential, or hybridize the layer alone")
+        return native.layer_step(F, X, gamma, beta, moving_mean, moving_var, seeded,
+                                 training=training, **self._conventions)

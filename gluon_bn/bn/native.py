@@ -1,4 +1,4 @@
-"""The scratch layer's training pass as one compiled C++ operator: ``impl="native"``.
+"""The scratch layer as one compiled C++ operator: ``impl="native"``.
 
 MXNet 1.9 fuses elementwise operators only on the GPU, so on the CPU any batch
 normalization written in MXNet operators (:mod:`gluon_bn.bn.fast` included) makes a pass
@@ -7,16 +7,21 @@ mathematics as :func:`gluon_bn.bn.functional.batch_norm` in plain loops: three p
 forward (sum, centred squares, write Y) and two backward (two sums, write dX), no
 temporaries the size of the input. It is registered through MXNet's extension API
 (``mx.library.load``) as ``gluon_bn_batch_norm``, an ordinary operator with its own
-gradient, so autograd and hybridized graphs use it like any other.
+gradient, and it is the whole layer: training and prediction, and the moving statistics,
+which it updates in place as mutable inputs (MXNet's auxiliary states, as for its own
+BatchNorm). So a hybridized network compiles it into its graph like any other operator,
+and a training step costs one call per layer, with nothing left to Python.
+
+The mode is an attribute of the call: MXNet hands an extension operator no ``is_train``
+flag, so a compiled graph holds the operator for one mode, and the layer keeps one graph
+per mode (:mod:`gluon_bn.bn.modal`).
 
 The library is compiled on first use with the C++ compiler found on the machine (``$CXX``,
 else ``c++`` or ``g++``) against the headers MXNet's wheel ships, and cached under
 ``$GLUON_BN_CACHE`` (default ``~/.cache/gluon_bn``), keyed by the source, the MXNet version
-and the command. It trains on the CPU in float32 and float64; everything else (prediction,
-the moving statistics) is :func:`gluon_bn.bn.fast.batch_norm_with`'s, shared with ``fast``.
-Its sums run in SIMD lanes of the input's type, added into float64 per-channel totals, so
-its numbers agree with the faithful layer's to float32 rounding, not bit for bit: it is an
-option, never a default.
+and the command. It runs on the CPU in float32 and float64. Its sums run in SIMD lanes of
+the input's type, added into float64 per-channel totals, so its numbers agree with the
+faithful layer's to float32 rounding, not bit for bit: it is an option, never a default.
 """
 from __future__ import annotations
 
@@ -33,9 +38,10 @@ from typing import List, Optional
 import numpy as np
 
 from gluon_bn._mxnet import mx
-from gluon_bn.bn.fast import batch_norm_with
+from gluon_bn.bn.functional import as_kind, as_legacy, check_conventions, is_numpy_array
+from gluon_bn.bn.functional import check_input as check_batch
 
-nd = mx.nd
+nd, autograd = mx.nd, mx.autograd
 
 OP_NAME = "gluon_bn_batch_norm"
 SOURCE = Path(__file__).parent / "csrc" / "batch_norm.cc"
@@ -152,15 +158,43 @@ def unavailable_reason() -> Optional[str]:
     return None
 
 
-def _training_step(X, gamma, beta, eps: float, normalize_by: str):
-    """Y and the batch's mean and variance from the compiled operator (it differentiates itself)."""
+def check_input(X) -> None:
+    """Raise TypeError, with the way out, for input the operator cannot take (device, dtype)."""
     if X.context.device_type != "cpu":
         raise TypeError(f"impl='native' runs on the CPU only, got input on {X.context}; use "
                         "impl='fast' or 'faithful' on a GPU")
     if np.dtype(X.dtype) not in (np.float32, np.float64):
         raise TypeError(f"impl='native' computes in float32 or float64, got {np.dtype(X.dtype)};"
                         " use impl='faithful' for other dtypes")
-    return getattr(nd, OP_NAME)(X, gamma, beta, eps=eps, normalize_by=normalize_by)
+
+
+def layer_step(F, X, gamma, beta, moving_mean, moving_var, seeded=None, *, training: bool,
+               eps: float, momentum: float, momentum_on: str, normalize_by: str,
+               update_in_prediction: bool):
+    """One call of the operator: return Y; the moving statistics are updated in place.
+
+    Parameters
+    ----------
+    F : module
+        ``mx.nd`` or ``mx.sym`` (legacy arrays or symbols throughout).
+    X, gamma, beta, moving_mean, moving_var
+        As in :func:`gluon_bn.bn.functional.batch_norm`; the moving statistics are
+        written in training, and in prediction with `update_in_prediction`.
+    seeded : NDArray or Symbol, optional
+        Shape (1,): while 0 the batch statistics replace the moving ones; set to 1 by the
+        first update (document 004's first batch).
+    training : bool
+        Normalise with the batch statistics (and update), or with the moving ones.
+    eps, momentum, momentum_on, normalize_by, update_in_prediction
+        The conventions of :mod:`gluon_bn.bn.functional`.
+    """
+    extra = [] if seeded is None else [seeded]
+    out = getattr(F, OP_NAME)(X, gamma, beta, moving_mean, moving_var, *extra,
+                              training=int(training), eps=eps, momentum=momentum,
+                              momentum_on=momentum_on, normalize_by=normalize_by,
+                              update_in_prediction=int(update_in_prediction),
+                              first_batch=int(seeded is not None))
+    return out[0]  # the other outputs, the statistics Y was normalised with, are for backward
 
 
 def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
@@ -169,8 +203,9 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
                seeded=None):
     """Native twin of :func:`gluon_bn.bn.functional.batch_norm`: same arguments and results.
 
-    Arguments and results are those of :func:`gluon_bn.bn.fast.batch_norm`; training needs
-    `X` on the CPU, in float32 or float64.
+    Arguments and results are those of :func:`gluon_bn.bn.fast.batch_norm`; `X` must be on
+    the CPU, in float32 or float64. The operator updates copies of the moving statistics
+    (and of `seeded`), which are returned; the caller's arrays are left alone.
 
     Raises
     ------
@@ -178,6 +213,22 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
         The operator cannot be built here (no C++ compiler, for one); the message says why.
     """
     load()
-    return batch_norm_with(_training_step, X, gamma, beta, moving_mean, moving_var, eps,
-                           momentum, momentum_on=momentum_on, normalize_by=normalize_by,
-                           update_in_prediction=update_in_prediction, seeded=seeded)
+    check_batch(X)
+    check_input(X)
+    check_conventions(momentum_on, normalize_by)
+    numpy_api = is_numpy_array(X)
+    given = (moving_mean, moving_var)
+    X, gamma, beta, moving_mean, moving_var, seeded = (
+        as_legacy(a) for a in (X, gamma, beta, moving_mean, moving_var, seeded))
+    training = autograd.is_training()
+    updates = training or update_in_prediction
+    if updates:
+        with autograd.pause():
+            moving_mean, moving_var = moving_mean.copy(), moving_var.copy()
+            seeded = seeded.copy() if seeded is not None else None
+    Y = layer_step(nd, X, gamma, beta, moving_mean, moving_var, seeded, training=training,
+                   eps=eps, momentum=momentum, momentum_on=momentum_on, normalize_by=normalize_by,
+                   update_in_prediction=update_in_prediction)
+    if not updates:
+        return (as_kind(Y, numpy_api), *given)
+    return tuple(as_kind(a, numpy_api) for a in (Y, moving_mean, moving_var))

@@ -6,6 +6,7 @@ from typing import Any, Mapping, Optional
 
 from gluon_bn._mxnet import mx
 from gluon_bn.bn.layer import BatchNorm
+from gluon_bn.bn.modal import ModeHybridSequential, needs_mode_graphs
 from gluon_bn.bn.variants import AffineNoise, PartialBatchNorm
 from gluon_bn.recipes import VARIANTS, Recipe
 
@@ -210,9 +211,10 @@ def hybridize_network(net: nn.Sequential, mode: str) -> mx.gluon.Block:
         documents do: every hybridizable layer becomes its own compiled graph.
         ``"graph"``: every run of consecutive hybridizable layers is moved into one
         ``HybridSequential`` compiled with static memory and shapes
-        (``static_alloc=True, static_shape=True``): one graph for a whole Gluon LeNet, and
-        the segments between the scratch layers (which stay Blocks, their own kernels
-        hybridized) for the scratch one.
+        (``static_alloc=True, static_shape=True``): one graph for a whole Gluon LeNet or
+        native scratch LeNet (a :class:`gluon_bn.bn.modal.ModeHybridSequential`, one graph
+        per mode, when it holds the native layer), and the segments between the faithful
+        or fast scratch layers (which stay Blocks, their own kernels hybridized).
 
     Returns
     -------
@@ -230,17 +232,23 @@ def hybridize_network(net: nn.Sequential, mode: str) -> mx.gluon.Block:
             net.hybridize()
         return net
     segments: list = []  # HybridSequential runs and the non-hybrid blocks between them
+    # The native scratch layer is compiled once per mode (gluon_bn.bn.modal); Gluon's is not.
+    modes = needs_mode_graphs(net)
+    Segment = ModeHybridSequential if modes else nn.HybridSequential
     for block in net._children.values():
         if isinstance(block, mx.gluon.HybridBlock):
             if not segments or not isinstance(segments[-1], nn.HybridSequential):
-                segments.append(nn.HybridSequential(prefix=""))
+                segments.append(Segment(prefix=""))
             segments[-1].add(block)
         else:
             block.hybridize()  # the scratch layer's per-mode kernels
             segments.append(block)
     for segment in segments:
         if isinstance(segment, nn.HybridSequential):
-            segment.hybridize(static_alloc=True, static_shape=True)
+            # static_shape bulks operators into engine segments that declare a mutable input
+            # (the native layer's moving statistics) as read, not written (MXNet 1.9.1,
+            # src/imperative/imperative_utils.h:971), so a read of them would not wait.
+            segment.hybridize(static_alloc=True, static_shape=not modes)
     if len(segments) == 1:
         return segments[0]
     graph = nn.Sequential(prefix="")
