@@ -68,7 +68,7 @@ def test_command_line_and_library_run_the_identical_configuration(tmp_path, fash
 
 @pytest.mark.parametrize("module", ["gluon_bn.cli", "gluon_bn.results", "gluon_bn.tuning", "gluon_bn.report.results",
                                     "gluon_bn.bench.bench", "gluon_bn.bench.peer",
-                                    "gluon_bn.bench.scaling"])
+                                    "gluon_bn.bench.scaling", "gluon_bn.bench.scaleout"])
 def test_every_module_entry_point_answers_help(module):
     proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
                           text=True)
@@ -104,9 +104,10 @@ def test_a_runs_command_runs_the_identical_configuration(name, options):
     assert again == run
 
 
+@pytest.mark.parametrize("module", ["gluon_bn.bench.scaling", "gluon_bn.bench.scaleout"])
 @pytest.mark.parametrize("job", ["not json", "[1, 2]"])
-def test_a_child_module_refuses_a_job_that_is_not_a_json_object(job):
-    proc = subprocess.run([sys.executable, "-m", "gluon_bn.bench.scaling", job],
+def test_a_child_module_refuses_a_job_that_is_not_a_json_object(module, job):
+    proc = subprocess.run([sys.executable, "-m", module, job],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "the job" in proc.stderr and "Traceback" not in proc.stderr
