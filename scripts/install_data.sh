@@ -5,7 +5,9 @@
 #   - python3-venv, when python3 cannot create a virtualenv (Debian ships venv's pip
 #     bootstrap, ensurepip, separately);
 #   - g++, when no C++ compiler is found ($CXX, c++, g++): only the scratch layer's
-#     impl="native" (a C++ operator compiled on first use) needs one.
+#     impl="native" (a C++ operator compiled on first use) needs one;
+#   - chromium and chromium-driver, when /usr/bin lacks them: the website's browser test
+#     (tests/test_site.py) opens the built site in Debian's headless Chromium.
 #
 # apt-get runs directly when we are root, through sudo when we are not and sudo exists.
 # Where apt-get, root and sudo are all unavailable, or the install fails, it says what to
@@ -17,6 +19,7 @@
 #
 # Environment: GLUON_BN_DATA and MXNET_HOME are honoured as gluon-bn honours them; so is
 # CXX (a C++ compiler other than c++ or g++);
+# GLUON_BN_BROWSER_DIR replaces /usr/bin where chromium and chromedriver are looked for (tests);
 # GLUON_BN_DATASET_DIR replaces /usr/share/datasets/fashion-mnist (for tests).
 # POSIX sh (tested under dash and bash).
 
@@ -24,13 +27,14 @@ set -u
 
 PACKAGE=dataset-fashion-mnist
 SYSTEM_DIR=${GLUON_BN_DATASET_DIR:-/usr/share/datasets/fashion-mnist}
+BROWSER_DIR=${GLUON_BN_BROWSER_DIR:-/usr/bin}
 FILES="train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte"
 DRY_RUN=0
 
 for arg in "$@"; do
     case $arg in
         --dry-run) DRY_RUN=1 ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install_data.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -87,6 +91,13 @@ EOF
 EOF
         ;;
     esac
+    case " $need " in
+        *" chromium"*) cat <<EOF
+  No Chromium in $BROWSER_DIR: the site builds without it, and its browser test skips;
+  on Debian, as root, apt-get install -y chromium chromium-driver.
+EOF
+        ;;
+    esac
 }
 
 need=""
@@ -102,6 +113,8 @@ fi
 if [ -z "${CXX:-}" ] && ! command -v c++ >/dev/null 2>&1 && ! command -v g++ >/dev/null 2>&1; then
     need="$need g++"
 fi
+[ -x "$BROWSER_DIR/chromium" ] || need="$need chromium"
+[ -x "$BROWSER_DIR/chromedriver" ] || need="$need chromium-driver"
 need=${need# }
 if [ -z "$need" ]; then
     say "nothing to install."

@@ -108,8 +108,12 @@ exit 0
 def fake_system(tmp_path):
     """Run the helper with only stub commands on PATH; return (run, calls, dataset_dir)."""
     bin_dir, data_dir, calls = tmp_path / "bin", tmp_path / "datasets", tmp_path / "calls"
-    bin_dir.mkdir()
-    data_dir.mkdir()
+    browser_dir = tmp_path / "browser"  # Chromium and its driver, present unless a test removes them
+    for folder in (bin_dir, data_dir, browser_dir):
+        folder.mkdir()
+    for name in ("chromium", "chromedriver"):
+        (browser_dir / name).write_text("")
+        (browser_dir / name).chmod(0o755)
     calls.write_text("")
     shell_path = shutil.which("sh")
     for name in ("cat", "sed"):
@@ -126,6 +130,7 @@ def fake_system(tmp_path):
                 (bin_dir / name).unlink()
         env = {"PATH": str(bin_dir), "HOME": str(tmp_path / "home"), "CALLS": str(calls),
                "MXNET_HOME": str(tmp_path / "mxnet"), "GLUON_BN_DATASET_DIR": str(data_dir),
+               "GLUON_BN_BROWSER_DIR": str(browser_dir),
                "CXX": "c++"}  # a compiler, unless a test passes CXX=""
         env.update({k: str(v) for k, v in fake.items()})
         result = subprocess.run([shutil.which(shell), str(SCRIPT), *args], capture_output=True,
@@ -182,6 +187,20 @@ def test_helper_adds_a_compiler_only_when_none_is_found(fake_system):
     assert calls == ["apt-get install -y g++"]
     result, calls = run(CXX="", stubs=("id", "python3"))  # no apt-get: advice instead
     assert len(calls) == 1 and "apt-get install -y g++, or set CXX" in result.stdout
+
+
+def test_helper_adds_chromium_and_its_driver_only_where_missing(fake_system, tmp_path):
+    """The website's browser test drives Debian's chromium through chromium-driver."""
+    run, data_dir = fake_system
+    _fill(data_dir)
+    (tmp_path / "browser" / "chromedriver").unlink()
+    result, calls = run(FAKE_UID=0)
+    assert result.returncode == 0, result.stderr
+    assert calls == ["apt-get install -y chromium-driver"]
+    (tmp_path / "browser" / "chromium").unlink()
+    result, calls = run(FAKE_UID=0, stubs=("id", "python3"))  # no apt-get: advice instead
+    assert "apt-get install -y chromium chromium-driver" in result.stdout
+    assert "browser test skips" in result.stdout
 
 
 def test_helper_updates_apt_first_when_the_package_is_unknown(fake_system):

@@ -491,3 +491,14 @@ def test_regenerate_rejudges_without_touching_the_runs(tmp_path):
     assert (tmp_path / "ablations-intervals.png").stat().st_size > 0
     assert "| faster |" in (tmp_path / "README.md").read_text()
     assert [r.study for r in regenerate(tmp_path)] == ["faster", "ablations"]
+
+
+def test_a_notebook_shows_a_report_without_links_to_the_files_beside_its_record():
+    from gluon_bn.study.report import markdown, summary
+    from gluon_bn.study.walkthrough import unlink_siblings
+    record = load_study_record(Path(__file__).parents[1] / "results" / "studies" / "faster.json")
+    for text, label in ((markdown(record), "faster-intervals.png"), (summary([record]), "report")):
+        assert "](faster" in text                      # results/studies and the site link them
+        shown = unlink_siblings(text)
+        assert "](faster" not in shown and label in shown
+    assert unlink_siblings("[site](https://x.org/a.md) [b](b.png)") == "[site](https://x.org/a.md) b"

@@ -250,6 +250,11 @@ def other_published(reps: Iterable[Reproduction]) -> List[str]:
     return lines or ["None recorded."]
 
 
+# The head of the table of :func:`final_rows`.
+FINAL_HEADER = ("| run | variant | epoch | document | ours | s/epoch (ours) | tolerance | gap |",
+                "|---|---|---|---|---|---|---|---|")
+
+
 def render_readme(results_dir: Path) -> str:
     """Return ``results/README.md``: every recipe's final numbers beside the document's, and why they differ."""
     results = load_results(results_dir)
@@ -258,8 +263,7 @@ def render_readme(results_dir: Path) -> str:
              "folder; do not edit by hand. Per-epoch tables and curves: the `.md` and `.png` "
              "file of each run. The records come from `scripts/reproduce_all.py` "
              "(`--dry-run` lists its commands).", "", *HOW_TO_READ, "",
-             "| run | variant | epoch | document | ours | s/epoch (ours) | tolerance | gap |",
-             "|---|---|---|---|---|---|---|---|"]
+             *FINAL_HEADER]
     for stem, rep in results:
         lines += ["| " + " | ".join(row) + " |" for row in final_rows(rep, stem)]
     notes = [outlier_note(stem, o) for stem, rep in results
@@ -269,29 +273,40 @@ def render_readme(results_dir: Path) -> str:
     lines += ["", "## Other published runs", ""] + other_published(rep for _, rep in results)
     lines += ["", "## Runs", ""]
     for stem, rep in results:
-        run, env = rep.run, rep.environment
-        ratio = time_ratio(rep)
-        doc_ratio = document_time_ratio(rep.recipe)
-        lines.append(
-            f"- `{stem}`: {run.dataset}, seeds {list(run.seeds)}, "
-            f"{run.epochs} epochs, loop `{run.loop}`, pipeline `{run.pipeline}`, "
-            f"scratch BN `{run.bn_impl}`, hybridize `{run.hybridize}`, "
-            f"{env['device']}, {machine(env)}"
-            + (f"; scratch/Gluon time {ratio:.2f}x" if ratio else "")
-            + (f" (document {doc_ratio:.2f}x)" if doc_ratio else "") + ".")
-        isa, pin = record_isa(env)
-        lines.append(f"  Made with {env['omp_threads']} OpenMP thread(s) "
-                     f"({describe_runtime(env.get('threads') or {})}), oneDNN ISA {isa}; "
-                     f"to run it again: "
-                     f"`{shlex.join(['gluon-bn', *run.command(env['omp_threads']), *pin])}`")
-        claim = claim_check(rep)
-        if claim:
-            lines.append(f"  Document 000's claim: {claim}")
+        lines += run_lines(stem, rep)
     lines += ["", "## Why the numbers differ", ""]
     for key in ["*"] + sorted({rep.recipe.name.split(":")[0] for _, rep in results}):
         for text in EXPLANATIONS.get(key, []):
             lines.append(f"- {'' if key == '*' else f'`{key}`: '}{text}")
     return "\n".join(lines) + "\n"
+
+
+def rerun_command(rep: Reproduction) -> str:
+    """Return the shell command that makes record `rep` again: its run, threads and ISA pinned."""
+    env = rep.environment
+    _, pin = record_isa(env)
+    return shlex.join(["gluon-bn", *rep.run.command(env["omp_threads"]), *pin])
+
+
+def run_lines(stem: str, rep: Reproduction) -> List[str]:
+    """Return the Markdown list item that describes record `stem`: set-up, machine, command."""
+    run, env = rep.run, rep.environment
+    ratio = time_ratio(rep)
+    doc_ratio = document_time_ratio(rep.recipe)
+    lines = [f"- `{stem}`: {run.dataset}, seeds {list(run.seeds)}, "
+             f"{run.epochs} epochs, loop `{run.loop}`, pipeline `{run.pipeline}`, "
+             f"scratch BN `{run.bn_impl}`, hybridize `{run.hybridize}`, "
+             f"{env['device']}, {machine(env)}"
+             + (f"; scratch/Gluon time {ratio:.2f}x" if ratio else "")
+             + (f" (document {doc_ratio:.2f}x)" if doc_ratio else "") + "."]
+    isa, _ = record_isa(env)
+    lines.append(f"  Made with {env['omp_threads']} OpenMP thread(s) "
+                 f"({describe_runtime(env.get('threads') or {})}), oneDNN ISA {isa}; "
+                 f"to run it again: `{rerun_command(rep)}`")
+    claim = claim_check(rep)
+    if claim:
+        lines.append(f"  Document 000's claim: {claim}")
+    return lines
 
 
 def record_isa(env: dict) -> tuple:

@@ -8,6 +8,7 @@ what the tests use), or a fresh run when asked.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Tuple
@@ -18,6 +19,15 @@ from gluon_bn.study.registry import get_study
 RESULTS = Path(__file__).resolve().parents[2] / "results" / "studies"
 # Smoke scale: the quick settings on 300 training images (a LeNet batch fits) and 200 test images.
 SMOKE_FRACTION, SMOKE_TEST_FRACTION = 0.005, 0.02
+# A report links the files beside its record (``NAME.png``, the other studies' ``NAME.md``):
+# right in results/studies and on the site, dangling in a notebook, which shows the figures
+# itself. There the links become their text.
+SIBLING_LINK = re.compile(r"\[([^\]]+)\]\(([\w.-]+\.(?:md|png))\)")
+
+
+def unlink_siblings(text: str) -> str:
+    """Return Markdown `text` with its links to files beside a record replaced by their text."""
+    return SIBLING_LINK.sub(r"\1", text)
 
 
 def run_or_load(name: str, *, smoke: bool, out: Path, rerun: bool = False,
@@ -68,7 +78,7 @@ def show_study(name: str, *, smoke: bool, out: Path, rerun: bool = False,
     from gluon_bn.study.report import markdown
 
     record, folder = run_or_load(name, smoke=smoke, out=out, rerun=rerun, results=results)
-    display(Markdown(markdown(record)))
+    display(Markdown(unlink_siblings(markdown(record))))
     display(Image(filename=str(folder / f"{name}.png")))
     display(Image(filename=str(folder / f"{name}-intervals.png")))
     return record
@@ -83,6 +93,6 @@ def show_summary(*, smoke: bool, out: Path, results: Path = RESULTS) -> Optional
     records = load_records(Path(out) if smoke else Path(results))
     if not records:
         return None
-    text = summary(records)
+    text = unlink_siblings(summary(records))
     display(Markdown(text))
     return text
