@@ -343,9 +343,9 @@ def _collapse_guard(args):
 
     Only on the CPU under NaiveEngine (whose step times are real), with several threads; a
     run given --threads (or OMP_NUM_THREADS) keeps its count and gets a note instead."""
-    from gluon_bn.runtime import threads_in_effect
+    from gluon_bn.runtime import synchronous_engine, threads_in_effect
     from gluon_bn.tuning import CollapseGuard
-    if os.environ.get("MXNET_ENGINE_TYPE") != "NaiveEngine" or threads_in_effect() < 2:
+    if not synchronous_engine() or threads_in_effect() < 2:
         return None
     return CollapseGuard(threads_in_effect(),
                          allowed=getattr(args, "requested_threads", None) is None)

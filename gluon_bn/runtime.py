@@ -118,6 +118,13 @@ def mxnet_default_threads(cores: Optional[int] = None, machine: Optional[str] = 
     return max(1, cores // 2) if machine in ("x86_64", "amd64", "i386", "i686") else cores
 
 
+def synchronous_engine(environ: Optional[MutableMapping[str, str]] = None) -> bool:
+    """Return whether MXNet runs under `environ` with NaiveEngine, which runs each operator on
+    the calling thread before the call returns (so no read can overtake a write)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("MXNET_ENGINE_TYPE") == ENGINES["naive"]
+
+
 def threads_in_effect(environ: Optional[MutableMapping[str, str]] = None,
                       cores: Optional[int] = None) -> int:
     """Return the OpenMP thread count MXNet runs with under `environ` (what records keep)."""

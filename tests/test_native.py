@@ -13,6 +13,7 @@ from gluon_bn._mxnet import mx
 from gluon_bn.bn import functional, native
 from gluon_bn.bn.modal import ModeHybridSequential
 from gluon_bn.models import hybridize_network, lenet
+from gluon_bn.runtime import synchronous_engine
 
 nd, autograd = mx.nd, mx.autograd
 pytestmark = pytest.mark.native
@@ -69,6 +70,41 @@ def test_operator_and_its_gradients_equal_autograd_in_float64(num_dims, normaliz
     for name, m, old, batch in zip(["moving_mean", "moving_var"], moving, start, reference[1:3]):
         np.testing.assert_allclose(m.asnumpy(), 0.9 * old + 0.1 * batch, rtol=1e-12,
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("shape", [(2048, 20), (40, 3, 20, 20)])
+def test_threads_split_the_passes_and_give_the_bits_of_one_thread(shape):
+    """Above 32k values the passes run on OpenMP's threads (sums by channel, writes by row):
+
+    the outputs, gradients and moving statistics at 2 threads equal those at 1 bit for bit,
+    and match autograd of the functional code (float64, 1e-10), so the channel blocks cover
+    every channel once, also with fewer channels than threads would split evenly (C = 3).
+    """
+    import ctypes
+    from gluon_bn.tuning import set_omp_threads
+    before = ctypes.CDLL("libgomp.so.1").omp_get_max_threads()  # MXNet's OpenMP runtime
+    rng = np.random.default_rng(len(shape))
+    pshape = functional.stats_shape(shape[1], len(shape))
+    X = rng.normal(0.5, 2.0, size=shape)
+    gamma, beta = rng.uniform(0.5, 1.5, size=pshape), rng.normal(size=pshape)
+    heads = [rng.normal(size=shape), rng.normal(size=pshape), rng.normal(size=pshape)]
+    start = [rng.normal(size=pshape), rng.uniform(0.5, 2.0, size=pshape)]
+    runs = {}
+    try:
+        for threads in (1, 2):
+            set_omp_threads(threads)
+            moving = [nd.array(a, dtype="float64") for a in start]
+            got = grads_of(operator_call(moving, True, 1e-5, "sqrt_var_eps"), X, gamma, beta,
+                           heads)
+            runs[threads] = got + [m.asnumpy() for m in moving]
+    finally:
+        set_omp_threads(before)
+    for one, two in zip(runs[1], runs[2]):
+        np.testing.assert_array_equal(one, two)
+    reference = grads_of(lambda x, g, b: functional_moments(x, g, b, 1e-5, "sqrt_var_eps"),
+                         X, gamma, beta, heads)
+    for u, v in zip(runs[2], reference):
+        np.testing.assert_allclose(u, v.reshape(u.shape), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("num_dims", [2, 4])
@@ -156,9 +192,25 @@ def test_lenet_trains_like_faithful(numpy_api, hybridize):
     if hybridize == "graph":  # the whole network, BN layers included, is one block
         assert isinstance(net, ModeHybridSequential)
         assert sum(isinstance(b, BatchNorm) for b in net._children.values()) == 4
+        # bulked into engine segments only where no read can overtake a write
+        assert dict(net._flags)["static_shape"] == synchronous_engine()
     for step, (u, v) in enumerate(zip(reference, ours)):
         for i, (a, b) in enumerate(zip(u, v)):
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=f"step {step}, {i}")
+
+
+def test_under_naive_engine_the_graph_is_bulked_and_still_trains_like_faithful():
+    """MXNet reads its engine when it loads, so the graph test runs again in a child process
+    under NaiveEngine, where the native graph is compiled with static_shape (bulked)."""
+    import os
+    import subprocess
+    import sys
+    test = f"{__file__}::test_lenet_trains_like_faithful"
+    env = {**os.environ, "MXNET_ENGINE_TYPE": "NaiveEngine"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           test, "-k", "graph"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "2 passed" in done.stdout
 
 
 def test_statistics_live_on_the_input_device_and_move_once_per_training_step():

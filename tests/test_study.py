@@ -170,6 +170,22 @@ def test_compiled_speed_names_both_parts():
     assert word(criteria.compiled_speed(slower, [0.4, 0.7, 0.5], *claims).verdict) == UNCLEAR
 
 
+def test_compiled_speed_shows_the_native_layer_beside_the_verdict_without_deciding_it():
+    claims = stated("compiled-speed", "faster"), stated("compiled-speed", "because interpreted")
+    native = stated("compiled-speed", "native")
+    slower = {"a": ([6.0, 6.5, 7.0], [1.0, 1.05, 1.0])}
+    alone = criteria.compiled_speed(slower, [0.05, 0.04, 0.06], *claims)
+    for native_s, outcome in (([1.0, 1.01, 0.99], HOLDS), ([2.0, 2.1, 2.05], FAILS)):
+        judged = criteria.compiled_speed(slower, [0.05, 0.04, 0.06], *claims,
+                                         {"native": (native, native_s, [1.0, 1.0, 1.0])})
+        assert judged.verdict == alone.verdict                    # shown, not deciding
+        row = judged.comparisons[-1]
+        assert (row.name, row.role, row.outcome) == ("native", "reference", outcome)
+        ratios = [a / b for a, b in zip(native_s, [1.0, 1.0, 1.0])]
+        assert math.isclose(math.exp(row.diff.estimate),
+                            math.exp(sum(map(math.log, ratios)) / 3), rel_tol=1e-12)
+
+
 def test_ablation_rules_and_combination():
     matters, redundant = stated("ablations", "mean-only"), stated("ablations", "bias")
     full = [0.85, 0.86, 0.85]

@@ -45,9 +45,10 @@ nd, autograd = mx.nd, mx.autograd
 
 OP_NAME = "gluon_bn_batch_norm"
 SOURCE = Path(__file__).parent / "csrc" / "batch_norm.cc"
-# -fopenmp-simd honours the source's `omp simd` loops without linking an OpenMP runtime
-# (MXNet brings its own); no -march=native, so a cached library runs on any x86-64 CPU.
-CXX_FLAGS = ("-shared", "-fPIC", "-std=c++17", "-O3", "-fopenmp-simd")
+# -fopenmp: the `omp simd` loops and the passes' threads, on libgomp, the OpenMP runtime
+# MXNet's wheel itself links (so one thread pool, and MXNet's thread count); no
+# -march=native, so a cached library runs on any x86-64 CPU.
+CXX_FLAGS = ("-shared", "-fPIC", "-std=c++17", "-O3", "-fopenmp")
 
 
 class NativeUnavailable(RuntimeError):

@@ -9,6 +9,7 @@ from gluon_bn.bn.layer import BatchNorm
 from gluon_bn.bn.modal import ModeHybridSequential, needs_mode_graphs
 from gluon_bn.bn.variants import AffineNoise, PartialBatchNorm
 from gluon_bn.recipes import VARIANTS, Recipe
+from gluon_bn.runtime import synchronous_engine
 
 nn = mx.gluon.nn
 init = mx.init
@@ -215,6 +216,12 @@ def hybridize_network(net: nn.Sequential, mode: str) -> mx.gluon.Block:
         native scratch LeNet (a :class:`gluon_bn.bn.modal.ModeHybridSequential`, one graph
         per mode, when it holds the native layer), and the segments between the faithful
         or fast scratch layers (which stay Blocks, their own kernels hybridized).
+        A graph holding the native layer gets ``static_shape`` only under NaiveEngine:
+        ``static_shape`` bulks operators into engine segments that list a mutable input
+        (the layer's moving statistics) as read, not written (MXNet 1.9.1,
+        ``src/imperative/imperative_utils.h:971``), so under the threaded engine a read of
+        them could overtake the step that writes them; NaiveEngine runs each operator
+        before the call returns.
 
     Returns
     -------
@@ -245,10 +252,7 @@ def hybridize_network(net: nn.Sequential, mode: str) -> mx.gluon.Block:
             segments.append(block)
     for segment in segments:
         if isinstance(segment, nn.HybridSequential):
-            # static_shape bulks operators into engine segments that declare a mutable input
-            # (the native layer's moving statistics) as read, not written (MXNet 1.9.1,
-            # src/imperative/imperative_utils.h:971), so a read of them would not wait.
-            segment.hybridize(static_alloc=True, static_shape=not modes)
+            segment.hybridize(static_alloc=True, static_shape=not modes or synchronous_engine())
     if len(segments) == 1:
         return segments[0]
     graph = nn.Sequential(prefix="")

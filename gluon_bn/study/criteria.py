@@ -373,7 +373,7 @@ def covariate_shift(plain: Sequence[float], bn: Sequence[float], noisy: Sequence
 # --------------------------------------------------------------------------- compiled speed
 
 def compiled_speed(times: Mapping[str, tuple], python_share: Sequence[float], faster_claim,
-                   interpreted) -> Judgement:
+                   interpreted, shown: Optional[Mapping[str, tuple]] = None) -> Judgement:
     """Verdict on "the built-in layer is much faster because it is compiled, not Python".
 
     Parameters
@@ -386,6 +386,9 @@ def compiled_speed(times: Mapping[str, tuple], python_share: Sequence[float], fa
         outside MXNet's operators (Python and the framework around them).
     faster_claim, interpreted : Claimed
         ln(scratch / built-in) per path, claimed positive; share − 0.5, claimed positive.
+    shown : mapping of str to (Claimed, sequence of float, sequence of float), optional
+        Comparisons of seconds per epoch shown beside the verdict, as ln(a / b) paired by
+        round (the native scratch layer against the built-in one).
     """
     few = too_few_seeds({**{f"path {k}": min(v, key=len) for k, v in times.items()},
                          "profile": python_share})
@@ -395,6 +398,8 @@ def compiled_speed(times: Mapping[str, tuple], python_share: Sequence[float], fa
                        name=f"faster, {path}", unit="rounds")
              for path, (scratch, builtin) in times.items()]
     share = _compared(interpreted, python_share, (), reference=0.5, unit="rounds")
+    beside = [_compared(c, [math.log(t) for t in a], [math.log(t) for t in b], name=name,
+                        unit="rounds") for name, (c, a, b) in (shown or {}).items()]
     paths = {c.name: f"{c.outcome}: {c.brief(2)}, ratio {math.exp(c.diff.estimate):.2f}x "
                      f"({math.exp(c.diff.lower):.2f}x to {math.exp(c.diff.upper):.2f}x)"
              for c in speed}
@@ -402,7 +407,7 @@ def compiled_speed(times: Mapping[str, tuple], python_share: Sequence[float], fa
                        f"margin ±{faster_claim.margin:.3g}): "
                        + "; ".join(f"{k}: {v}" for k, v in paths.items()),
              "because interpreted": _said(share, 2)}
-    return Judgement(combine(parts), parts, speed + [share])
+    return Judgement(combine(parts), parts, speed + [share] + beside)
 
 
 # --------------------------------------------------------------------------- ablations

@@ -38,14 +38,22 @@
 //
 // Memory passes over the N * C * L values: forward three in training (sum, centred sum of
 // squares, write Y), one in prediction (two more with update_in_prediction); backward two
-// (two sums, write dX). Each row's sum runs in SIMD lanes of the input's type (`omp simd`,
-// no OpenMP runtime is linked) and is added to a float64 per-channel total.
+// (two sums, write dX). Each row's sum runs in SIMD lanes of the input's type (`omp simd`)
+// and is added to a float64 per-channel total.
+//
+// Threads: the passes run on OpenMP's threads (MXNet's own runtime, so the count its
+// operators use), the sums split by channel and the writes by row. Each channel's total is
+// still added up by one thread in the order n = 0, 1, ..., so any thread count gives the
+// same bits as one thread.
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include <omp.h>
 
 #include "mxnet/lib_api.h"
 
@@ -131,7 +139,29 @@ struct Rows {
     for (size_t i = 2; i < shape.size(); ++i) L *= shape[i];
   }
   double count() const { return static_cast<double>(N) * static_cast<double>(L); }
+  // OpenMP threads for a pass over the input: one below about 32k values, where waking the
+  // others costs more than it saves (LeNet's dense layers at batch 256).
+  int threads() const { return N * C * L < (int64_t{1} << 15) ? 1 : omp_get_max_threads(); }
 };
+
+// body(c0, c1) for disjoint channel ranges covering [0, C), one per thread.
+template <typename Body>
+void ForChannelBlocks(const Rows& r, Body body) {
+  const int t = static_cast<int>(std::min<int64_t>(r.threads(), r.C));
+#pragma omp parallel num_threads(t) if (t > 1)
+  {
+    const int64_t k = omp_get_thread_num(), n = omp_get_num_threads();
+    body(r.C * k / n, r.C * (k + 1) / n);
+  }
+}
+
+// body(n) for every example n, the examples shared among the threads.
+template <typename Body>
+void ForExamples(const Rows& r, Body body) {
+  const int t = r.threads();
+#pragma omp parallel for num_threads(t) if (t > 1) schedule(static)
+  for (int64_t n = 0; n < r.N; ++n) body(n);
+}
 
 // 1 / sqrt(var + eps) or 1 / (sqrt(var) + eps).
 double InverseScale(double var, const Conventions& conv) {
@@ -146,32 +176,103 @@ double VarianceSlope(double var, double inv, const Conventions& conv) {
   return var > 0 ? inv / std::sqrt(var) : 0.0;
 }
 
+// Example x's contributions (x: its C * L values) to the float64 totals of channels
+// [c0, c1). Each channel's values are summed in SIMD lanes of T and the sum is added to the
+// total; a dense layer's input (L = 1) holds one value per channel, so there the channels
+// sit side by side in the lanes instead, which adds the same values in the same order.
 template <typename T>
-T RowSum(const T* row, int64_t L) {
-  T s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t l = 0; l < L; ++l) s += row[l];
-  return s;
-}
-
-template <typename T>
-T RowCentredSquares(const T* row, int64_t L, T mean) {
-  T s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t l = 0; l < L; ++l) s += (row[l] - mean) * (row[l] - mean);
-  return s;
-}
-
-template <typename T>
-void RowDySums(const T* dy, const T* x, int64_t L, T mean, T* sum_dy, T* sum_dy_centred) {
-  T a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-  for (int64_t l = 0; l < L; ++l) {
-    a += dy[l];
-    b += dy[l] * (x[l] - mean);
+void AddSums(const T* x, const Rows& r, int64_t c0, int64_t c1, double* total) {
+  if (r.L == 1) {
+#pragma omp simd
+    for (int64_t c = c0; c < c1; ++c) total[c] += x[c];
+    return;
   }
-  *sum_dy = a;
-  *sum_dy_centred = b;
+  for (int64_t c = c0; c < c1; ++c) {
+    const T* row = x + c * r.L;
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t l = 0; l < r.L; ++l) s += row[l];
+    total[c] += s;
+  }
+}
+
+template <typename T>
+void AddCentredSquares(const T* x, const Rows& r, int64_t c0, int64_t c1, const double* mean,
+                       double* total) {
+  if (r.L == 1) {
+#pragma omp simd
+    for (int64_t c = c0; c < c1; ++c) {
+      const T d = x[c] - static_cast<T>(mean[c]);
+      total[c] += d * d;
+    }
+    return;
+  }
+  for (int64_t c = c0; c < c1; ++c) {
+    const T* row = x + c * r.L;
+    const T m = static_cast<T>(mean[c]);
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t l = 0; l < r.L; ++l) s += (row[l] - m) * (row[l] - m);
+    total[c] += s;
+  }
+}
+
+// The backward pass's sums of dY and of dY * (X - mean), as AddSums.
+template <typename T>
+void AddDySums(const T* dy, const T* x, const Rows& r, int64_t c0, int64_t c1, const T* mean,
+               double* sum_dy, double* sum_dy_centred) {
+  if (r.L == 1) {
+#pragma omp simd
+    for (int64_t c = c0; c < c1; ++c) {
+      sum_dy[c] += dy[c];
+      sum_dy_centred[c] += dy[c] * (x[c] - mean[c]);
+    }
+    return;
+  }
+  for (int64_t c = c0; c < c1; ++c) {
+    const T* g = dy + c * r.L;
+    const T* row = x + c * r.L;
+    const T m = mean[c];
+    T a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t l = 0; l < r.L; ++l) {
+      a += g[l];
+      b += g[l] * (row[l] - m);
+    }
+    sum_dy[c] += a;
+    sum_dy_centred[c] += b;
+  }
+}
+
+// out = p * u + q * v + k per channel over example u's (and v's) C * L values, p, q and k
+// given per channel; v may be null (then q is unused).
+template <typename T>
+void ChannelAffine(const T* u, const T* v, const Rows& r, const T* p, const T* q, const T* k,
+                   T* out) {
+  if (r.L == 1) {
+    if (v == nullptr) {
+#pragma omp simd
+      for (int64_t c = 0; c < r.C; ++c) out[c] = u[c] * p[c] + k[c];
+    } else {
+#pragma omp simd
+      for (int64_t c = 0; c < r.C; ++c) out[c] = p[c] * u[c] + q[c] * v[c] + k[c];
+    }
+    return;
+  }
+  for (int64_t c = 0; c < r.C; ++c) {
+    const T* a = u + c * r.L;
+    const T* b = v == nullptr ? nullptr : v + c * r.L;
+    T* o = out + c * r.L;
+    const T pc = p[c], kc = k[c];
+    if (b == nullptr) {
+#pragma omp simd
+      for (int64_t l = 0; l < r.L; ++l) o[l] = a[l] * pc + kc;
+    } else {
+      const T qc = q[c];
+#pragma omp simd
+      for (int64_t l = 0; l < r.L; ++l) o[l] = pc * a[l] + qc * b[l] + kc;
+    }
+  }
 }
 
 // Per-channel mean and biased variance of X (two passes: the mean, then the centred squares).
@@ -179,26 +280,24 @@ template <typename T>
 void Moments(const T* X, const Rows& r, std::vector<double>* mean, std::vector<double>* var) {
   mean->assign(r.C, 0.0);
   var->assign(r.C, 0.0);
-  for (int64_t n = 0; n < r.N; ++n)
-    for (int64_t c = 0; c < r.C; ++c) (*mean)[c] += RowSum(X + (n * r.C + c) * r.L, r.L);
-  for (int64_t c = 0; c < r.C; ++c) (*mean)[c] /= r.count();
-  for (int64_t n = 0; n < r.N; ++n)
-    for (int64_t c = 0; c < r.C; ++c)
-      (*var)[c] += RowCentredSquares(X + (n * r.C + c) * r.L, r.L, static_cast<T>((*mean)[c]));
-  for (int64_t c = 0; c < r.C; ++c) (*var)[c] /= r.count();
+  double* m = mean->data();
+  double* v = var->data();
+  const int64_t stride = r.C * r.L;  // one example's values
+  ForChannelBlocks(r, [&](int64_t c0, int64_t c1) {
+    for (int64_t n = 0; n < r.N; ++n) AddSums(X + n * stride, r, c0, c1, m);
+    for (int64_t c = c0; c < c1; ++c) m[c] /= r.count();
+    for (int64_t n = 0; n < r.N; ++n) AddCentredSquares(X + n * stride, r, c0, c1, m, v);
+    for (int64_t c = c0; c < c1; ++c) v[c] /= r.count();
+  });
 }
 
 // Y = a * X + b per channel, a and b given per channel.
 template <typename T>
 void Affine(const T* X, const Rows& r, const std::vector<T>& a, const std::vector<T>& b, T* Y) {
-  for (int64_t n = 0; n < r.N; ++n)
-    for (int64_t c = 0; c < r.C; ++c) {
-      const T* x = X + (n * r.C + c) * r.L;
-      T* y = Y + (n * r.C + c) * r.L;
-      const T ac = a[c], bc = b[c];
-#pragma omp simd
-      for (int64_t l = 0; l < r.L; ++l) y[l] = x[l] * ac + bc;
-    }
+  const int64_t stride = r.C * r.L;
+  ForExamples(r, [&](int64_t n) {
+    ChannelAffine<T>(X + n * stride, nullptr, r, a.data(), nullptr, b.data(), Y + n * stride);
+  });
 }
 
 // Update the moving statistics with the batch's, in place (see the top of this file).
@@ -267,14 +366,12 @@ void Backward(std::vector<MXTensor>* in, std::vector<MXTensor>* out, const Conve
   const T* mean = (*in)[saved + 1].data<T>();
   const T* var = (*in)[saved + 2].data<T>();
   std::vector<double> sum_dy(r.C, 0.0), sum_dy_centred(r.C, 0.0);
-  for (int64_t n = 0; n < r.N; ++n)
-    for (int64_t c = 0; c < r.C; ++c) {
-      const int64_t offset = (n * r.C + c) * r.L;
-      T s, sc;
-      RowDySums(dY + offset, X + offset, r.L, mean[c], &s, &sc);
-      sum_dy[c] += s;
-      sum_dy_centred[c] += sc;
-    }
+  const int64_t stride = r.C * r.L;
+  ForChannelBlocks(r, [&](int64_t c0, int64_t c1) {
+    for (int64_t n = 0; n < r.N; ++n)
+      AddDySums(dY + n * stride, X + n * stride, r, c0, c1, mean, sum_dy.data(),
+                sum_dy_centred.data());
+  });
   // dX = A * dY + B * (X - mean) + D per channel, with
   //   A = gamma * inv,
   //   B = -A * slope * sum(dY * (X - mean)) / count + 2 * dvar / count,
@@ -299,16 +396,10 @@ void Backward(std::vector<MXTensor>* in, std::vector<MXTensor>* out, const Conve
     (*out)[kBeta].data<T>()[c] = static_cast<T>(sum_dy[c]);
   }
   T* dX = (*out)[kX].data<T>();
-  for (int64_t n = 0; n < r.N; ++n)
-    for (int64_t c = 0; c < r.C; ++c) {
-      const int64_t offset = (n * r.C + c) * r.L;
-      const T* dy = dY + offset;
-      const T* x = X + offset;
-      T* dx = dX + offset;
-      const T ac = A[c], bc = B[c], dc = D[c];
-#pragma omp simd
-      for (int64_t l = 0; l < r.L; ++l) dx[l] = ac * dy[l] + bc * x[l] + dc;
-    }
+  ForExamples(r, [&](int64_t n) {
+    ChannelAffine<T>(dY + n * stride, X + n * stride, r, A.data(), B.data(), D.data(),
+                     dX + n * stride);
+  });
   // The moving statistics and seeded are constants to autograd. MXNet may hand no
   // memory for a gradient nobody asked for (theirs never are), hence the check.
   for (int i = kMovingMean; i < conv.num_inputs(); ++i) {
