@@ -425,6 +425,28 @@ def _committed():
 
 
 @pytest.mark.skipif(not _committed(), reason="no study records committed under results/studies yet")
+def test_each_report_names_the_command_that_makes_it_again_and_the_cli_takes_it():
+    """The command in every committed report parses, and parsed it asks for the record's
+    seeds, epochs, share of the data, batch size, grid and OpenMP threads."""
+    import re
+    import shlex
+    from gluon_bn.cli import build_parser
+    from gluon_bn.study.report import load_records
+
+    for record in load_records(RESULTS):
+        text = (RESULTS / f"{record.study}.md").read_text()
+        made = re.search(r"Made again by `([^`]+)`", text).group(1)
+        args = build_parser().parse_args(shlex.split(made)[1:])
+        again = get_study(record.study).settings(
+            seeds=args.seeds, epochs=args.epochs, fraction=args.fraction,
+            batch_size=args.batch_size, grid=args.grid)
+        o = record.options
+        assert (again.seeds, again.epochs, again.fraction, again.batch_size) == \
+            (o["seeds"], o["epochs"], o["fraction"], o["batch_size"]), record.study
+        assert list(again.grid) == list(o["grid"] or again.grid), record.study
+        assert (args.name, args.threads) == (record.study, record.environment["omp_threads"])
+
+
 def test_committed_records_reports_and_summary_agree():
     from gluon_bn.study.report import load_records, markdown, rejudge, summary
 

@@ -91,8 +91,33 @@ class Study:
     def deciding_command(self, out: str = "results/studies") -> str:
         """Return the command that runs this study at its deciding scale."""
         d = self.deciding or Scale(self.defaults.fraction, self.defaults.epochs, self.defaults.seeds)
-        return (f"gluon-bn study {self.name} --seeds {d.seeds} --epochs {d.epochs} "
-                f"--fraction {d.fraction:g} --out {out}")
+        return self.command(d.seeds, d.epochs, d.fraction, out=out)
+
+    def command(self, seeds: int, epochs: int, fraction: float, *,
+                batch_size: Optional[int] = None, grid: Optional[Sequence[float]] = None,
+                threads: Optional[int] = None, out: str = "results/studies") -> str:
+        """Return the ``gluon-bn study`` command that runs this study with these settings.
+
+        Parameters
+        ----------
+        seeds, epochs, fraction
+            As in :class:`Settings`.
+        batch_size, grid : optional
+            Named only where they differ from the study's defaults.
+        threads : int, optional
+            ``--threads``: the OpenMP thread count the numbers depend on.
+        out : str
+            ``--out``.
+        """
+        words = [f"gluon-bn study {self.name} --seeds {seeds} --epochs {epochs} "
+                 f"--fraction {fraction:g}"]
+        if batch_size is not None and batch_size != self.defaults.batch_size:
+            words.append(f"--batch-size {batch_size}")
+        if grid and tuple(grid) != tuple(self.defaults.grid):
+            words.append("--grid " + " ".join(f"{g:g}" for g in grid))
+        if threads is not None:
+            words.append(f"--threads {threads}")
+        return " ".join(words + [f"--out {out}"])
 
     def settings(self, *, quick: bool = False, seeds: Optional[int] = None,
                  epochs: Optional[int] = None, fraction: Optional[float] = None,

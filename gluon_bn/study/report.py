@@ -169,7 +169,12 @@ def markdown(record: StudyRecord) -> str:
                      + (f", about {hours:.1f} h of training on one such machine, serially "
                         f"(from the committed runs' median seconds)" if hours else "") + "."
                      if d["shortfalls"] else "This record is at or above it."), ""]
-    lines += [f"Ran on {where}.", "",
+    o = record.options
+    made = (f"gluon-bn study {record.study} --quick --out DIR" if o.get("quick") else
+            get_study(record.study).command(o["seeds"], o["epochs"], o["fraction"],
+                                            batch_size=o.get("batch_size"), grid=o.get("grid"),
+                                            threads=env.get("omp_threads"), out="DIR"))
+    lines += [f"Ran on {where}. Made again by `{made}`.", "",
               f"Figures: [{record.study}.png]({record.study}.png) (the numbers), "
               f"[{record.study}-intervals.png]({record.study}-intervals.png) (the comparisons).", ""]
     return "\n".join(lines)
