@@ -196,10 +196,9 @@ def _judge_compiled_speed(configs: Sequence[Configuration], study: Study) -> Jud
     share = by["profile / faithful"].values("python_share")
     # Records made before the native rows existed, or where the operator could not be built
     # (no seconds), show no native comparison.
-    native = [by[name].values("seconds_per_epoch") if name in by else [None]
-              for name in NATIVE_PATH]
+    native = [by[name].values("seconds_per_epoch") if name in by else [] for name in NATIVE_PATH]
     shown = {"native": (study.stated("native"), *native)} \
-        if all(t is not None for times in native for t in times) else {}
+        if all(times and None not in times for times in native) else {}
     return criteria.compiled_speed(speed_times(configs), share, study.stated("faster"),
                                    study.stated("because interpreted"), shown)
 

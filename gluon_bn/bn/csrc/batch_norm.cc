@@ -42,7 +42,7 @@
 // and is added to a float64 per-channel total.
 //
 // Threads: the passes run on OpenMP's threads (MXNet's own runtime, so the count its
-// operators use), the sums split by channel and the writes by row. Each channel's total is
+// operators use), the sums split by channel and the writes by example. Each channel's total is
 // still added up by one thread in the order n = 0, 1, ..., so any thread count gives the
 // same bits as one thread.
 
@@ -244,34 +244,20 @@ void AddDySums(const T* dy, const T* x, const Rows& r, int64_t c0, int64_t c1, c
   }
 }
 
-// out = p * u + q * v + k per channel over example u's (and v's) C * L values, p, q and k
-// given per channel; v may be null (then q is unused).
-template <typename T>
-void ChannelAffine(const T* u, const T* v, const Rows& r, const T* p, const T* q, const T* k,
-                   T* out) {
+// op(c, i) for every value i of one example's C * L values, i belonging to channel c: each
+// channel's row in SIMD lanes, or for a dense layer's input (L = 1) the channels side by
+// side in the lanes.
+template <typename Op>
+void ForValues(const Rows& r, Op op) {
   if (r.L == 1) {
-    if (v == nullptr) {
 #pragma omp simd
-      for (int64_t c = 0; c < r.C; ++c) out[c] = u[c] * p[c] + k[c];
-    } else {
-#pragma omp simd
-      for (int64_t c = 0; c < r.C; ++c) out[c] = p[c] * u[c] + q[c] * v[c] + k[c];
-    }
+    for (int64_t c = 0; c < r.C; ++c) op(c, c);
     return;
   }
   for (int64_t c = 0; c < r.C; ++c) {
-    const T* a = u + c * r.L;
-    const T* b = v == nullptr ? nullptr : v + c * r.L;
-    T* o = out + c * r.L;
-    const T pc = p[c], kc = k[c];
-    if (b == nullptr) {
+    const int64_t begin = c * r.L, end = begin + r.L;
 #pragma omp simd
-      for (int64_t l = 0; l < r.L; ++l) o[l] = a[l] * pc + kc;
-    } else {
-      const T qc = q[c];
-#pragma omp simd
-      for (int64_t l = 0; l < r.L; ++l) o[l] = pc * a[l] + qc * b[l] + kc;
-    }
+    for (int64_t i = begin; i < end; ++i) op(c, i);
   }
 }
 
@@ -296,7 +282,9 @@ template <typename T>
 void Affine(const T* X, const Rows& r, const std::vector<T>& a, const std::vector<T>& b, T* Y) {
   const int64_t stride = r.C * r.L;
   ForExamples(r, [&](int64_t n) {
-    ChannelAffine<T>(X + n * stride, nullptr, r, a.data(), nullptr, b.data(), Y + n * stride);
+    const T* x = X + n * stride;
+    T* y = Y + n * stride;
+    ForValues(r, [&](int64_t c, int64_t i) { y[i] = x[i] * a[c] + b[c]; });
   });
 }
 
@@ -397,8 +385,10 @@ void Backward(std::vector<MXTensor>* in, std::vector<MXTensor>* out, const Conve
   }
   T* dX = (*out)[kX].data<T>();
   ForExamples(r, [&](int64_t n) {
-    ChannelAffine<T>(dY + n * stride, X + n * stride, r, A.data(), B.data(), D.data(),
-                     dX + n * stride);
+    const T* dy = dY + n * stride;
+    const T* x = X + n * stride;
+    T* dx = dX + n * stride;
+    ForValues(r, [&](int64_t c, int64_t i) { dx[i] = A[c] * dy[i] + B[c] * x[i] + D[c]; });
   });
   // The moving statistics and seeded are constants to autograd. MXNet may hand no
   // memory for a gradient nobody asked for (theirs never are), hence the check.
