@@ -151,11 +151,11 @@ def test_constant_channel_with_std_eps_has_finite_gradients():
         np.testing.assert_allclose(v, u, rtol=1e-5, atol=1e-6)
 
 
-def train_lenet(impl, hybridize, X, y, array):
+def train_lenet(impl, hybridize, X, y, array, **bn_options):
     """Three SGD steps of document 000's LeNet, predicting after each: what they leave."""
     mx.random.seed(2)  # the same initial weights for every implementation
     net = lenet("scratch", pool="avg", bn_options={"impl": impl, "momentum_on": "batch",
-                                                  "momentum": 0.1})
+                                                  "momentum": 0.1, **bn_options})
     net.initialize(mx.init.Xavier())
     net = hybridize_network(net, hybridize)
     trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.5})
@@ -197,6 +197,53 @@ def test_lenet_trains_like_faithful(numpy_api, hybridize):
     for step, (u, v) in enumerate(zip(reference, ours)):
         for i, (a, b) in enumerate(zip(u, v)):
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=f"step {step}, {i}")
+
+
+def graph_operators(net) -> list:
+    """The operator names of a compiled block's graph for the current mode, in order."""
+    import json
+    return [node["op"] for node in json.loads(net._cached_graph[1].tojson())["nodes"]]
+
+
+@pytest.mark.parametrize("hybridize", ["none", "graph"])
+def test_blocked_output_hands_on_the_same_bits(hybridize):
+    """The layout step after the operator (an identity 1x1 convolution) changes no bit of the
+    losses, predictions, moving statistics or trained weights; by default it follows the
+    16-channel layer only (LeNet's 6 channels fill no block, dense layers have none)."""
+    rng = np.random.default_rng(7)
+    X, y = nd.array(rng.random((16, 1, 28, 28))), nd.array(rng.integers(0, 10, 16))
+    runs = {flag: train_lenet("native", hybridize, X, y, nd.NDArray, blocked_output=flag)
+            for flag in (False, True, None)}
+    (_, plain), (_, blocked), (net, default) = runs.values()
+    for seen in (blocked, default):
+        for step, (u, v) in enumerate(zip(plain, seen)):
+            for i, (a, b) in enumerate(zip(u, v)):
+                np.testing.assert_array_equal(b, a, err_msg=f"step {step}, {i}")
+    weights = [[p.data().asnumpy() for p in n.collect_params().values()]
+               for n, _ in runs.values()]
+    for a, b in zip(weights[0], weights[1]):
+        np.testing.assert_array_equal(b, a)
+    if hybridize == "graph":
+        # LeNet's own two convolutions, then one identity per layer that hands on blocks
+        assert graph_operators(runs[False][0]).count("Convolution") == 2
+        assert graph_operators(runs[True][0]).count("Convolution") == 4
+        assert graph_operators(net).count("Convolution") == 3
+
+
+def test_blocked_output_goes_where_the_channels_fill_blocks():
+    assert native.hands_on_blocked(16, 4, np.float32) == native._onednn()
+    assert not native.hands_on_blocked(6, 4, np.float32)    # LeNet's first layer
+    assert not native.hands_on_blocked(120, 2, np.float32)  # dense: no layout to keep
+    assert not native.hands_on_blocked(16, 4, np.float64)   # oneDNN convolves float32 only
+    layer = BatchNorm(3, 4, impl="native", blocked_output=True)
+    layer.initialize()
+    layer.cast("float64")  # MXNet's own convolution then: the same values
+    X = np.random.default_rng(8).normal(size=(4, 3, 5, 5))
+    with autograd.record():
+        Y = layer(nd.array(X, dtype="float64"))
+    mean, var = X.mean(axis=(0, 2, 3), keepdims=True), X.var(axis=(0, 2, 3), keepdims=True)
+    np.testing.assert_allclose(Y.asnumpy(), (X - mean) / np.sqrt(var + 1e-5), rtol=1e-12,
+                               atol=1e-12)
 
 
 def test_under_naive_engine_the_graph_is_bulked_and_still_trains_like_faithful():

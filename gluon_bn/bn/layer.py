@@ -210,8 +210,27 @@ class NativeBatchNorm(BatchNorm, ModeGraphs, LegacyHybridBlock):
     mode's graph (:mod:`gluon_bn.bn.modal`), and the graph updates the moving statistics
     itself, once per training step, on the input's device (they are the operator's
     auxiliary inputs, as Gluon's ``nn.BatchNorm``'s are). Build it as
-    ``BatchNorm(..., impl="native")``; the arguments are :class:`BatchNorm`'s.
+    ``BatchNorm(..., impl="native")``; the arguments are :class:`BatchNorm`'s, and one more:
+
+    Parameters
+    ----------
+    blocked_output : bool, optional
+        Hand the output on in oneDNN's blocked layout through an exact identity
+        (:func:`gluon_bn.bn.native.blocked_layout`), as MXNet's own BatchNorm keeps it for
+        the activation and pooling after it. Default: where
+        :func:`gluon_bn.bn.native.hands_on_blocked` says so (4-D float32 input whose
+        channels fill whole blocks). The values are the same either way.
     """
+
+    def __init__(self, num_features: int, num_dims: int, *,
+                 blocked_output: Optional[bool] = None, **kwargs):
+        super().__init__(num_features, num_dims, **kwargs)
+        self.blocked_output = blocked_output
+
+    def _hands_on_blocked(self) -> bool:
+        if self.blocked_output is not None:
+            return bool(self.blocked_output) and self.num_dims == 4
+        return native.hands_on_blocked(self.num_features, self.num_dims, self.gamma.dtype)
 
     def forward(self, X):
         if isinstance(X, nd.NDArray):  # a call with arrays (a symbol means a graph is traced)
@@ -228,5 +247,9 @@ class NativeBatchNorm(BatchNorm, ModeGraphs, LegacyHybridBlock):
                 "which this container's single graph cannot hold: compile the network with "
                 "gluon_bn.models.hybridize_network(net, 'graph'), put the layers in a "
                 "gluon_bn.bn.modal.ModeHybridSequential, or hybridize the layer alone")
-        return native.layer_step(F, X, gamma, beta, moving_mean, moving_var, seeded,
-                                 training=training, **self._conventions)
+        Y = native.layer_step(F, X, gamma, beta, moving_mean, moving_var, seeded,
+                              training=training, **self._conventions)
+        if not self._hands_on_blocked():
+            return Y
+        return native.blocked_layout(F, Y, self.num_features, self.gamma.dtype,
+                                     ctx=X.context if F is nd else None)

@@ -16,6 +16,11 @@ The mode is an attribute of the call: MXNet hands an extension operator no ``is_
 flag, so a compiled graph holds the operator for one mode, and the layer keeps one graph
 per mode (:mod:`gluon_bn.bn.modal`).
 
+MXNet hands an extension operator plain arrays and takes plain ones back, where its own
+BatchNorm keeps oneDNN's blocked layout for the layers after it; the layer gives its output
+that layout again through an exact identity (:func:`blocked_layout`, where
+:func:`hands_on_blocked` says it pays).
+
 The library is compiled on first use with the C++ compiler found on the machine (``$CXX``,
 else ``c++`` or ``g++``) against the headers MXNet's wheel ships, and cached under
 ``$GLUON_BN_CACHE`` (default ``~/.cache/gluon_bn``), keyed by the source, the MXNet version
@@ -196,6 +201,66 @@ def layer_step(F, X, gamma, beta, moving_mean, moving_var, seeded=None, *, train
                               update_in_prediction=int(update_in_prediction),
                               first_batch=int(seeded is not None))
     return out[0]  # the other outputs, the statistics Y was normalised with, are for backward
+
+
+# oneDNN's blocked layouts group channels by this many (8 float32 lanes of AVX2; 16 on
+# AVX-512, of which 8 divides every multiple).
+CHANNEL_BLOCK = 8
+
+
+@functools.lru_cache(maxsize=None)
+def _onednn() -> bool:
+    return bool(mx.runtime.Features().is_enabled("MKLDNN"))
+
+
+def hands_on_blocked(num_features: int, num_dims: int, dtype) -> bool:
+    """Return whether the layer passes its output through :func:`blocked_layout`.
+
+    MXNet's own BatchNorm keeps the oneDNN layout of its input, so a convolution's blocked
+    output (channels in groups of :data:`CHANNEL_BLOCK`) stays blocked through the
+    activation and pooling after it. An extension operator cannot: MXNet hands it plain
+    arrays and takes plain arrays back (``src/c_api/c_api.cc``, ``Reorder2Default`` at
+    lines 154-158; outputs at 991), and oneDNN pools a plain array far more slowly. So the
+    layer hands blocked-sized, 4-D, float32 output back in a blocked layout, where MXNet
+    has oneDNN.
+
+    Parameters
+    ----------
+    num_features : int
+        Channels of the layer.
+    num_dims : int
+        2 or 4.
+    dtype
+        The layer's parameter type (oneDNN convolves float32 only).
+    """
+    return (num_dims == 4 and num_features % CHANNEL_BLOCK == 0
+            and np.dtype(dtype) == np.float32 and _onednn())
+
+
+def blocked_layout(F, Y, num_features: int, dtype="float32", ctx=None):
+    """Return `Y`'s values, unchanged, in the memory layout oneDNN's convolutions choose.
+
+    A 1x1 convolution with the identity as its weight, a constant of the graph: each output
+    value is its input times 1 plus the other channels times 0, so it is exact for finite
+    values (a NaN or infinity reaches every channel of its pixel), and so is its gradient,
+    the same sum transposed. The weight needs no gradient, and MXNet computes none.
+
+    Parameters
+    ----------
+    F : module
+        ``mx.nd`` or ``mx.sym``.
+    Y : NDArray or Symbol
+        Shape (N, C, H, W).
+    num_features : int
+        C.
+    dtype
+        `Y`'s type (in float64 MXNet convolves without oneDNN: same values, no gain).
+    ctx : Context, optional
+        `Y`'s device, for ``mx.nd`` (a graph places its constants itself).
+    """
+    eye = F.eye(num_features, dtype=np.dtype(dtype).name, **({} if ctx is None else {"ctx": ctx}))
+    weight = F.reshape(eye, shape=(num_features, num_features, 1, 1))
+    return F.Convolution(Y, weight, kernel=(1, 1), num_filter=num_features, no_bias=True)
 
 
 def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
