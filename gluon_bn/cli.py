@@ -150,12 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run MXNet's profiler over --steps training steps of every path "
                           "(after warm-up) and write the per-operator table of one step, and "
                           "the time outside operators, to profile.json/.md")
+    ben.add_argument("--layout", action="store_true",
+                     help="time d2l-en's two LeNet stages (convolution, BN, sigmoid, "
+                          "max-pooling) with no BN, nn.BatchNorm and the native layer with "
+                          "plain and blocked output, forward and backward, in one process, "
+                          "--rounds alternating; write layout.json/.md")
     ben.add_argument("--steps", type=_positive_int, default=20,
-                     help="training steps profiled per path with --profile (default 20)")
+                     help="training steps profiled per path with --profile, or steps per "
+                          "turn with --layout (default 20)")
     ben.add_argument("--batch-sizes", type=_positive_int, nargs="+", default=None,
                      metavar="B", help="batch sizes of --scaling (default 64 128 256 512 1024)")
     ben.add_argument("--rounds", type=_positive_int, default=3,
-                     help="rounds of --busy, --peer and --scaling (default 3)")
+                     help="rounds of --busy, --peer, --scaling and --layout (default 3)")
     ben.add_argument("--limit", type=_positive_int, default=6400,
                      help="training examples per epoch for --busy (default 6400)")
     ben.add_argument("--data-root", help="directory with the four IDX files")

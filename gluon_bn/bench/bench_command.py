@@ -46,6 +46,8 @@ def cmd_bench(args, out) -> int:
         return _scaling(args, out)
     if args.profile:
         return _profile(args, out)
+    if args.layout:
+        return _layout(args, out)
     if args.scale_out:
         return _scale_out(args, out)
     if args.sweep_runtimes:
@@ -87,6 +89,16 @@ def _profile(args, out) -> int:
     result = {"recipe": plan.recipe, "steps": args.steps, "profiles": profiles,
               "environment": environment(ctx)}
     return _write_bench(args, out, "profile", result, format_profile(profiles))
+
+
+def _layout(args, out) -> int:
+    from gluon_bn.bench.layout import LayoutPlan, format_layout, run_layout
+    from gluon_bn.recipes import get_recipe
+
+    plan = LayoutPlan(batch_size=get_recipe("d2l-en").batch_size, steps=args.steps,
+                      rounds=args.rounds)
+    result = run_layout(plan, file=out)
+    return _write_bench(args, out, "layout", result, format_layout(result))
 
 
 def _busy(args, out) -> int:

@@ -1,0 +1,135 @@
+"""``gluon-bn bench --layout``: what the layout a BN layer hands on costs the layers after it.
+
+Each of d2l-en's two LeNet stages (convolution, BN, sigmoid, max-pooling) is compiled as one
+graph with each BN in turn: none, ``nn.BatchNorm``, and the native scratch layer with its
+output plain and in oneDNN's blocked layout (``BatchNorm(..., impl="native",
+blocked_output=...)``, :func:`gluon_bn.bn.native.hands_on_blocked`). All of them live in one
+process and take turns, a few forward-and-backward steps each, round after round, the order
+reversed every other round; the ratios divide by ``nn.BatchNorm``'s steps of the same round.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, TextIO, Tuple
+
+from gluon_bn._mxnet import mx
+
+nn = mx.gluon.nn
+
+# d2l-en's LeNet: (stage, input channels, input side, output channels), kernel 5, no padding.
+STAGES: Tuple[Tuple[str, int, int, int], ...] = (("conv1", 1, 28, 6), ("conv2", 6, 12, 16))
+KINDS = ("no BN", "nn.BatchNorm", "native, plain output", "native, blocked output")
+REFERENCE = "nn.BatchNorm"
+
+
+@dataclass(frozen=True)
+class LayoutPlan:
+    """What ``bench --layout`` times: batch size, steps per turn, rounds, the random seed."""
+
+    batch_size: int = 256
+    steps: int = 10
+    rounds: int = 3
+    seed: int = 0
+
+
+def stage_chain(kind: str, in_channels: int, channels: int) -> mx.gluon.Block:
+    """Return one LeNet stage with BN of `kind` (one of :data:`KINDS`), compiled as one graph.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`KINDS`.
+    in_channels, channels : int
+        The convolution's input and output channels.
+    """
+    from gluon_bn import BatchNorm
+    from gluon_bn.models import hybridize_network
+
+    norm = {"no BN": None,
+            "nn.BatchNorm": lambda: nn.BatchNorm(in_channels=channels),
+            "native, plain output": lambda: BatchNorm(channels, 4, impl="native",
+                                                      blocked_output=False),
+            "native, blocked output": lambda: BatchNorm(channels, 4, impl="native",
+                                                        blocked_output=True)}[kind]
+    net = nn.Sequential()
+    net.add(nn.Conv2D(channels, kernel_size=5, in_channels=in_channels))
+    if norm is not None:
+        net.add(norm())
+    net.add(nn.Activation("sigmoid"), nn.MaxPool2D(pool_size=2, strides=2))
+    net.initialize(mx.init.Xavier())
+    return hybridize_network(net, "graph")
+
+
+def step_ms(net: mx.gluon.Block, X: mx.nd.NDArray, steps: int) -> float:
+    """Return the milliseconds of one forward and backward pass of `net` on `X`, over `steps`."""
+    mx.nd.waitall()
+    start = time.perf_counter()
+    for _ in range(steps):
+        with mx.autograd.record():
+            Y = net(X)
+        Y.backward()
+    mx.nd.waitall()
+    return (time.perf_counter() - start) * 1e3 / steps
+
+
+def run_layout(plan: LayoutPlan, *, file: Optional[TextIO] = None) -> dict:
+    """Time every stage with every kind of BN, in alternating rounds; return the record.
+
+    Parameters
+    ----------
+    plan : LayoutPlan
+        What to time.
+    file : text stream, optional
+        Where each round's progress goes (default stderr).
+    """
+    from gluon_bn.bench.peer import summarize
+    from gluon_bn.bn.native import unavailable_reason
+    from gluon_bn.report.environment import environment
+
+    file = file or sys.stderr
+    reason = unavailable_reason()
+    kinds = KINDS if reason is None else KINDS[:2]
+    if reason is not None:
+        print(f"bench --layout: leaving out the native layer: {reason}", file=file)
+    mx.random.seed(plan.seed)
+    stages: Dict[str, dict] = {}
+    for stage, in_channels, side, channels in STAGES:
+        X = mx.nd.random.uniform(shape=(plan.batch_size, in_channels, side, side))
+        nets = {kind: stage_chain(kind, in_channels, channels) for kind in kinds}
+        for net in nets.values():
+            step_ms(net, X, 2)  # compiles the graph and builds oneDNN's primitives
+        ms: Dict[str, List[float]] = {kind: [] for kind in kinds}
+        for r in range(plan.rounds):
+            for kind in (kinds if r % 2 == 0 else kinds[::-1]):
+                ms[kind].append(step_ms(nets[kind], X, plan.steps))
+            print(f"{stage} round {r + 1}/{plan.rounds}: " + ", ".join(
+                f"{kind} {ms[kind][-1]:.2f}" for kind in kinds) + " ms/step", file=file,
+                flush=True)
+        stages[stage] = {"input": [plan.batch_size, in_channels, side, side],
+                         "channels": channels, "ms": ms, **summarize(ms, REFERENCE)}
+    return {"plan": vars(plan), "kinds": list(kinds), "stages": stages,
+            "environment": environment(mx.cpu())}
+
+
+def format_layout(result: dict) -> str:
+    """Return the Markdown table of :func:`run_layout`'s record, with its notes."""
+    lines = ["| stage (input) | BN | ms per step, median (range) | × nn.BatchNorm per round, "
+             "median (range) |", "|---|---|---|---|"]
+    for stage, entry in result["stages"].items():
+        shape = "x".join(str(n) for n in entry["input"])
+        for kind in result["kinds"]:
+            s = entry["summary"][kind]
+            lines.append(f"| {stage} ({shape}) | {kind} | {s['seconds']['median']:.2f} "
+                         f"({s['seconds']['min']:.2f}-{s['seconds']['max']:.2f}) | "
+                         f"{s['ratio']['median']:.2f} ({s['ratio']['min']:.2f}-"
+                         f"{s['ratio']['max']:.2f}) |")
+    plan, runtime = result["plan"], result["environment"].get("threads") or {}
+    lines += ["", f"Convolution (kernel 5), BN, sigmoid, max-pooling: d2l-en's LeNet stages, "
+              f"each compiled as one graph; forward and backward, {plan['steps']} steps per "
+              f"turn, {plan['rounds']} alternating rounds in one process. OpenMP threads "
+              f"{runtime.get('OMP_NUM_THREADS') or 'MXNet default'}, engine "
+              f"{runtime.get('MXNET_ENGINE_TYPE') or 'MXNet default'}."]
+    return "\n".join(lines)
+
