@@ -7,7 +7,9 @@
 #   - g++, when no C++ compiler is found ($CXX, c++, g++): only the scratch layer's
 #     impl="native" (a C++ operator compiled on first use) needs one;
 #   - chromium and chromium-driver, when /usr/bin lacks them: the website's browser test
-#     (tests/test_site.py) opens the built site in Debian's headless Chromium.
+#     (tests/test_site.py) opens the built site in Debian's headless Chromium;
+#   - fonts-wqy-microhei, when fontconfig knows no Chinese font (or Chromium comes now):
+#     without one the d2l-zh pages' Chinese title shows as empty boxes in that browser.
 #
 # apt-get runs directly when we are root, through sudo when we are not and sudo exists.
 # Where apt-get, root and sudo are all unavailable, or the install fails, it says what to
@@ -28,13 +30,14 @@ set -u
 PACKAGE=dataset-fashion-mnist
 SYSTEM_DIR=${GLUON_BN_DATASET_DIR:-/usr/share/datasets/fashion-mnist}
 BROWSER_DIR=${GLUON_BN_BROWSER_DIR:-/usr/bin}
+CJK_FONT=fonts-wqy-microhei
 FILES="train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte"
 DRY_RUN=0
 
 for arg in "$@"; do
     case $arg in
         --dry-run) DRY_RUN=1 ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install_data.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -98,6 +101,13 @@ EOF
 EOF
         ;;
     esac
+    case " $need " in
+        *" $CJK_FONT "*) cat <<EOF
+  No Chinese font: the site still builds and its tests pass, but Chromium draws the d2l-zh
+  title as boxes; on Debian, as root, apt-get install -y $CJK_FONT.
+EOF
+        ;;
+    esac
 }
 
 need=""
@@ -115,6 +125,11 @@ if [ -z "${CXX:-}" ] && ! command -v c++ >/dev/null 2>&1 && ! command -v g++ >/d
 fi
 [ -x "$BROWSER_DIR/chromium" ] || need="$need chromium"
 [ -x "$BROWSER_DIR/chromedriver" ] || need="$need chromium-driver"
+if command -v fc-list >/dev/null 2>&1; then
+    [ -n "$(fc-list :lang=zh family 2>/dev/null)" ] || need="$need $CJK_FONT"
+else  # no fontconfig yet: Chromium brings it, and no Chinese font with it
+    case " $need " in *" chromium "*) need="$need $CJK_FONT" ;; esac
+fi
 need=${need# }
 if [ -z "$need" ]; then
     say "nothing to install."

@@ -203,6 +203,36 @@ def test_helper_adds_chromium_and_its_driver_only_where_missing(fake_system, tmp
     assert "browser test skips" in result.stdout
 
 
+def test_helper_adds_a_chinese_font_where_fontconfig_has_none_or_chromium_comes(fake_system,
+                                                                                 tmp_path):
+    """Without one, Chromium draws the d2l-zh pages' title as boxes."""
+    run, data_dir = fake_system
+    _fill(data_dir)
+    fc_list = tmp_path / "bin" / "fc-list"
+    fc_list.write_text(f"#!{shutil.which('sh')}\n"
+                       '[ "$1" = :lang=zh ] && [ -n "${FAKE_ZH_FONT:-}" ] && echo "$FAKE_ZH_FONT"\n'
+                       "exit 0\n")
+    fc_list.chmod(0o755)
+
+    def fresh_run(**fake):
+        (tmp_path / "calls").write_text("")  # each run's apt-get calls alone
+        return run(FAKE_UID=0, **fake)
+
+    result, calls = fresh_run()
+    assert calls == ["apt-get install -y fonts-wqy-microhei"], result.stdout
+    result, calls = fresh_run(FAKE_ZH_FONT="WenQuanYi Micro Hei")
+    assert calls == [] and "nothing to install" in result.stdout
+    result, calls = fresh_run(stubs=("id", "python3"))  # no apt-get: advice instead
+    assert "apt-get install -y fonts-wqy-microhei" in result.stdout
+    assert "draws the d2l-zh\n  title as boxes" in result.stdout
+    fc_list.unlink()  # no fontconfig yet: only with Chromium, which brings it
+    result, calls = fresh_run()
+    assert calls == []
+    (tmp_path / "browser" / "chromium").unlink()
+    result, calls = fresh_run()
+    assert calls == ["apt-get install -y chromium fonts-wqy-microhei"]
+
+
 def test_helper_updates_apt_first_when_the_package_is_unknown(fake_system):
     run, _ = fake_system
     result, calls = run(FAKE_UID=0, FAKE_APT_KNOWN=0)

@@ -213,6 +213,10 @@ def test_the_pages_show_the_records_and_search_finds_momentum(served, browser):
     assert "0.3108" in body and f"{ours:.4f} ±" in body
     browser.save_screenshot(str(SCREENSHOTS / "d2l-en.png"))
 
+    browser.get(served + "documents/d2l-zh.html")  # its title in Chinese (a CJK font draws it)
+    assert "批量归一化" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.save_screenshot(str(SCREENSHOTS / "d2l-zh.png"))
+
     verdict = json.loads((RESULTS / "studies" / "covariate-shift.json").read_text())["verdict"]
     browser.get(served + "studies/covariate-shift.html")
     assert verdict in browser.find_element(By.TAG_NAME, "body").text
