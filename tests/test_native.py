@@ -235,6 +235,8 @@ def test_blocked_output_goes_where_the_channels_fill_blocks():
     assert not native.hands_on_blocked(6, 4, np.float32)    # LeNet's first layer
     assert not native.hands_on_blocked(120, 2, np.float32)  # dense: no layout to keep
     assert not native.hands_on_blocked(16, 4, np.float64)   # oneDNN convolves float32 only
+    with pytest.raises(TypeError, match="impl='native' only, not of impl='fast'"):
+        BatchNorm(16, 4, impl="fast", blocked_output=True)
     layer = BatchNorm(3, 4, impl="native", blocked_output=True)
     layer.initialize()
     layer.cast("float64")  # MXNet's own convolution then: the same values

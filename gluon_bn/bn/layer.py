@@ -115,6 +115,9 @@ class BatchNorm(gluon.Block):
                  gamma_initializer: Optional[init.Initializer] = None,
                  beta_initializer: Optional[init.Initializer] = None,
                  impl: str = "faithful", **kwargs):
+        if "blocked_output" in kwargs:  # NativeBatchNorm takes it before this point
+            raise TypeError(f"blocked_output is an option of impl='native' only, not of "
+                            f"impl={impl!r}")
         super().__init__(**kwargs)
         if impl not in BN_IMPLS:
             raise ValueError(f"impl must be one of {BN_IMPLS}, got {impl!r}")
@@ -219,7 +222,8 @@ class NativeBatchNorm(BatchNorm, ModeGraphs, LegacyHybridBlock):
         (:func:`gluon_bn.bn.native.blocked_layout`), as MXNet's own BatchNorm keeps it for
         the activation and pooling after it. Default: where
         :func:`gluon_bn.bn.native.hands_on_blocked` says so (4-D float32 input whose
-        channels fill whole blocks). The values are the same either way.
+        channels fill whole blocks); True means every 4-D input (a dense layer's has no
+        layout to keep, so it is left alone). The values are the same either way.
     """
 
     def __init__(self, num_features: int, num_dims: int, *,
@@ -228,7 +232,7 @@ class NativeBatchNorm(BatchNorm, ModeGraphs, LegacyHybridBlock):
         self.blocked_output = blocked_output
 
     def _hands_on_blocked(self) -> bool:
-        if self.blocked_output is not None:
+        if self.blocked_output is not None:  # a dense layer's (N, C) output has no layout
             return bool(self.blocked_output) and self.num_dims == 4
         return native.hands_on_blocked(self.num_features, self.num_dims, self.gamma.dtype)
 
