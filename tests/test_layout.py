@@ -19,10 +19,10 @@ def test_a_tiny_layout_run_times_every_stage_with_every_bn(tmp_path, capsys):
         entry = result["stages"][stage]
         assert entry["input"] == [256, in_channels, side, side] and entry["channels"] == channels
         for kind in KINDS:
-            assert len(entry["ms"][kind]) == 2 and min(entry["ms"][kind]) > 0
+            assert len(entry["seconds"][kind]) == 2 and min(entry["seconds"][kind]) > 0
             # each round's ratio divides by nn.BatchNorm's turn of the same round
             assert entry["ratios"][kind] == pytest.approx(
-                [a / b for a, b in zip(entry["ms"][kind], entry["ms"][REFERENCE])])
+                [a / b for a, b in zip(entry["seconds"][kind], entry["seconds"][REFERENCE])])
     table = (tmp_path / "layout.md").read_text()
     assert table == format_layout(result) + "\n"
     assert table.count("\n| conv") == len(STAGES) * len(KINDS)

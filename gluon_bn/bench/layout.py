@@ -62,8 +62,8 @@ def stage_chain(kind: str, in_channels: int, channels: int) -> mx.gluon.Block:
     return hybridize_network(net, "graph")
 
 
-def step_ms(net: mx.gluon.Block, X: mx.nd.NDArray, steps: int) -> float:
-    """Return the milliseconds of one forward and backward pass of `net` on `X`, over `steps`."""
+def step_seconds(net: mx.gluon.Block, X: mx.nd.NDArray, steps: int) -> float:
+    """Return the seconds of one forward and backward pass of `net` on `X`, over `steps`."""
     mx.nd.waitall()
     start = time.perf_counter()
     for _ in range(steps):
@@ -71,7 +71,7 @@ def step_ms(net: mx.gluon.Block, X: mx.nd.NDArray, steps: int) -> float:
             Y = net(X)
         Y.backward()
     mx.nd.waitall()
-    return (time.perf_counter() - start) * 1e3 / steps
+    return (time.perf_counter() - start) / steps
 
 
 def run_layout(plan: LayoutPlan, *, file: Optional[TextIO] = None) -> dict:
@@ -99,16 +99,17 @@ def run_layout(plan: LayoutPlan, *, file: Optional[TextIO] = None) -> dict:
         X = mx.nd.random.uniform(shape=(plan.batch_size, in_channels, side, side))
         nets = {kind: stage_chain(kind, in_channels, channels) for kind in kinds}
         for net in nets.values():
-            step_ms(net, X, 2)  # compiles the graph and builds oneDNN's primitives
-        ms: Dict[str, List[float]] = {kind: [] for kind in kinds}
+            step_seconds(net, X, 2)  # compiles the graph and builds oneDNN's primitives
+        seconds: Dict[str, List[float]] = {kind: [] for kind in kinds}  # a step's, per round
         for r in range(plan.rounds):
             for kind in (kinds if r % 2 == 0 else kinds[::-1]):
-                ms[kind].append(step_ms(nets[kind], X, plan.steps))
+                seconds[kind].append(step_seconds(nets[kind], X, plan.steps))
             print(f"{stage} round {r + 1}/{plan.rounds}: " + ", ".join(
-                f"{kind} {ms[kind][-1]:.2f}" for kind in kinds) + " ms/step", file=file,
-                flush=True)
+                f"{kind} {seconds[kind][-1] * 1e3:.2f}" for kind in kinds) + " ms/step",
+                file=file, flush=True)
         stages[stage] = {"input": [plan.batch_size, in_channels, side, side],
-                         "channels": channels, "ms": ms, **summarize(ms, REFERENCE)}
+                         "channels": channels, "seconds": seconds,
+                         **summarize(seconds, REFERENCE)}
     return {"plan": vars(plan), "kinds": list(kinds), "stages": stages,
             "environment": environment(mx.cpu())}
 
@@ -121,8 +122,9 @@ def format_layout(result: dict) -> str:
         shape = "x".join(str(n) for n in entry["input"])
         for kind in result["kinds"]:
             s = entry["summary"][kind]
-            lines.append(f"| {stage} ({shape}) | {kind} | {s['seconds']['median']:.2f} "
-                         f"({s['seconds']['min']:.2f}-{s['seconds']['max']:.2f}) | "
+            ms = {k: v * 1e3 for k, v in s["seconds"].items()}
+            lines.append(f"| {stage} ({shape}) | {kind} | {ms['median']:.2f} "
+                         f"({ms['min']:.2f}-{ms['max']:.2f}) | "
                          f"{s['ratio']['median']:.2f} ({s['ratio']['min']:.2f}-"
                          f"{s['ratio']['max']:.2f}) |")
     plan, runtime = result["plan"], result["environment"].get("threads") or {}
