@@ -4,13 +4,14 @@ MXNet loads on first use of a name below, not on ``import gluon_bn``: the comman
 chooses MXNet's engine and threads (:mod:`gluon_bn.runtime`) before it loads, and
 ``gluon-bn doctor`` can report an MXNet that fails to import.
 """
+
 import importlib
 
 __version__ = "0.1.0"
 
 # public name -> (module, attribute or None for the module itself)
 _EXPORTS = {
-    "mx": ("_mxnet", "mx"),  # the mxnet module, loaded with the GPU wheel's CUDA runtime
+    "mx": ("runtime.loader", "mx"),  # the mxnet module, loaded with the GPU wheel's CUDA runtime
     "batch_norm": ("bn.functional", "batch_norm"),
     "pure_batch_norm": ("bn.functional", "pure_batch_norm"),
     "BatchNorm": ("bn.layer", "BatchNorm"),

@@ -1,4 +1,5 @@
 """Where gluon-bn keeps what it measured or built once per machine (no MXNet imported)."""
+
 from __future__ import annotations
 
 import os
@@ -11,5 +12,6 @@ def cache_root() -> Path:
     ``runtime/``)."""
     root = os.environ.get("GLUON_BN_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "gluon_bn")
+        "gluon_bn",
+    )
     return Path(root)

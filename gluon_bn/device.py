@@ -1,10 +1,11 @@
 """Choosing where to run: a GPU only when a kernel really runs there, else the CPU."""
+
 from __future__ import annotations
 
 import sys
 from typing import List, Optional, Sequence, TextIO, Tuple, Union
 
-from gluon_bn._mxnet import mx
+from gluon_bn.runtime.loader import mx
 
 Context = mx.context.Context
 
@@ -77,8 +78,10 @@ def try_all_gpus(*, file: Optional[TextIO] = None) -> List[Context]:
         (good if ok else reasons).append(mx.gpu(i) if ok else reason)
     if good:
         return good
-    print(f"using cpu(0): {'; '.join(reasons) or 'no GPU found' + _cpu_build_note()}",
-          file=file or sys.stderr)
+    print(
+        f"using cpu(0): {'; '.join(reasons) or 'no GPU found' + _cpu_build_note()}",
+        file=file or sys.stderr,
+    )
     return [mx.cpu()]
 
 
@@ -102,15 +105,19 @@ def parse_device(spec: str, *, file: Optional[TextIO] = None) -> Union[Context, 
 def _parse_one(text: str) -> Context:
     kind, _, index_text = text.partition(":")
     if kind not in ("cpu", "gpu") or (index_text and not index_text.isdigit()):
-        raise ValueError(f"cannot read device {text!r}; use auto, cpu, gpu, gpu:N, cpu:N "
-                         f"or a comma-separated list")
+        raise ValueError(
+            f"cannot read device {text!r}; use auto, cpu, gpu, gpu:N, cpu:N "
+            f"or a comma-separated list"
+        )
     index = int(index_text or 0)
     if kind == "cpu":
         return mx.cpu(index)
     ok, reason = probe_gpu(index)
     if not ok:
-        raise ValueError(f"--device {text}: {reason}. Use --device cpu (or auto, which falls "
-                         f"back to the CPU by itself).")
+        raise ValueError(
+            f"--device {text}: {reason}. Use --device cpu (or auto, which falls "
+            f"back to the CPU by itself)."
+        )
     return mx.gpu(index)
 
 

@@ -9,11 +9,12 @@ identical configuration.
 
 This module imports no MXNet.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import List, Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from gluon_bn.recipes import LOOPS, VARIANTS, Recipe
 
@@ -81,20 +82,28 @@ class RunOptions:
             raise ValueError("give at least one seed")
         for name in ("epochs", "batch_size", "limit", "test_limit"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < (0 if name == "epochs" else 1)):
+            if value is not None and (
+                not isinstance(value, int) or value < (0 if name == "epochs" else 1)
+            ):
                 least = "0 or more" if name == "epochs" else "a positive integer"
                 raise ValueError(f"{name} must be {least}, got {value!r}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
-        for name, allowed in (("dataset", DATASETS), ("pipeline", PIPELINES),
-                              ("bn_impl", BN_IMPLS), ("hybridize", ("auto",) + HYBRIDIZE_MODES),
-                              ("loop", ("auto",) + LOOPS)):
+        for name, allowed in (
+            ("dataset", DATASETS),
+            ("pipeline", PIPELINES),
+            ("bn_impl", BN_IMPLS),
+            ("hybridize", ("auto",) + HYBRIDIZE_MODES),
+            ("loop", ("auto",) + LOOPS),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.loop == "d2l.Trainer" and self.pipeline != "d2l":
-            raise ValueError("the d2l.Trainer loop reads its data through gluon_bn.FashionMNIST "
-                             "(the book's pipeline): use --pipeline d2l, or --loop train_ch5 "
-                             "for the fast pipeline")
+            raise ValueError(
+                "the d2l.Trainer loop reads its data through gluon_bn.FashionMNIST "
+                "(the book's pipeline): use --pipeline d2l, or --loop train_ch5 "
+                "for the fast pipeline"
+            )
 
     def resolve(self, recipe: Recipe, *, dataset: Optional[str] = None) -> "ResolvedRun":
         """Return the run these options describe for `recipe`, every default decided.
@@ -119,13 +128,22 @@ class RunOptions:
         hybridize = self.hybridize if self.hybridize != "auto" else ("graph" if fast else "none")
         sync = (not fast) if self.sync_every_batch is None else bool(self.sync_every_batch)
         return ResolvedRun(
-            recipe=recipe, variants=tuple(self.variants), seeds=tuple(self.seeds),
+            recipe=recipe,
+            variants=tuple(self.variants),
+            seeds=tuple(self.seeds),
             epochs=recipe.num_epochs if self.epochs is None else self.epochs,
             lr=recipe.learning_rate if self.lr is None else self.lr,
-            batch_size=self.batch_size or recipe.batch_size, pipeline=self.pipeline,
-            bn_impl=self.bn_impl, hybridize=hybridize, sync_every_batch=sync, loop=loop,
+            batch_size=self.batch_size or recipe.batch_size,
+            pipeline=self.pipeline,
+            bn_impl=self.bn_impl,
+            hybridize=hybridize,
+            sync_every_batch=sync,
+            loop=loop,
             dataset=dataset or (recipe.dataset if self.dataset == "auto" else self.dataset),
-            data_root=self.data_root, limit=self.limit, test_limit=self.test_limit)
+            data_root=self.data_root,
+            limit=self.limit,
+            test_limit=self.test_limit,
+        )
 
 
 @dataclass(frozen=True)
@@ -172,22 +190,48 @@ class ResolvedRun:
             The record's OpenMP thread count: its numbers repeat only with it (``--threads``).
         """
         variant = {("scratch", "gluon"): [], ("scratch", "gluon", "plain"): ["--variant", "all"]}
-        args = ["reproduce", self.recipe.name, *variant.get(
-            tuple(self.variants), ["--variant", self.variants[0] if len(self.variants) == 1
-                                   else "all"])]
-        args += ["--seed", *map(str, self.seeds), "--epochs", str(self.epochs), "--lr",
-                 f"{self.lr:g}", "--batch-size", str(self.batch_size), "--pipeline",
-                 self.pipeline, "--bn-impl", self.bn_impl, "--hybridize", self.hybridize,
-                 "--sync-every-batch", "yes" if self.sync_every_batch else "no",
-                 "--loop", self.loop, "--dataset", self.dataset]
-        for flag, value in (("--limit", self.limit), ("--test-limit", self.test_limit),
-                            ("--threads", omp_threads)):
+        args = [
+            "reproduce",
+            self.recipe.name,
+            *variant.get(
+                tuple(self.variants),
+                ["--variant", self.variants[0] if len(self.variants) == 1 else "all"],
+            ),
+        ]
+        args += [
+            "--seed",
+            *map(str, self.seeds),
+            "--epochs",
+            str(self.epochs),
+            "--lr",
+            f"{self.lr:g}",
+            "--batch-size",
+            str(self.batch_size),
+            "--pipeline",
+            self.pipeline,
+            "--bn-impl",
+            self.bn_impl,
+            "--hybridize",
+            self.hybridize,
+            "--sync-every-batch",
+            "yes" if self.sync_every_batch else "no",
+            "--loop",
+            self.loop,
+            "--dataset",
+            self.dataset,
+        ]
+        for flag, value in (
+            ("--limit", self.limit),
+            ("--test-limit", self.test_limit),
+            ("--threads", omp_threads),
+        ):
             if value is not None:
                 args += [flag, str(value)]
         return args
 
     def config(self) -> Dict[str, object]:
         """Return the run as the ``config`` of its JSON record (everything but the recipe)."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                  if f.name != "recipe"}
+        fields = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "recipe"
+        }
         return {**fields, "variants": list(self.variants), "seeds": list(self.seeds)}

@@ -7,13 +7,14 @@ the training loops and the reports read the rest. Numbers a document printed
 are stored as it printed them, so that reports can put them beside ours; numbers the lesson
 printed elsewhere (:class:`PublishedRuns`, with their source) show how far published runs scatter.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
-
+TRAIN_SIZE, TEST_SIZE = 60000, 10000  # Fashion-MNIST's (and MNIST's) training and test sets
 VARIANTS = ("scratch", "gluon", "plain")
 # The documents' training loops: d2l's MXNet ``train_ch5`` (documents 001-004, reproduced as
 # :func:`gluon_bn.run.training.train_ch5`) and d2l 1.0's ``d2l.Trainer`` (document 000).
@@ -189,8 +190,9 @@ class Recipe:
         if name not in self.alternatives:
             known = ", ".join(self.alternatives) or "none"
             raise ValueError(f"recipe {self.name!r} has no alternative {name!r} (it has: {known})")
-        return dataclasses.replace(self, name=f"{self.name}:{name}",
-                                   conventions=self.alternatives[name])
+        return dataclasses.replace(
+            self, name=f"{self.name}:{name}", conventions=self.alternatives[name]
+        )
 
     def printed_run(self, variant: str) -> Optional[PrintedRun]:
         """Return what the document printed for `variant`, or None."""
@@ -275,14 +277,28 @@ D2L_EN = Recipe(
     batch_size=256,
     num_epochs=5,
     printed=(
-        PrintedRun("scratch", "gpu(0)", _lines(
-            (0.6847, 0.752, 0.792, 3.7), (0.4129, 0.850, 0.855, 3.6),
-            (0.3586, 0.870, 0.866, 3.6), (0.3320, 0.879, 0.874, 3.5),
-            (0.3108, 0.888, 0.864, 3.5))),
-        PrintedRun("gluon", "gpu(0)", _lines(
-            (0.6533, 0.768, 0.802, 2.3), (0.4023, 0.854, 0.876, 2.4),
-            (0.3536, 0.872, 0.863, 2.4), (0.3251, 0.883, 0.885, 2.4),
-            (0.3070, 0.889, 0.871, 2.3))),
+        PrintedRun(
+            "scratch",
+            "gpu(0)",
+            _lines(
+                (0.6847, 0.752, 0.792, 3.7),
+                (0.4129, 0.850, 0.855, 3.6),
+                (0.3586, 0.870, 0.866, 3.6),
+                (0.3320, 0.879, 0.874, 3.5),
+                (0.3108, 0.888, 0.864, 3.5),
+            ),
+        ),
+        PrintedRun(
+            "gluon",
+            "gpu(0)",
+            _lines(
+                (0.6533, 0.768, 0.802, 2.3),
+                (0.4023, 0.854, 0.876, 2.4),
+                (0.3536, 0.872, 0.863, 2.4),
+                (0.3251, 0.883, 0.885, 2.4),
+                (0.3070, 0.889, 0.871, 2.3),
+            ),
+        ),
     ),
     printed_gamma_beta=(
         (1.7873654, 0.61735505, 1.7933072, 1.687522, 1.5147648, 1.6866305),
@@ -305,11 +321,20 @@ D2L_017 = Recipe(
     batch_size=256,
     num_epochs=10,
     printed=(
-        PrintedRun("scratch", "cuda:0", (EpochLine(10, 0.267, 0.901, 0.786),),
-                   examples_per_sec=21544.3, note="only the final epoch was printed"),
-        PrintedRun("gluon", "cuda:0", (EpochLine(10, 0.268, 0.902, 0.853),),
-                   examples_per_sec=33000.3,
-                   note="built-in layer was PyTorch's nn.BatchNorm2d/1d; ours is nn.BatchNorm"),
+        PrintedRun(
+            "scratch",
+            "cuda:0",
+            (EpochLine(10, 0.267, 0.901, 0.786),),
+            examples_per_sec=21544.3,
+            note="only the final epoch was printed",
+        ),
+        PrintedRun(
+            "gluon",
+            "cuda:0",
+            (EpochLine(10, 0.268, 0.902, 0.853),),
+            examples_per_sec=33000.3,
+            note="built-in layer was PyTorch's nn.BatchNorm2d/1d; ours is nn.BatchNorm",
+        ),
     ),
     assumptions=(
         "Reproduced in MXNet: train_ch6's xavier_uniform weights become init.Xavier() "
@@ -334,10 +359,17 @@ D2L_ZH = Recipe(
     batch_size=256,
     num_epochs=5,
     printed=(
-        PrintedRun("scratch", "cpu(0)", _lines(
-            (0.8537, 0.681, 0.808, 57.2), (0.4769, 0.828, 0.842, 53.3),
-            (0.3950, 0.857, 0.871, 50.4), (0.3598, 0.871, 0.880, 48.5),
-            (0.3388, 0.877, 0.880, 48.1))),
+        PrintedRun(
+            "scratch",
+            "cpu(0)",
+            _lines(
+                (0.8537, 0.681, 0.808, 57.2),
+                (0.4769, 0.828, 0.842, 53.3),
+                (0.3950, 0.857, 0.871, 50.4),
+                (0.3598, 0.871, 0.880, 48.5),
+                (0.3388, 0.877, 0.880, 48.1),
+            ),
+        ),
     ),
     assumptions=(
         "As written, the document updates moving = (1 - momentum) * moving + momentum * batch "
@@ -347,16 +379,20 @@ D2L_ZH = Recipe(
         "The document trains only the scratch variant; the Gluon variant uses nn.BatchNorm "
         "with the same set-up.",
     ),
-    alternatives={"upstream": Conventions(momentum=0.9, momentum_on="moving",
-                                          moving_var_init=0.0)},
-    published_elsewhere={"upstream": PublishedRuns(
-        source="the upstream d2l-zh book (the MXNet edition document 003 transcribes), its "
-               "printed last epoch as quoted in this project's issue 14; not in the five "
-               "documents, and not checked against a copy of the book here. Its set-up is the "
-               "book's, which may differ from 003 as written in more than the momentum form "
-               "(003 trains at lr 0.9 from Normal(0.01) weights)",
-        runs=(PrintedRun("scratch", "not stated", (EpochLine(5, 0.3051, 0.890, 0.870),)),
-              PrintedRun("gluon", "not stated", (EpochLine(5, 0.3071, 0.889, 0.881),))))},
+    alternatives={"upstream": Conventions(momentum=0.9, momentum_on="moving", moving_var_init=0.0)},
+    published_elsewhere={
+        "upstream": PublishedRuns(
+            source="the upstream d2l-zh book (the MXNet edition document 003 transcribes), its "
+            "printed last epoch as quoted in this project's issue 14; not in the five "
+            "documents, and not checked against a copy of the book here. Its set-up is the "
+            "book's, which may differ from 003 as written in more than the momentum form "
+            "(003 trains at lr 0.9 from Normal(0.01) weights)",
+            runs=(
+                PrintedRun("scratch", "not stated", (EpochLine(5, 0.3051, 0.890, 0.870),)),
+                PrintedRun("gluon", "not stated", (EpochLine(5, 0.3071, 0.889, 0.881),)),
+            ),
+        )
+    },
 )
 
 STRAIGHT_DOPE = Recipe(
@@ -365,8 +401,13 @@ STRAIGHT_DOPE = Recipe(
     source_file="004_bad4ad6cabfe7056.txt",
     section="chapter04 convolutional neural networks: cnn-batch-norm-scratch",
     dialect="MXNet nd, hand-written network, parameters and SGD",
-    conventions=Conventions(momentum=0.9, momentum_on="moving", moving_var_init=0.0,
-                            moving_init="first_batch", update_in_prediction=True),
+    conventions=Conventions(
+        momentum=0.9,
+        momentum_on="moving",
+        moving_var_init=0.0,
+        moving_init="first_batch",
+        update_in_prediction=True,
+    ),
     network="straight-dope",
     initializer="straight-dope",
     learning_rate=0.001,
@@ -375,10 +416,14 @@ STRAIGHT_DOPE = Recipe(
     loss_reduction="sum",
     dataset="mnist",
     printed=(
-        PrintedRun("scratch", "gpu(0)", (EpochLine(1, 0.06240094275482456, 0.9881667, 0.989),),
-                   note="loss is a 0.99/0.01 running average of batch-mean losses; train and "
-                        "test accuracy come from passes after training that also update the "
-                        "moving statistics (test first, then train)"),
+        PrintedRun(
+            "scratch",
+            "gpu(0)",
+            (EpochLine(1, 0.06240094275482456, 0.9881667, 0.989),),
+            note="loss is a 0.99/0.01 running average of batch-mean losses; train and "
+            "test accuracy come from passes after training that also update the "
+            "moving statistics (test first, then train)",
+        ),
     ),
     assumptions=(
         "The document's SGD steps by lr * gradient of the summed batch loss with lr 0.001; "

@@ -10,6 +10,7 @@ JSON is only how they are stored, written by :meth:`Reproduction.to_json` and re
 
 This module imports no MXNet.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,10 @@ class EpochStats:
 
     def line(self) -> str:
         """Return the line train_ch5 prints for this epoch."""
-        return (f"epoch {self.epoch}, loss {self.loss:.4f}, train acc {self.train_acc:.3f}, "
-                f"test acc {self.test_acc:.3f}, time {self.seconds:.1f} sec")
+        return (
+            f"epoch {self.epoch}, loss {self.loss:.4f}, train acc {self.train_acc:.3f}, "
+            f"test acc {self.test_acc:.3f}, time {self.seconds:.1f} sec"
+        )
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -84,8 +87,10 @@ class BookEpoch:
 
     def line(self) -> str:
         """Return the line printed for this epoch."""
-        return (f"epoch {self.epoch}, train loss {self.train_loss:.4f}, val loss "
-                f"{self.val_loss:.4f}, val acc {self.val_acc:.3f}, time {self.seconds:.1f} sec")
+        return (
+            f"epoch {self.epoch}, train loss {self.train_loss:.4f}, val loss "
+            f"{self.val_loss:.4f}, val acc {self.val_acc:.3f}, time {self.seconds:.1f} sec"
+        )
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -94,8 +99,10 @@ class BookEpoch:
 Epoch = Union[EpochStats, BookEpoch]
 # Each loop's epoch record, and its metrics as reports show them (seconds last).
 EPOCH_TYPES = {"train_ch5": EpochStats, "d2l.Trainer": BookEpoch}
-LOOP_METRICS = {"train_ch5": ("loss", "train_acc", "test_acc", "seconds"),
-                "d2l.Trainer": ("train_loss", "val_loss", "val_acc", "seconds")}
+LOOP_METRICS = {
+    "train_ch5": ("loss", "train_acc", "test_acc", "seconds"),
+    "d2l.Trainer": ("train_loss", "val_loss", "val_acc", "seconds"),
+}
 # The held-out accuracy each loop measures after every epoch.
 HELD_OUT_ACCURACY = {"train_ch5": "test_acc", "d2l.Trainer": "val_acc"}
 
@@ -105,8 +112,10 @@ def loop_of_epoch(data: dict) -> str:
     for loop, metrics in LOOP_METRICS.items():
         if set(metrics) <= set(data):
             return loop
-    raise ValueError(f"not an epoch record of a known loop ({', '.join(LOOP_METRICS)}): "
-                     f"its keys are {sorted(data)}")
+    raise ValueError(
+        f"not an epoch record of a known loop ({', '.join(LOOP_METRICS)}): "
+        f"its keys are {sorted(data)}"
+    )
 
 
 def epoch_from_dict(data: dict) -> Epoch:
@@ -147,17 +156,24 @@ class VariantRun:
 
     def to_json(self) -> dict:
         """Return this run as JSON-ready data."""
-        return {"variant": self.variant, "seed": self.seed,
-                "history": [epoch.as_dict() for epoch in self.history],
-                "first_bn_gamma": _list(self.first_bn_gamma),
-                "first_bn_beta": _list(self.first_bn_beta)}
+        return {
+            "variant": self.variant,
+            "seed": self.seed,
+            "history": [epoch.as_dict() for epoch in self.history],
+            "first_bn_gamma": _list(self.first_bn_gamma),
+            "first_bn_beta": _list(self.first_bn_beta),
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> "VariantRun":
         """Return the run stored as `data`."""
-        return cls(data["variant"], int(data["seed"]),
-                   tuple(epoch_from_dict(h) for h in data["history"]),
-                   _tuple(data.get("first_bn_gamma")), _tuple(data.get("first_bn_beta")))
+        return cls(
+            data["variant"],
+            int(data["seed"]),
+            tuple(epoch_from_dict(h) for h in data["history"]),
+            _tuple(data.get("first_bn_gamma")),
+            _tuple(data.get("first_bn_beta")),
+        )
 
 
 def _list(values: Optional[Tuple[float, ...]]) -> Optional[list]:
@@ -177,7 +193,7 @@ class Reproduction:
     run : ResolvedRun
         What was run (recipe included).
     environment : dict
-        Versions, device and thread settings (:func:`gluon_bn.report.environment`).
+        Versions, device and thread settings (:func:`gluon_bn.report.provenance`).
     runs : list of VariantRun
         In the order they ran.
     """
@@ -205,10 +221,16 @@ class Reproduction:
 
     def to_json(self) -> dict:
         """Return the record as JSON-ready data (what ``STEM.json`` holds)."""
-        return {"schema": SCHEMA_VERSION, "recipe": self.recipe.name, "dataset": self.run.dataset,
-                "dataset_note": self.recipe.describe_dataset(self.run.dataset),
-                "config": self.run.config(), "environment": self.environment,
-                "recipe_data": asdict(self.recipe), "runs": [r.to_json() for r in self.runs]}
+        return {
+            "schema": SCHEMA_VERSION,
+            "recipe": self.recipe.name,
+            "dataset": self.run.dataset,
+            "dataset_note": self.recipe.describe_dataset(self.run.dataset),
+            "config": self.run.config(),
+            "environment": self.environment,
+            "recipe_data": asdict(self.recipe),
+            "runs": [r.to_json() for r in self.runs],
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> "Reproduction":
@@ -218,8 +240,11 @@ class Reproduction:
         names = {f.name for f in fields(ResolvedRun)} - {"recipe"}
         config = {k: v for k, v in data["config"].items() if k in names}
         config.update(variants=tuple(config["variants"]), seeds=tuple(config["seeds"]))
-        return cls(ResolvedRun(recipe=recipe, **config), data["environment"],
-                   [VariantRun.from_json(r) for r in data["runs"]])
+        return cls(
+            ResolvedRun(recipe=recipe, **config),
+            data["environment"],
+            [VariantRun.from_json(r) for r in data["runs"]],
+        )
 
 
 def migrate(data: dict) -> dict:
@@ -235,15 +260,19 @@ def migrate(data: dict) -> dict:
     if version == SCHEMA_VERSION:
         return data
     if version not in (1, 2):
-        raise ValueError(f"unknown result schema {version!r}; this gluon-bn reads "
-                         f"versions 1 to {SCHEMA_VERSION}: upgrade gluon-bn")
+        raise ValueError(
+            f"unknown result schema {version!r}; this gluon-bn reads "
+            f"versions 1 to {SCHEMA_VERSION}: upgrade gluon-bn"
+        )
     if version == 1:
         data = _migrate_from_1(data)
     environment = dict(data["environment"])
     if "omp_threads" not in environment:
         from gluon_bn.runtime import threads_in_effect
-        environment["omp_threads"] = threads_in_effect(environment.get("threads") or {},
-                                                       cores=environment.get("cpu_count"))
+
+        environment["omp_threads"] = threads_in_effect(
+            environment.get("threads") or {}, cores=environment.get("cpu_count")
+        )
     return {**data, "schema": SCHEMA_VERSION, "environment": environment}
 
 
@@ -255,7 +284,8 @@ def _migrate_from_1(data: dict) -> dict:
     if config.get("dataset") in (None, "auto"):
         config["dataset"] = data["dataset"]
     config["hybridize"] = {None: "none", False: "none", True: "layers"}.get(
-        config.get("hybridize"), config.get("hybridize"))
+        config.get("hybridize"), config.get("hybridize")
+    )
     if config.get("sync_every_batch") is None:
         config["sync_every_batch"] = config.get("pipeline") != "fast"
     return {**data, "config": config}

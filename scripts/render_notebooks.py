@@ -5,6 +5,7 @@
 `--smoke` runs the tiny one, `NAME ...` only some notebooks, `--note TEXT` adds a sentence to
 each copy's header. See gluon_bn.render.
 """
+
 import sys
 
 from gluon_bn.render import main

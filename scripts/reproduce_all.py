@@ -5,6 +5,7 @@ Extra arguments go to each `gluon-bn reproduce` call (e.g. `--limit 2000 --epoch
 to try it quickly). Document 004 runs on Fashion-MNIST here; where MNIST downloads, run
 `scripts/reproduce_straight_dope.py --dataset mnist`.
 """
+
 import sys
 
 from gluon_bn.published import main

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Reproduce the `d2l-1.0` document (see `gluon-bn list`); extra arguments go to `gluon-bn reproduce`."""
+
 import sys
 
 from gluon_bn.cli import main

@@ -3,6 +3,7 @@
 Imported by tests/test_data_sources.py, test_data_idx.py and test_data_pipelines.py; the
 `tiny` fixture is imported from here by the tests that use it.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -14,9 +15,24 @@ import pytest
 
 from gluon_bn import data as D
 
-__all__ = ["DEBIAN_DIR", "FILES", "N_TRAIN", "N_TEST", "H", "W", "idx_bytes", "write_idx",
-           "tiny_arrays", "tiny_spec", "write_set", "tiny", "no_env", "pairs", "epochs",
-           "needs_debian"]
+__all__ = [
+    "DEBIAN_DIR",
+    "FILES",
+    "N_TRAIN",
+    "N_TEST",
+    "H",
+    "W",
+    "idx_bytes",
+    "write_idx",
+    "tiny_arrays",
+    "tiny_spec",
+    "write_set",
+    "tiny",
+    "no_env",
+    "pairs",
+    "epochs",
+    "needs_debian",
+]
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = D.FASHION_MNIST.files  # train images, train labels, test images, test labels
@@ -24,6 +40,7 @@ N_TRAIN, N_TEST, H, W = 50, 20, 8, 7  # small and non-square, so swapped axes wo
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def idx_bytes(array: np.ndarray) -> bytes:
     """Encode a uint8 array of 1 or 3 dimensions as IDX bytes."""
@@ -55,9 +72,16 @@ def tiny_arrays():
 def tiny_spec(arrays) -> D.IdxDataset:
     """An IdxDataset describing `arrays`, with their true SHA-256 sums and no downloads."""
     return D.FASHION_MNIST.replace(
-        name="Tiny", namespace="tiny", num_train=N_TRAIN, num_test=N_TEST, image_shape=(H, W),
+        name="Tiny",
+        namespace="tiny",
+        num_train=N_TRAIN,
+        num_test=N_TEST,
+        image_shape=(H, W),
         sha256=tuple(hashlib.sha256(idx_bytes(a)).hexdigest() for a in arrays),
-        mxnet_class=None, system_dirs=(), apt_package=None)
+        mxnet_class=None,
+        system_dirs=(),
+        apt_package=None,
+    )
 
 
 def write_set(directory: Path, arrays, gz=(True, False, True, False)) -> Path:
@@ -95,4 +119,5 @@ def epochs(it, n=2):
 
 needs_debian = pytest.mark.skipif(
     not DEBIAN_DIR.is_dir(),
-    reason=f"{DEBIAN_DIR} is absent (sudo apt-get install dataset-fashion-mnist)")
+    reason=f"{DEBIAN_DIR} is absent (sudo apt-get install dataset-fashion-mnist)",
+)

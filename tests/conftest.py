@@ -1,4 +1,5 @@
 """Shared fixtures: where the real Fashion-MNIST is, and skips when it or a C++ compiler is not."""
+
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,8 @@ def numpy_mode():
     Numpy mode is process-wide: every test that needs it takes this fixture, so that it never
     leaks into the legacy-API tests of the same process. Yields the ``mx.np`` module.
     """
-    from gluon_bn._mxnet import mx
     from gluon_bn.bn.functional import numpy_mode as mode
+    from gluon_bn.runtime.loader import mx
 
     with mode():
         yield mx.np

@@ -1,9 +1,10 @@
 """Bad input to the BatchNorm layers: NaN propagates without crashing (docs/bad-input.md)."""
+
 import numpy as np
 import pytest
 
 from gluon_bn import BatchNorm
-from gluon_bn._mxnet import mx
+from gluon_bn.runtime.loader import mx
 
 nd, autograd, gluon = mx.nd, mx.autograd, mx.gluon
 
@@ -34,20 +35,26 @@ def test_nan_input_to_batchnorm_propagates_without_crashing(layer):
 @pytest.mark.parametrize("dtype", ["float16", "float64"])
 def test_input_of_another_float_dtype_names_both_and_the_fix(impl, dtype):
     from gluon_bn import BatchNorm
+
     layer = BatchNorm(3, 2, impl=impl)
     layer.initialize()
-    with pytest.raises(TypeError, match=rf"holds float32 parameters but got {dtype} input; "
-                                        rf"cast the layer \(layer.cast\('{dtype}'\)\)"):
+    with pytest.raises(
+        TypeError,
+        match=rf"holds float32 parameters but got {dtype} input; "
+        rf"cast the layer \(layer.cast\('{dtype}'\)\)",
+    ):
         layer(mx.nd.zeros((2, 3), dtype=dtype))
 
 
 def test_fast_layer_training_in_float16_on_the_cpu_says_why_and_what_to_use():
     from gluon_bn import BatchNorm
+
     layer = BatchNorm(3, 2, impl="fast")
     layer.initialize()
     layer.cast("float16")
-    with pytest.raises(TypeError, match="impl='fast' cannot train in float16 on the CPU.*"
-                                        "impl='faithful'"):
+    with pytest.raises(
+        TypeError, match="impl='fast' cannot train in float16 on the CPU.*impl='faithful'"
+    ):
         with mx.autograd.record():
             layer(mx.nd.ones((2, 3), dtype="float16"))
     # prediction works: no matrix product there

@@ -29,6 +29,7 @@ hypothesis.event, visible with ``--hypothesis-show-statistics``); the rest must 
 The default hypothesis profile is "ci" (tests/conftest.py); HYPOTHESIS_PROFILE=thorough
 runs many more examples.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,20 +38,22 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, event, given, note, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
-from gluon_bn import BatchNorm, batch_norm  # noqa: E402
-from gluon_bn._mxnet import mx  # noqa: E402
-from gluon_bn.bn.functional import stats_shape  # noqa: E402
-
 from test_core import RTOL, STAT_RTOL, reference_op, scratch  # noqa: E402
 from test_numpy_api import reference_np  # noqa: E402
+
+from gluon_bn import BatchNorm, batch_norm  # noqa: E402
+from gluon_bn.bn.functional import stats_shape  # noqa: E402
+from gluon_bn.runtime.loader import mx  # noqa: E402
 
 nd, autograd, npx = mx.nd, mx.autograd, mx.npx
 
 # ---------------------------------------------------------------- tolerances
 # Unit roundoff of each dtype the core is checked in.
-UNIT = {"float16": float(np.finfo(np.float16).eps), "float32": float(np.finfo(np.float32).eps),
-        "float64": float(np.finfo(np.float64).eps)}
+UNIT = {
+    "float16": float(np.finfo(np.float16).eps),
+    "float32": float(np.finfo(np.float32).eps),
+    "float64": float(np.finfo(np.float64).eps),
+}
 # Rounding errors are "a few ulps" times kappa: the float32 batch mean of at most 6*6*6 = 216
 # values (MXNet's reductions, or the fast impl's matrix products with ones) is off by up to
 # ~sqrt(count) to count ulps of max|x|, then centring, squaring, sqrt and division add a few
@@ -72,13 +75,14 @@ FLOAT16_MAGNITUDES = (1e-2, 3.0)
 FLOAT16_MIN_EPS = 1e-4
 
 SIZE = st.integers(1, 6)
-EPS = st.floats(-5, -1).map(lambda e: 10.0 ** e)      # eps in [1e-5, 1e-1], log-uniform
+EPS = st.floats(-5, -1).map(lambda e: 10.0**e)  # eps in [1e-5, 1e-1], log-uniform
 # float32 values, no subnormals: nd.BatchNorm parses momentum as a float32 and refuses values
 # that underflow it ("Out of range value for momentum, value='5.28e-229'"), and nd.full
 # (the moving_var_init initialiser) refuses subnormal doubles the same way.
-MOMENTUM = st.one_of(st.sampled_from([0.0, 1.0, 0.9, 0.1]),
-                     st.floats(0.0, 1.0, width=32, allow_subnormal=False))
-MAGNITUDE = st.floats(-3, 3).map(lambda e: 10.0 ** e)  # 1e-3 .. 1e3, log-uniform
+MOMENTUM = st.one_of(
+    st.sampled_from([0.0, 1.0, 0.9, 0.1]), st.floats(0.0, 1.0, width=32, allow_subnormal=False)
+)
+MAGNITUDE = st.floats(-3, 3).map(lambda e: 10.0**e)  # 1e-3 .. 1e3, log-uniform
 
 
 @dataclass
@@ -94,30 +98,33 @@ class Case:
 
     def more_inputs(self, k, dtype="float32"):
         """`k` further batches from the same distribution (for layer steps)."""
-        rng = np.random.default_rng(abs(hash((self.scale, self.offset, k))) % 2 ** 32)
-        return [(self.offset + self.scale * rng.normal(size=self.X.shape)).astype(dtype)
-                for _ in range(k)]
+        rng = np.random.default_rng(abs(hash((self.scale, self.offset, k))) % 2**32)
+        return [
+            (self.offset + self.scale * rng.normal(size=self.X.shape)).astype(dtype)
+            for _ in range(k)
+        ]
 
 
 @st.composite
-def cases(draw, num_dims=st.sampled_from([2, 4]), dtype="float32", max_magnitude=1e3,
-          min_magnitude=1e-3):
+def cases(
+    draw, num_dims=st.sampled_from([2, 4]), dtype="float32", max_magnitude=1e3, min_magnitude=1e-3
+):
     """An input batch with gamma, beta, moving statistics and an upstream gradient."""
     nd_ = draw(num_dims)
     shape = tuple(draw(SIZE) for _ in range(nd_))
     C = shape[1]
     lo, hi = np.log10(min_magnitude), np.log10(max_magnitude)
     scale = 10.0 ** draw(st.floats(lo, hi))
-    offset = draw(st.one_of(st.just(0.0), st.floats(lo, hi).map(lambda e: 10.0 ** e)))
+    offset = draw(st.one_of(st.just(0.0), st.floats(lo, hi).map(lambda e: 10.0**e)))
     offset *= draw(st.sampled_from([1.0, -1.0]))
     constant = draw(st.integers(0, 4)) == 0  # one case in five: zero variance
-    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     z = np.zeros(shape) if constant else rng.normal(size=shape)
     X = (offset + scale * z).astype(dtype)
     gamma = (rng.choice([-1.0, 1.0], size=C) * rng.uniform(0.1, 2.0, size=C)).astype(dtype)
     beta = (rng.normal(size=C) * max(abs(offset), scale)).astype(dtype)
     mm = (offset + scale * rng.normal(size=C)).astype(dtype)
-    mv = (scale ** 2 * rng.uniform(0.0, 2.0, size=C)).astype(dtype)
+    mv = (scale**2 * rng.uniform(0.0, 2.0, size=C)).astype(dtype)
     head = rng.normal(size=shape).astype(dtype)
     note(f"shape={shape} scale={scale:g} offset={offset:g} constant={constant}")
     return Case(X, gamma, beta, mm, mv, head, scale, offset)
@@ -137,8 +144,22 @@ def from_cols(cols, shape):
     return cols.reshape(N, H, W, C).transpose(0, 3, 1, 2)
 
 
-def ref_step(X, gamma, beta, mm, mv, head, *, eps, momentum, training, momentum_on="moving",
-             normalize_by="sqrt_var_eps", update_in_prediction=False, seeded=True):
+def ref_step(
+    X,
+    gamma,
+    beta,
+    mm,
+    mv,
+    head,
+    *,
+    eps,
+    momentum,
+    training,
+    momentum_on="moving",
+    normalize_by="sqrt_var_eps",
+    update_in_prediction=False,
+    seeded=True,
+):
     """One step of the docstring's definitions in float64; per-channel (C,) statistics.
 
     Returns a dict with y, dX (shaped like X), dgamma, dbeta, moving_mean, moving_var (C,) and
@@ -167,10 +188,21 @@ def ref_step(X, gamma, beta, mm, mv, head, *, eps, momentum, training, momentum_
         dX = g / s * (h - h.mean(0) - extra)
     else:
         dX = g / s * h
-    out = dict(y=from_cols(y, X.shape), dX=from_cols(dX, X.shape), dgamma=(h * xhat).sum(0),
-               dbeta=h.sum(0), moving_mean=mm, moving_var=mv, count=x.shape[0],
-               hmax=np.abs(h).max(0), xmax=np.abs(x).max(0), mean=mean, var=var,
-               inv=1.0 / s, eps=eps)
+    out = dict(
+        y=from_cols(y, X.shape),
+        dX=from_cols(dX, X.shape),
+        dgamma=(h * xhat).sum(0),
+        dbeta=h.sum(0),
+        moving_mean=mm,
+        moving_var=mv,
+        count=x.shape[0],
+        hmax=np.abs(h).max(0),
+        xmax=np.abs(x).max(0),
+        mean=mean,
+        var=var,
+        inv=1.0 / s,
+        eps=eps,
+    )
     # kappa: absolute error of (x - mu), in ulps, over the scale it is divided by
     out["kappa"] = (np.abs(x).max(0) + (0 if training else np.abs(mm))) / s
     if training and normalize_by == "std_eps":
@@ -208,11 +240,18 @@ def _close(name, got, want, atol_c, rtol, mask_c):
         raise AssertionError(
             f"{name}: {bad.sum()} values out of tolerance, first at {tuple(i)}: got "
             f"{got_c[tuple(i)]!r}, want {want_c[tuple(i)]!r}, bound {np.broadcast_to(bound, bad.shape)[tuple(i)]:.3g}"
-            f"\ngot={got.ravel()[:12]}\nwant={want.ravel()[:12]}")
+            f"\ngot={got.ravel()[:12]}\nwant={want.ravel()[:12]}"
+        )
 
 
-def check_step(got, ref, dtype="float32", names=("y", "moving_mean", "moving_var", "dX",
-                                                  "dgamma", "dbeta"), who="", slack=1):
+def check_step(
+    got,
+    ref,
+    dtype="float32",
+    names=("y", "moving_mean", "moving_var", "dX", "dgamma", "dbeta"),
+    who="",
+    slack=1,
+):
     """Compare a dict of results `got` (subset of `names`) with `ref_step`'s, kappa-scaled.
 
     `slack` = 2 when `ref` holds another float32 computation (two roundings, not one).
@@ -251,9 +290,12 @@ def check_step(got, ref, dtype="float32", names=("y", "moving_mean", "moving_var
         # operator keeps 1/sqrt(var + eps) and recovers var as 1/invstd^2 - eps, which is off
         # by ulps of eps: hence the eps term (a zero variance comes back as ~1e-10 for eps 1e-3).
         "moving_mean": (err * (np.abs(ref["old_mm"]) + xmax), srtol, ok),
-        "moving_var": (err * (np.abs(ref["old_mv"]) + ref["var"] + ref["eps"]
-                              + xmax * np.sqrt(ref["var"]))
-                       + (err * xmax) ** 2, srtol, ok),
+        "moving_var": (
+            err * (np.abs(ref["old_mv"]) + ref["var"] + ref["eps"] + xmax * np.sqrt(ref["var"]))
+            + (err * xmax) ** 2,
+            srtol,
+            ok,
+        ),
     }
     for name in names:
         if name in got:
@@ -276,8 +318,13 @@ def as_dict(values):
 
 
 # ---------------------------------------------------------------- batch_norm vs MXNet's operator
-@given(case=cases(), eps=EPS, momentum=MOMENTUM, training=st.booleans(),
-       momentum_on=st.sampled_from(["moving", "batch"]))
+@given(
+    case=cases(),
+    eps=EPS,
+    momentum=MOMENTUM,
+    training=st.booleans(),
+    momentum_on=st.sampled_from(["moving", "batch"]),
+)
 def test_functional_matches_operator_and_float64(case, eps, momentum, training, momentum_on):
     """Outputs, moving statistics and gradients of X, gamma, beta, both modes, both momenta."""
     op_momentum = momentum if momentum_on == "moving" else 1.0 - momentum
@@ -295,47 +342,102 @@ def test_functional_matches_operator_and_float64(case, eps, momentum, training, 
         np.testing.assert_array_equal(ours["moving_var"], case.mv)
 
 
-@given(case=cases(), eps=EPS, momentum=MOMENTUM, training=st.booleans(),
-       momentum_on=st.sampled_from(["moving", "batch"]),
-       normalize_by=st.sampled_from(["sqrt_var_eps", "std_eps"]),
-       update_in_prediction=st.booleans())
-def test_functional_conventions_match_float64(case, eps, momentum, training, momentum_on,
-                                              normalize_by, update_in_prediction):
+@given(
+    case=cases(),
+    eps=EPS,
+    momentum=MOMENTUM,
+    training=st.booleans(),
+    momentum_on=st.sampled_from(["moving", "batch"]),
+    normalize_by=st.sampled_from(["sqrt_var_eps", "std_eps"]),
+    update_in_prediction=st.booleans(),
+)
+def test_functional_conventions_match_float64(
+    case, eps, momentum, training, momentum_on, normalize_by, update_in_prediction
+):
     """std_eps and update_in_prediction, which the operator does not have."""
-    conv = dict(momentum_on=momentum_on, normalize_by=normalize_by,
-                update_in_prediction=update_in_prediction)
-    ours = as_dict(scratch(case.X, case.gamma, case.beta, case.mm, case.mv, case.head, eps,
-                           momentum, training, **conv))
+    conv = dict(
+        momentum_on=momentum_on,
+        normalize_by=normalize_by,
+        update_in_prediction=update_in_prediction,
+    )
+    ours = as_dict(
+        scratch(
+            case.X,
+            case.gamma,
+            case.beta,
+            case.mm,
+            case.mv,
+            case.head,
+            eps,
+            momentum,
+            training,
+            **conv,
+        )
+    )
     ref = reference(case, eps=eps, momentum=momentum, training=training, **conv)
     check_step(ours, ref)
 
 
-@given(case=cases(), eps=EPS, momentum=MOMENTUM, training=st.booleans(),
-       normalize_by=st.sampled_from(["sqrt_var_eps", "std_eps"]))
+@given(
+    case=cases(),
+    eps=EPS,
+    momentum=MOMENTUM,
+    training=st.booleans(),
+    normalize_by=st.sampled_from(["sqrt_var_eps", "std_eps"]),
+)
 def test_functional_seeds_from_first_batch(case, eps, momentum, training, normalize_by):
     """moving_mean = moving_var = None: the batch statistics become the moving ones."""
     shape = stats_shape(case.X.shape[1], case.X.ndim)
     x = nd.array(case.X)
     g, b = (nd.array(a).reshape(shape) for a in (case.gamma, case.beta))
     with autograd.record(train_mode=training):
-        y, m, v = batch_norm(x, g, b, None, None, eps=eps, momentum=momentum,
-                             normalize_by=normalize_by, update_in_prediction=True)
+        y, m, v = batch_norm(
+            x,
+            g,
+            b,
+            None,
+            None,
+            eps=eps,
+            momentum=momentum,
+            normalize_by=normalize_by,
+            update_in_prediction=True,
+        )
     # in prediction the (zero) unseeded statistics normalise: compare against that
-    ref = reference(Case(case.X, case.gamma, case.beta, np.zeros_like(case.mm),
-                         np.zeros_like(case.mv), case.head, case.scale, case.offset),
-                    eps=eps, momentum=momentum, training=training, normalize_by=normalize_by,
-                    update_in_prediction=True, seeded=False)
-    check_step(dict(y=y.asnumpy(), moving_mean=m.asnumpy().ravel(),
-                    moving_var=v.asnumpy().ravel()), ref)
+    ref = reference(
+        Case(
+            case.X,
+            case.gamma,
+            case.beta,
+            np.zeros_like(case.mm),
+            np.zeros_like(case.mv),
+            case.head,
+            case.scale,
+            case.offset,
+        ),
+        eps=eps,
+        momentum=momentum,
+        training=training,
+        normalize_by=normalize_by,
+        update_in_prediction=True,
+        seeded=False,
+    )
+    check_step(
+        dict(y=y.asnumpy(), moving_mean=m.asnumpy().ravel(), moving_var=v.asnumpy().ravel()), ref
+    )
 
 
 # ---------------------------------------------------------------- the layer, both impls
-CONVENTIONS = st.fixed_dictionaries(dict(
-    eps=EPS, momentum=MOMENTUM, momentum_on=st.sampled_from(["moving", "batch"]),
-    moving_var_init=st.sampled_from([1.0, 0.0]) | st.floats(0.0, 4.0, allow_subnormal=False),
-    moving_init=st.sampled_from(["fixed", "first_batch"]),
-    normalize_by=st.sampled_from(["sqrt_var_eps", "std_eps"]),
-    update_in_prediction=st.booleans()))
+CONVENTIONS = st.fixed_dictionaries(
+    dict(
+        eps=EPS,
+        momentum=MOMENTUM,
+        momentum_on=st.sampled_from(["moving", "batch"]),
+        moving_var_init=st.sampled_from([1.0, 0.0]) | st.floats(0.0, 4.0, allow_subnormal=False),
+        moving_init=st.sampled_from(["fixed", "first_batch"]),
+        normalize_by=st.sampled_from(["sqrt_var_eps", "std_eps"]),
+        update_in_prediction=st.booleans(),
+    )
+)
 
 
 def make_layer(case, impl, conv, dtype="float32", array=nd):
@@ -356,11 +458,14 @@ def layer_step(layer, X, head, training, array=nd):
     with autograd.record(train_mode=training):
         y = layer(x)
     y.backward(array.array(head, dtype=head.dtype))
-    return dict(y=y.asnumpy(), dX=x.grad.asnumpy(),
-                dgamma=layer.gamma.grad().asnumpy().ravel(),
-                dbeta=layer.beta.grad().asnumpy().ravel(),
-                moving_mean=layer.moving_mean.data().asnumpy().ravel(),
-                moving_var=layer.moving_var.data().asnumpy().ravel())
+    return dict(
+        y=y.asnumpy(),
+        dX=x.grad.asnumpy(),
+        dgamma=layer.gamma.grad().asnumpy().ravel(),
+        dbeta=layer.beta.grad().asnumpy().ravel(),
+        moving_mean=layer.moving_mean.data().asnumpy().ravel(),
+        moving_var=layer.moving_var.data().asnumpy().ravel(),
+    )
 
 
 def run_layers(case, conv, modes, dtype="float32", array=nd, impls=("faithful", "fast")):
@@ -372,16 +477,23 @@ def run_layers(case, conv, modes, dtype="float32", array=nd, impls=("faithful", 
     mv = np.full(C, conv["moving_var_init"], dtype="float32").astype(np.float64)
     seeded = conv["moving_init"] == "fixed"
     inputs = [case.X] + case.more_inputs(len(modes) - 1, dtype)
-    kw = {k: conv[k] for k in ("eps", "momentum", "momentum_on", "normalize_by",
-                               "update_in_prediction")}
+    kw = {
+        k: conv[k]
+        for k in ("eps", "momentum", "momentum_on", "normalize_by", "update_in_prediction")
+    }
     for step, (training, X) in enumerate(zip(modes, inputs)):
         step_case = Case(X, case.gamma, case.beta, mm, mv, case.head, case.scale, case.offset)
         ref = reference(step_case, training=training, seeded=seeded, **kw)
-        got = {impl: layer_step(layer, X, case.head, training, array)
-               for impl, layer in layers.items()}
+        got = {
+            impl: layer_step(layer, X, case.head, training, array) for impl, layer in layers.items()
+        }
         for impl, res in got.items():
-            check_step(res, ref, dtype, who=f"step {step} ({'train' if training else 'predict'})"
-                                             f" impl={impl}: ")
+            check_step(
+                res,
+                ref,
+                dtype,
+                who=f"step {step} ({'train' if training else 'predict'}) impl={impl}: ",
+            )
         if training or conv["update_in_prediction"]:
             seeded = True
         mm, mv = ref["moving_mean"], ref["moving_var"]
@@ -394,27 +506,48 @@ def test_layer_impls_match_float64(case, conv, modes):
     run_layers(case, conv, modes)
 
 
-@given(case=cases(), eps=EPS, momentum=MOMENTUM, momentum_on=st.sampled_from(["moving", "batch"]),
-       modes=st.lists(st.booleans(), min_size=1, max_size=3))
+@given(
+    case=cases(),
+    eps=EPS,
+    momentum=MOMENTUM,
+    momentum_on=st.sampled_from(["moving", "batch"]),
+    modes=st.lists(st.booleans(), min_size=1, max_size=3),
+)
 def test_layer_matches_operator(case, eps, momentum, momentum_on, modes):
     """Where MXNet's operator defines the convention, the layer steps like the operator."""
-    conv = dict(eps=eps, momentum=momentum, momentum_on=momentum_on, moving_var_init=1.0,
-                moving_init="fixed", normalize_by="sqrt_var_eps", update_in_prediction=False)
+    conv = dict(
+        eps=eps,
+        momentum=momentum,
+        momentum_on=momentum_on,
+        moving_var_init=1.0,
+        moving_init="fixed",
+        normalize_by="sqrt_var_eps",
+        update_in_prediction=False,
+    )
     layers = {impl: make_layer(case, impl, conv) for impl in ("faithful", "fast")}
     C = case.X.shape[1]
     mm, mv = np.zeros(C, dtype="float32"), np.ones(C, dtype="float32")
     op_momentum = momentum if momentum_on == "moving" else 1.0 - momentum
     inputs = [case.X] + case.more_inputs(len(modes) - 1)
     for step, (training, X) in enumerate(zip(modes, inputs)):
-        op = as_dict(reference_op(X, case.gamma, case.beta, mm, mv, case.head, eps, op_momentum,
-                                  training))
-        ref = reference(Case(X, case.gamma, case.beta, mm, mv, case.head, case.scale,
-                             case.offset), eps=eps, momentum=momentum, training=training,
-                        momentum_on=momentum_on)
+        op = as_dict(
+            reference_op(X, case.gamma, case.beta, mm, mv, case.head, eps, op_momentum, training)
+        )
+        ref = reference(
+            Case(X, case.gamma, case.beta, mm, mv, case.head, case.scale, case.offset),
+            eps=eps,
+            momentum=momentum,
+            training=training,
+            momentum_on=momentum_on,
+        )
         ref.update({k: np.asarray(v, dtype=np.float64) for k, v in op.items()})
         for impl, layer in layers.items():
-            check_step(layer_step(layer, X, case.head, training), ref, slack=2,
-                       who=f"step {step} impl={impl} vs operator: ")
+            check_step(
+                layer_step(layer, X, case.head, training),
+                ref,
+                slack=2,
+                who=f"step {step} impl={impl} vs operator: ",
+            )
         mm, mv = op["moving_mean"], op["moving_var"]
 
 
@@ -424,10 +557,16 @@ NUMPY_MODE_SETTINGS = settings(suppress_health_check=[HealthCheck.function_scope
 
 
 @NUMPY_MODE_SETTINGS
-@given(case=cases(), eps=EPS, momentum=MOMENTUM, training=st.booleans(),
-       momentum_on=st.sampled_from(["moving", "batch"]))
-def test_functional_numpy_api_matches_npx_batch_norm(numpy_mode, case, eps, momentum, training,
-                                                     momentum_on):
+@given(
+    case=cases(),
+    eps=EPS,
+    momentum=MOMENTUM,
+    training=st.booleans(),
+    momentum_on=st.sampled_from(["moving", "batch"]),
+)
+def test_functional_numpy_api_matches_npx_batch_norm(
+    numpy_mode, case, eps, momentum, training, momentum_on
+):
     """mx.np arrays: outputs, moving statistics and gradients against npx.batch_norm."""
     shape = stats_shape(case.X.shape[1], case.X.ndim)
     x = mx.np.array(case.X)
@@ -438,15 +577,25 @@ def test_functional_numpy_api_matches_npx_batch_norm(numpy_mode, case, eps, mome
         y, m2, v2 = batch_norm(x, g, b, m, v, eps=eps, momentum=momentum, momentum_on=momentum_on)
     assert all(isinstance(a, mx.np.ndarray) for a in (y, m2, v2))
     y.backward(mx.np.array(case.head))
-    ours = dict(y=y.asnumpy(), moving_mean=m2.asnumpy().ravel(), moving_var=v2.asnumpy().ravel(),
-                dX=x.grad.asnumpy(), dgamma=g.grad.asnumpy().ravel(), dbeta=b.grad.asnumpy().ravel())
+    ours = dict(
+        y=y.asnumpy(),
+        moving_mean=m2.asnumpy().ravel(),
+        moving_var=v2.asnumpy().ravel(),
+        dX=x.grad.asnumpy(),
+        dgamma=g.grad.asnumpy().ravel(),
+        dbeta=b.grad.asnumpy().ravel(),
+    )
     op_momentum = momentum if momentum_on == "moving" else 1.0 - momentum
-    op = as_dict(reference_np(case.X, case.gamma, case.beta, case.mm, case.mv, case.head, eps,
-                              op_momentum, training))
+    op = as_dict(
+        reference_np(
+            case.X, case.gamma, case.beta, case.mm, case.mv, case.head, eps, op_momentum, training
+        )
+    )
     ref = reference(case, eps=eps, momentum=momentum, training=training, momentum_on=momentum_on)
     check_step(ours, ref, who="np batch_norm vs float64: ")
-    ref.update({k: np.asarray(val, dtype=np.float64).reshape(np.shape(ours[k]))
-                for k, val in op.items()})
+    ref.update(
+        {k: np.asarray(val, dtype=np.float64).reshape(np.shape(ours[k])) for k, val in op.items()}
+    )
     check_step(ours, ref, who="np batch_norm vs npx.batch_norm: ", slack=2)
 
 
@@ -459,11 +608,17 @@ def test_layer_numpy_api_matches_float64(numpy_mode, case, conv, modes):
 
 # ---------------------------------------------------------------- dtypes
 @pytest.mark.parametrize("dtype", ["float16", "float64"])
-@given(data=st.data(), eps=EPS, momentum=MOMENTUM, training=st.booleans(),
-       momentum_on=st.sampled_from(["moving", "batch"]),
-       normalize_by=st.sampled_from(["sqrt_var_eps", "std_eps"]))
-def test_functional_other_dtypes_match_float64(dtype, data, eps, momentum, training,
-                                               momentum_on, normalize_by):
+@given(
+    data=st.data(),
+    eps=EPS,
+    momentum=MOMENTUM,
+    training=st.booleans(),
+    momentum_on=st.sampled_from(["moving", "batch"]),
+    normalize_by=st.sampled_from(["sqrt_var_eps", "std_eps"]),
+)
+def test_functional_other_dtypes_match_float64(
+    dtype, data, eps, momentum, training, momentum_on, normalize_by
+):
     """batch_norm keeps float16 and float64 (it is written in elementwise MXNet operators).
 
     float16 (max 65504, 11-bit significand) is drawn with scale and |offset| in [1e-2, 3] and
@@ -478,8 +633,9 @@ def test_functional_other_dtypes_match_float64(dtype, data, eps, momentum, train
     case = data.draw(cases(dtype=dtype, min_magnitude=lo, max_magnitude=hi))
     shape = stats_shape(case.X.shape[1], case.X.ndim)
     x = nd.array(case.X, dtype=dtype)
-    g, b, m, v = (nd.array(a, dtype=dtype).reshape(shape)
-                  for a in (case.gamma, case.beta, case.mm, case.mv))
+    g, b, m, v = (
+        nd.array(a, dtype=dtype).reshape(shape) for a in (case.gamma, case.beta, case.mm, case.mv)
+    )
     for a in (x, g, b):
         a.attach_grad()
     conv = dict(momentum_on=momentum_on, normalize_by=normalize_by)
@@ -489,14 +645,23 @@ def test_functional_other_dtypes_match_float64(dtype, data, eps, momentum, train
     for a in (y, m2, v2, x.grad, g.grad, b.grad):
         assert a.dtype == np.dtype(dtype)
     names = SIX if dtype == "float64" else ("y", "moving_mean", "moving_var")
-    ours = dict(y=y.asnumpy(), moving_mean=m2.asnumpy().ravel(), moving_var=v2.asnumpy().ravel(),
-                dX=x.grad.asnumpy(), dgamma=g.grad.asnumpy().ravel(), dbeta=b.grad.asnumpy().ravel())
+    ours = dict(
+        y=y.asnumpy(),
+        moving_mean=m2.asnumpy().ravel(),
+        moving_var=v2.asnumpy().ravel(),
+        dX=x.grad.asnumpy(),
+        dgamma=g.grad.asnumpy().ravel(),
+        dbeta=b.grad.asnumpy().ravel(),
+    )
     ref = reference(case, eps=eps, momentum=momentum, training=training, **conv)
     check_step(ours, ref, dtype, names=names)
 
 
-@given(case=cases(dtype="float64"), conv=CONVENTIONS,
-       modes=st.lists(st.booleans(), min_size=1, max_size=2))
+@given(
+    case=cases(dtype="float64"),
+    conv=CONVENTIONS,
+    modes=st.lists(st.booleans(), min_size=1, max_size=2),
+)
 def test_layer_cast_to_float64_matches_float64(case, conv, modes):
     """layer.cast('float64') then float64 input: both impls, every convention."""
     run_layers(case, conv, modes, dtype="float64")
@@ -523,9 +688,13 @@ def test_layer_refuses_input_of_another_dtype(impl, dtype, training):
 
 
 @pytest.mark.parametrize("impl", ["faithful", "fast"])
-@given(case=cases(dtype="float16", min_magnitude=FLOAT16_MAGNITUDES[0],
-                 max_magnitude=FLOAT16_MAGNITUDES[1]), conv=CONVENTIONS,
-       training=st.booleans())
+@given(
+    case=cases(
+        dtype="float16", min_magnitude=FLOAT16_MAGNITUDES[0], max_magnitude=FLOAT16_MAGNITUDES[1]
+    ),
+    conv=CONVENTIONS,
+    training=st.booleans(),
+)
 def test_layer_cast_to_float16(impl, case, conv, training):
     """float16 layers: faithful trains and predicts; fast predicts (its training is refused
     with a clear TypeError: tests/test_bn_bad_input.py)."""
@@ -535,13 +704,24 @@ def test_layer_cast_to_float16(impl, case, conv, training):
     layer = make_layer(case, impl, conv, "float16")
     got = layer_step(layer, case.X, case.head, training)
     C = case.X.shape[1]
-    ref = reference(Case(case.X, case.gamma, case.beta, np.zeros(C),
-                         np.full(C, conv["moving_var_init"], dtype="float32").astype("float16"),
-                         case.head,
-                         case.scale, case.offset),
-                    training=training, seeded=conv["moving_init"] == "fixed",
-                    **{k: conv[k] for k in ("eps", "momentum", "momentum_on", "normalize_by",
-                                            "update_in_prediction")})
+    ref = reference(
+        Case(
+            case.X,
+            case.gamma,
+            case.beta,
+            np.zeros(C),
+            np.full(C, conv["moving_var_init"], dtype="float32").astype("float16"),
+            case.head,
+            case.scale,
+            case.offset,
+        ),
+        training=training,
+        seeded=conv["moving_init"] == "fixed",
+        **{
+            k: conv[k]
+            for k in ("eps", "momentum", "momentum_on", "normalize_by", "update_in_prediction")
+        },
+    )
     check_step(got, ref, "float16", names=("y", "moving_mean", "moving_var"))
 
 
@@ -557,8 +737,15 @@ def test_std_eps_gradient_at_zero_variance_is_finite(impl):
     X.attach_grad()
     if impl == "functional":
         with autograd.record():
-            y = batch_norm(X, nd.ones((1, 1)), nd.zeros((1, 1)), nd.zeros((1, 1)),
-                           nd.ones((1, 1)), eps=1e-3, normalize_by="std_eps")[0]
+            y = batch_norm(
+                X,
+                nd.ones((1, 1)),
+                nd.zeros((1, 1)),
+                nd.zeros((1, 1)),
+                nd.ones((1, 1)),
+                eps=1e-3,
+                normalize_by="std_eps",
+            )[0]
     else:
         layer = BatchNorm(1, 2, normalize_by="std_eps", eps=1e-3, impl=impl)
         layer.initialize()

@@ -3,6 +3,7 @@
 The optimizer state is arrays (``trainer.params``, mx.nd.save's format) plus JSON; a
 checkpoint of the old format, whose ``trainer.states`` is a pickle, is refused unread.
 """
+
 import hashlib
 import io
 import json
@@ -14,21 +15,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _run_helpers import run_dir, tiny_setup
 
 from gluon_bn import cli
-from gluon_bn._mxnet import mx
 from gluon_bn.run import checkpoint, checkpoint_files, checkpoint_optimizer
 from gluon_bn.run.checkpoint import Checkpointer, CheckpointError, run_config
 from gluon_bn.run.checkpoint_files import FORMAT, verify_checkpoint
-from gluon_bn.run.checkpoint_optimizer import (_load_trainer_state, _param_keys,
-                                               _save_trainer_state)
+from gluon_bn.run.checkpoint_optimizer import _load_trainer_state, _param_keys, _save_trainer_state
 from gluon_bn.run.reproduce import RunOptions
-
-from _run_helpers import run_dir, tiny_setup
+from gluon_bn.runtime.loader import mx
 
 gluon, nd = mx.gluon, mx.nd
-REFUSAL = r"stores the optimizer state as a pickle(.|\n)*no longer loads pickles(.|\n)*run " \
-          r"arbitrary code(.|\n)*another --checkpoint-dir"
+REFUSAL = (
+    r"stores the optimizer state as a pickle(.|\n)*no longer loads pickles(.|\n)*run "
+    r"arbitrary code(.|\n)*another --checkpoint-dir"
+)
 
 
 def is_pickle(data: bytes) -> bool:
@@ -39,9 +40,14 @@ def is_pickle(data: bytes) -> bool:
 def make_checkpoint(root, epochs=2):
     """Train the tiny network `epochs` epochs with checkpoints; return the run's directory."""
     from test_run_checkpoint import train_tiny
+
     directory = run_dir(root)
-    train_tiny(directory, epochs, resume=False, config=run_config(
-        "d2l-en", "gluon", 0, RunOptions(epochs=3)))
+    train_tiny(
+        directory,
+        epochs,
+        resume=False,
+        config=run_config("d2l-en", "gluon", 0, RunOptions(epochs=3)),
+    )
     return directory
 
 
@@ -62,7 +68,9 @@ def plant_old_format(checkpoint_dir: Path, marker: Path, *, manifest_format=1) -
     manifest = json.loads((checkpoint_dir / "manifest.json").read_text())
     manifest["format"] = manifest_format
     manifest["files"]["trainer.states"] = {
-        "bytes": states.stat().st_size, "sha256": hashlib.sha256(states.read_bytes()).hexdigest()}
+        "bytes": states.stat().st_size,
+        "sha256": hashlib.sha256(states.read_bytes()).hexdigest(),
+    }
     (checkpoint_dir / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -71,8 +79,15 @@ def test_the_planted_payload_is_live(tmp_path):
     marker = tmp_path / "ran"
     payload = tmp_path / "payload.pickle"
     payload.write_bytes(pickle.dumps(Payload(marker), protocol=2))
-    subprocess.run([sys.executable, "-c", "import pickle, sys; "
-                    "pickle.loads(open(sys.argv[1], 'rb').read())", str(payload)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import pickle, sys; pickle.loads(open(sys.argv[1], 'rb').read())",
+            str(payload),
+        ],
+        check=True,
+    )
     assert marker.exists()
 
 
@@ -101,17 +116,23 @@ def test_old_format_with_malicious_pickle_is_refused_unread(tmp_path, manifest_f
     marker = tmp_path / "pwned"
     plant_old_format(directory / "epoch-0002", marker, manifest_format=manifest_format)
     net, trainer, train_iter, _ = tiny_setup()
-    checkpointer = Checkpointer(directory, run_config("d2l-en", "gluon", 0, RunOptions(epochs=3)),
-                                resume=True, file=io.StringIO())
+    checkpointer = Checkpointer(
+        directory,
+        run_config("d2l-en", "gluon", 0, RunOptions(epochs=3)),
+        resume=True,
+        file=io.StringIO(),
+    )
     with pytest.raises(CheckpointError, match=REFUSAL) as caught:
         checkpointer.restore(net, trainer, train_iter, mx.cpu())
     assert "epoch-0002" in str(caught.value) and "trainer.states" in str(caught.value)
     with pytest.raises(CheckpointError, match=REFUSAL):  # without --resume as well
         Checkpointer(directory, checkpointer.config, file=io.StringIO()).restore(
-            net, trainer, train_iter, mx.cpu())
+            net, trainer, train_iter, mx.cpu()
+        )
     with pytest.raises(CheckpointError, match=REFUSAL):  # read directly
-        checkpoint_files.read_checkpoint(directory / "epoch-0002", net, trainer, train_iter,
-                                         mx.cpu())
+        checkpoint_files.read_checkpoint(
+            directory / "epoch-0002", net, trainer, train_iter, mx.cpu()
+        )
     assert not marker.exists()
     assert (directory / "epoch-0002" / "trainer.states").exists()  # left as it was
 
@@ -125,7 +146,8 @@ def test_old_manifest_without_the_pickle_is_refused_too(tmp_path):
     net, trainer, train_iter, _ = tiny_setup()
     with pytest.raises(CheckpointError, match=REFUSAL):
         Checkpointer(directory, {}, resume=True, file=io.StringIO()).restore(
-            net, trainer, train_iter, mx.cpu())
+            net, trainer, train_iter, mx.cpu()
+        )
     assert "no epoch of this run completed" in Checkpointer(directory, {}).describe()
 
 
@@ -137,9 +159,25 @@ def test_cli_refuses_the_old_format_before_training(tmp_path, capsys):
     saved = Checkpointer(run_dir(root), config).save(1, net, trainer, train_iter, [{"epoch": 1}])
     marker = tmp_path / "pwned"
     plant_old_format(saved, marker)
-    status = cli.main(["reproduce", "d2l-en", "--variant", "gluon", "--epochs", "3", "--limit",
-                       "512", "--device", "cpu", "--checkpoint-dir", str(root),
-                       "--out", str(tmp_path / "out"), "--resume"])
+    status = cli.main(
+        [
+            "reproduce",
+            "d2l-en",
+            "--variant",
+            "gluon",
+            "--epochs",
+            "3",
+            "--limit",
+            "512",
+            "--device",
+            "cpu",
+            "--checkpoint-dir",
+            str(root),
+            "--out",
+            str(tmp_path / "out"),
+            "--resume",
+        ]
+    )
     captured = capsys.readouterr()
     assert status == cli.EXIT_USAGE and "no longer loads pickles" in captured.err
     assert "Traceback" not in captured.err and "training on" not in captured.out
@@ -151,8 +189,9 @@ def momentum_setup(momentum):
     net.add(gluon.nn.Dense(5, activation="relu"), gluon.nn.BatchNorm(), gluon.nn.Dense(3))
     net.initialize(mx.init.Xavier())
     net(nd.zeros((2, 4)))
-    trainer = gluon.Trainer(net.collect_params(), "sgd",
-                            {"learning_rate": 0.1, "momentum": momentum})
+    trainer = gluon.Trainer(
+        net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": momentum}
+    )
     return net, trainer
 
 
@@ -171,8 +210,9 @@ def params_of(net):
 @pytest.mark.parametrize("momentum", [0.9, 0.0])
 def test_sgd_state_round_trips_exactly(tmp_path, momentum):
     rng = np.random.default_rng(1)
-    batches = [(nd.array(rng.normal(size=(8, 4))), nd.array(rng.integers(0, 3, 8)))
-               for _ in range(4)]
+    batches = [
+        (nd.array(rng.normal(size=(8, 4))), nd.array(rng.integers(0, 3, 8))) for _ in range(4)
+    ]
     net, trainer = momentum_setup(momentum)
     for x, y in batches[:3]:
         step(net, trainer, x, y)
@@ -187,11 +227,16 @@ def test_sgd_state_round_trips_exactly(tmp_path, momentum):
 
     optimizer, restored = trainer.optimizer, fresh_trainer.optimizer
     assert restored.num_update == optimizer.num_update == 3
-    saved = {key: trainer._updaters[0].states[i]
-             for i, key in enumerate(_param_keys(net, trainer)) if i in trainer._updaters[0].states}
-    loaded = {key: fresh_trainer._updaters[0].states[i]
-              for i, key in enumerate(_param_keys(fresh_net, fresh_trainer))
-              if i in fresh_trainer._updaters[0].states}
+    saved = {
+        key: trainer._updaters[0].states[i]
+        for i, key in enumerate(_param_keys(net, trainer))
+        if i in trainer._updaters[0].states
+    }
+    loaded = {
+        key: fresh_trainer._updaters[0].states[i]
+        for i, key in enumerate(_param_keys(fresh_net, fresh_trainer))
+        if i in fresh_trainer._updaters[0].states
+    }
     assert set(saved) == set(loaded) and "0.weight" in saved  # the trained parameters
     for key, a in saved.items():  # same momentum (or None) per structural name, bit for bit
         b = loaded[key]

@@ -4,6 +4,7 @@
 `EpochShuffleSampler`: round trips (also through JSON), clear ValueErrors for states that
 do not fit, and `gluon_bn.run.checkpoint` saving and restoring through them alone.
 """
+
 from __future__ import annotations
 
 import ast
@@ -15,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gluon_bn.run import checkpoint as C
 from gluon_bn import data as D
-from gluon_bn._mxnet import mx
+from gluon_bn.run import checkpoint as C
 from gluon_bn.run.checkpoint import Checkpointer, CheckpointError, run_config
 from gluon_bn.run.reproduce import RunOptions
+from gluon_bn.runtime.loader import mx
 
 N, BATCH = 40, 8
 ITERATORS = {"d2l": D.D2lBatchIterator, "fast": D.FastBatchIterator}
@@ -53,6 +54,7 @@ def plain(value) -> bool:
 
 
 # --------------------------------------------------------------------------- round trips
+
 
 @pytest.mark.parametrize("pipeline", list(ITERATORS))
 def test_loaded_state_gives_the_originals_next_epoch(pipeline):
@@ -115,6 +117,7 @@ def test_sampler_state_round_trip():
 
 # --------------------------------------------------------------------------- bad states
 
+
 def _good():
     return make("fast").state_dict()
 
@@ -127,23 +130,36 @@ def _with_generator(**changes):
 
 BAD_STATES = {
     "not-a-dict": ([1, 2], r"expects what FastBatchIterator\.state_dict\(\) returns .*got a list"),
-    "bare-generator-state": (np.random.default_rng(0).bit_generator.state,
-                             r"got a dict without 'kind' \(keys \['bit_generator'"),
+    "bare-generator-state": (
+        np.random.default_rng(0).bit_generator.state,
+        r"got a dict without 'kind' \(keys \['bit_generator'",
+    ),
     "other-kind": ({"kind": "torch.sampler"}, r"got a dict of kind 'torch\.sampler'"),
     "other-version": (dict(_good(), version=99), "unknown state version 99, expected 1"),
-    "other-seed": (dict(_good(), seed=4), r"another data set, seed or order: 40 examples "
-                   r"shuffled with seed 4, but this FastBatchIterator has 40 examples "
-                   r"shuffled with seed 3"),
-    "other-size": (make("fast", n=30).state_dict(), "30 examples shuffled with seed 3, but "
-                   "this FastBatchIterator has 40 examples"),
+    "other-seed": (
+        dict(_good(), seed=4),
+        r"another data set, seed or order: 40 examples "
+        r"shuffled with seed 4, but this FastBatchIterator has 40 examples "
+        r"shuffled with seed 3",
+    ),
+    "other-size": (
+        make("fast", n=30).state_dict(),
+        "30 examples shuffled with seed 3, but this FastBatchIterator has 40 examples",
+    ),
     "file-order": (make("fast", shuffle=False).state_dict(), "40 examples in file order, but"),
-    "no-generator": (dict(_good(), bit_generator=None),
-                     r"bit_generator is not a valid PCG64 state \(TypeError"),
-    "other-generator": (_with_generator(bit_generator="MT19937"),
-                        "not a valid PCG64 state .*must be for a PCG64"),
+    "no-generator": (
+        dict(_good(), bit_generator=None),
+        r"bit_generator is not a valid PCG64 state \(TypeError",
+    ),
+    "other-generator": (
+        _with_generator(bit_generator="MT19937"),
+        "not a valid PCG64 state .*must be for a PCG64",
+    ),
     "broken-generator": (_with_generator(state={"inc": 1}), "not a valid PCG64 state"),
-    "negative-generator": (_with_generator(state={"state": -1, "inc": 3}),
-                           "not a valid PCG64 state .*do not read back"),
+    "negative-generator": (
+        _with_generator(state={"state": -1, "inc": 3}),
+        "not a valid PCG64 state .*do not read back",
+    ),
 }
 
 
@@ -159,21 +175,27 @@ def test_bad_state_is_a_clear_value_error_and_changes_nothing(name):
 
 def test_shuffled_state_into_file_order_iterator_is_refused():
     for pipeline in ITERATORS:
-        with pytest.raises(ValueError, match=r"40 examples shuffled with seed 3, but this "
-                                             r"\w+BatchIterator has 40 examples in file order"):
+        with pytest.raises(
+            ValueError,
+            match=r"40 examples shuffled with seed 3, but this "
+            r"\w+BatchIterator has 40 examples in file order",
+        ):
             make(pipeline, shuffle=False).load_state_dict(make(pipeline).state_dict())
 
 
 # --------------------------------------------------------------------------- checkpoints
 
 # checkpoint.py and the modules it was split into (checkpoint_files.py, ...)
-CHECKPOINT_SOURCES = {path.name: path.read_text(encoding="utf-8")
-                      for path in sorted(Path(C.__file__).parent.glob("checkpoint*.py"))}
+CHECKPOINT_SOURCES = {
+    path.name: path.read_text(encoding="utf-8")
+    for path in sorted(Path(C.__file__).parent.glob("checkpoint*.py"))
+}
 CHECKPOINT_SOURCE = "\n".join(CHECKPOINT_SOURCES.values())
 
 
-@pytest.mark.parametrize("private", ["._loader", "._sampler", "._rng", "_batch_sampler",
-                                     "shuffle_generators"])
+@pytest.mark.parametrize(
+    "private", ["._loader", "._sampler", "._rng", "_batch_sampler", "shuffle_generators"]
+)
 def test_checkpoint_source_does_not_reach_into_the_iterators(private):
     assert private not in CHECKPOINT_SOURCE
 
@@ -183,6 +205,7 @@ def test_checkpoint_uses_no_private_attribute_of_an_iterator():
 
     Searched in the syntax tree, for variables named like an iterator, sampler or loader.
     """
+
     def owner(node) -> str:
         return node.id if isinstance(node, ast.Name) else ""
 
@@ -193,12 +216,14 @@ def test_checkpoint_uses_no_private_attribute_of_an_iterator():
     for module, source in CHECKPOINT_SOURCES.items():
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
-                assert not is_data_object(owner(node.value)), \
+                assert not is_data_object(owner(node.value)), (
                     f"{module} line {node.lineno}: {owner(node.value)}.{node.attr}"
+                )
             if isinstance(node, ast.Call) and owner(node.func) == "getattr" and len(node.args) > 1:
                 name = node.args[1].value if isinstance(node.args[1], ast.Constant) else ""
-                assert not (str(name).startswith("_") and is_data_object(owner(node.args[0]))), \
+                assert not (str(name).startswith("_") and is_data_object(owner(node.args[0]))), (
                     f"{module} line {node.lineno}: getattr({owner(node.args[0])}, {name!r})"
+                )
 
 
 def tiny_net():
@@ -222,7 +247,8 @@ def saved_checkpoint(directory, pipeline="fast"):
 def restore(directory, config, it):
     net, trainer = tiny_net()
     return Checkpointer(directory, config, resume=True, file=io.StringIO()).restore(
-        net, trainer, it, mx.cpu())
+        net, trainer, it, mx.cpu()
+    )
 
 
 @pytest.mark.parametrize("pipeline", list(ITERATORS))
@@ -237,8 +263,11 @@ def test_checkpoint_stores_and_restores_the_state_dict(tmp_path, pipeline):
 
 def test_checkpoint_of_another_data_set_size_is_refused(tmp_path):
     _, _, config = saved_checkpoint(tmp_path / "run")
-    with pytest.raises(CheckpointError, match=r"cannot load the checkpoint .*epoch-0001: "
-                                              r"FastBatchIterator\.load_state_dict: .*30 examples"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"cannot load the checkpoint .*epoch-0001: "
+        r"FastBatchIterator\.load_state_dict: .*30 examples",
+    ):
         restore(tmp_path / "run", config, make("fast", n=30))
 
 
@@ -246,13 +275,18 @@ def test_checkpoint_written_before_state_dict_still_resumes(tmp_path):
     """rng.json of the earlier format: the shuffle generator's state in a list under "shuffle"."""
     original, path, config = saved_checkpoint(tmp_path / "run")
     rng = json.loads((path / "rng.json").read_text())
-    old = {"python": rng["python"], "numpy": rng["numpy"],
-           "shuffle": [rng["train_iter"]["bit_generator"]]}
+    old = {
+        "python": rng["python"],
+        "numpy": rng["numpy"],
+        "shuffle": [rng["train_iter"]["bit_generator"]],
+    }
     (path / "rng.json").write_text(json.dumps(old, indent=1))
     manifest = json.loads((path / C.MANIFEST).read_text())  # keep the checkpoint intact
     content = (path / "rng.json").read_bytes()
-    manifest["files"]["rng.json"] = {"bytes": len(content),
-                                     "sha256": hashlib.sha256(content).hexdigest()}
+    manifest["files"]["rng.json"] = {
+        "bytes": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),
+    }
     (path / C.MANIFEST).write_text(json.dumps(manifest))
     resumed = make("fast")
     assert restore(tmp_path / "run", config, resumed)[1] == 1

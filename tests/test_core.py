@@ -1,14 +1,15 @@
 """The scratch batch normalization against MXNet's own operator, value by value."""
+
 import numpy as np
 import pytest
 
 import gluon_bn
 from gluon_bn import BatchNorm, batch_norm, pure_batch_norm
-from gluon_bn._mxnet import mx
 from gluon_bn.bn.functional import stats_shape
+from gluon_bn.runtime.loader import mx
 
 nd, autograd = mx.nd, mx.autograd
-RTOL, ATOL = 1e-4, 1e-5          # float32 outputs and gradients
+RTOL, ATOL = 1e-4, 1e-5  # float32 outputs and gradients
 STAT_RTOL, STAT_ATOL = 1e-5, 1e-6  # moving statistics: one multiply-add from the batch moments
 SHAPES = {2: (16, 5), 4: (8, 3, 6, 5)}
 
@@ -38,10 +39,27 @@ def reference_op(X, gamma, beta, mm, mv, head, eps, momentum, training):
     for a in (x, g, b):
         a.attach_grad()
     with autograd.record(train_mode=training):
-        y = nd.BatchNorm(x, g, b, m, v, fix_gamma=False, eps=eps, momentum=momentum, axis=1,
-                         use_global_stats=not training)
+        y = nd.BatchNorm(
+            x,
+            g,
+            b,
+            m,
+            v,
+            fix_gamma=False,
+            eps=eps,
+            momentum=momentum,
+            axis=1,
+            use_global_stats=not training,
+        )
     y.backward(nd.array(head))
-    return y.asnumpy(), m.asnumpy(), v.asnumpy(), x.grad.asnumpy(), g.grad.asnumpy(), b.grad.asnumpy()
+    return (
+        y.asnumpy(),
+        m.asnumpy(),
+        v.asnumpy(),
+        x.grad.asnumpy(),
+        g.grad.asnumpy(),
+        b.grad.asnumpy(),
+    )
 
 
 def scratch(X, gamma, beta, mm, mv, head, eps, momentum, training, **conv):
@@ -54,8 +72,14 @@ def scratch(X, gamma, beta, mm, mv, head, eps, momentum, training, **conv):
     with autograd.record(train_mode=training):
         y, m2, v2 = batch_norm(x, g, b, m, v, eps=eps, momentum=momentum, **conv)
     y.backward(nd.array(head))
-    return (y.asnumpy(), m2.asnumpy().ravel(), v2.asnumpy().ravel(), x.grad.asnumpy(),
-            g.grad.asnumpy().ravel(), b.grad.asnumpy().ravel())
+    return (
+        y.asnumpy(),
+        m2.asnumpy().ravel(),
+        v2.asnumpy().ravel(),
+        x.grad.asnumpy(),
+        g.grad.asnumpy().ravel(),
+        b.grad.asnumpy().ravel(),
+    )
 
 
 @pytest.mark.parametrize("num_dims", [2, 4])
@@ -79,8 +103,9 @@ def test_prediction_uses_moving_statistics_outside_record():
     shape = stats_shape(3, 4)
     args = [nd.array(a).reshape(shape) for a in (gamma, beta, mm, mv)]
     y, m2, v2 = batch_norm(nd.array(X), *args, eps=1e-5, momentum=0.9)
-    expected = gamma.reshape(shape) * (X - mm.reshape(shape)) / np.sqrt(mv.reshape(shape) + 1e-5) \
-        + beta.reshape(shape)
+    expected = gamma.reshape(shape) * (X - mm.reshape(shape)) / np.sqrt(
+        mv.reshape(shape) + 1e-5
+    ) + beta.reshape(shape)
     np.testing.assert_allclose(y.asnumpy(), expected, rtol=1e-5, atol=1e-5)
     assert m2 is args[2] and v2 is args[3]
 
@@ -123,10 +148,16 @@ def test_straight_dope_worked_examples():
     np.testing.assert_allclose(pure_batch_norm(A, gamma, beta).asnumpy(), expected_A, atol=1e-5)
     listed = [1, 6, 5, 7, 4, 3, 2, 5, 6, 3, 2, 4, 5, 3, 2, 5, 6]  # 17 listed, 16 used
     B = nd.array(listed[:16]).reshape((2, 2, 2, 2))
-    expected_B = [[[[-1.6378378, 0.88191265], [0.37796256, 1.3858627]],
-                   [[0.30779096, -0.51298493], [-1.3337609, 1.1285669]]],
-                  [[[0.88191265, -0.6299376], [-1.1338876, -0.12598751]],
-                   [[1.1285669, -0.51298493], [-1.3337609, 1.1285669]]]]
+    expected_B = [
+        [
+            [[-1.6378378, 0.88191265], [0.37796256, 1.3858627]],
+            [[0.30779096, -0.51298493], [-1.3337609, 1.1285669]],
+        ],
+        [
+            [[0.88191265, -0.6299376], [-1.1338876, -0.12598751]],
+            [[1.1285669, -0.51298493], [-1.3337609, 1.1285669]],
+        ],
+    ]
     np.testing.assert_allclose(pure_batch_norm(B, gamma, beta).asnumpy(), expected_B, atol=1e-5)
 
 
@@ -137,8 +168,9 @@ def test_std_eps_differs_from_sqrt_var_eps_by_eps_placement():
         y1 = batch_norm(nd.array(x), *args, eps=1e-3, normalize_by="std_eps")[0]
         y2 = batch_norm(nd.array(x), *args, eps=1e-3)[0]
     np.testing.assert_allclose(y1.asnumpy().ravel(), [-0.5, 0.5], rtol=1e-4)
-    np.testing.assert_allclose(y2.asnumpy().ravel(), np.array([-1e-3, 1e-3]) / np.sqrt(1e-6 + 1e-3),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        y2.asnumpy().ravel(), np.array([-1e-3, 1e-3]) / np.sqrt(1e-6 + 1e-3), rtol=1e-4
+    )
 
 
 def test_first_batch_seeds_moving_statistics():
@@ -176,25 +208,38 @@ def test_layer_matches_gluon_batchnorm(num_dims, hybridize):
         y2, gx2 = run_layer(theirs, X * (step + 1), head)
         np.testing.assert_allclose(y1.asnumpy(), y2.asnumpy(), rtol=RTOL, atol=ATOL)
         np.testing.assert_allclose(gx1.asnumpy(), gx2.asnumpy(), rtol=RTOL, atol=ATOL)
-        np.testing.assert_allclose(ours.gamma.grad().asnumpy().ravel(),
-                                   theirs.gamma.grad().asnumpy(), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(ours.moving_mean.data().asnumpy().ravel(),
-                               theirs.running_mean.data().asnumpy(), rtol=STAT_RTOL, atol=STAT_ATOL)
-    np.testing.assert_allclose(ours.moving_var.data().asnumpy().ravel(),
-                               theirs.running_var.data().asnumpy(), rtol=STAT_RTOL, atol=STAT_ATOL)
+        np.testing.assert_allclose(
+            ours.gamma.grad().asnumpy().ravel(), theirs.gamma.grad().asnumpy(), rtol=RTOL, atol=ATOL
+        )
+    np.testing.assert_allclose(
+        ours.moving_mean.data().asnumpy().ravel(),
+        theirs.running_mean.data().asnumpy(),
+        rtol=STAT_RTOL,
+        atol=STAT_ATOL,
+    )
+    np.testing.assert_allclose(
+        ours.moving_var.data().asnumpy().ravel(),
+        theirs.running_var.data().asnumpy(),
+        rtol=STAT_RTOL,
+        atol=STAT_ATOL,
+    )
     # prediction (Gluon's default outside record) uses the moving statistics, changes nothing
     before = ours.moving_mean.data().copy()
-    np.testing.assert_allclose(ours(nd.array(X)).asnumpy(), theirs(nd.array(X)).asnumpy(),
-                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        ours(nd.array(X)).asnumpy(), theirs(nd.array(X)).asnumpy(), rtol=RTOL, atol=ATOL
+    )
     np.testing.assert_array_equal(before.asnumpy(), ours.moving_mean.data().asnumpy())
 
 
-@pytest.mark.parametrize("conventions", [
-    dict(momentum=0.1, momentum_on="batch"),
-    dict(momentum=0.9, momentum_on="batch", moving_var_init=0.0),
-    dict(moving_init="first_batch", update_in_prediction=True, moving_var_init=0.0),
-    dict(normalize_by="std_eps"),
-])
+@pytest.mark.parametrize(
+    "conventions",
+    [
+        dict(momentum=0.1, momentum_on="batch"),
+        dict(momentum=0.9, momentum_on="batch", moving_var_init=0.0),
+        dict(moving_init="first_batch", update_in_prediction=True, moving_var_init=0.0),
+        dict(normalize_by="std_eps"),
+    ],
+)
 def test_hybridized_equals_imperative(conventions):
     X, _, _, _, _, head = random_case(4, seed=11)
     layers = [BatchNorm(3, 4, **conventions) for _ in range(2)]
@@ -211,8 +256,9 @@ def test_hybridized_equals_imperative(conventions):
 
 
 def test_straight_dope_layer_seeds_and_updates_in_prediction():
-    layer = BatchNorm(5, 2, moving_init="first_batch", update_in_prediction=True,
-                      moving_var_init=0.0)
+    layer = BatchNorm(
+        5, 2, moving_init="first_batch", update_in_prediction=True, moving_var_init=0.0
+    )
     layer.initialize()
     X1, X2 = (random_case(2, seed=s)[0] for s in (1, 2))
     with autograd.record():
@@ -220,10 +266,12 @@ def test_straight_dope_layer_seeds_and_updates_in_prediction():
     np.testing.assert_allclose(layer.moving_mean.data().asnumpy().ravel(), X1.mean(0), rtol=1e-5)
     # prediction normalises with the old statistics, then updates them with X2's
     y = layer(nd.array(X2))
-    np.testing.assert_allclose(y.asnumpy(), (X2 - X1.mean(0)) / np.sqrt(X1.var(0) + 1e-5),
-                               rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(layer.moving_mean.data().asnumpy().ravel(),
-                               0.9 * X1.mean(0) + 0.1 * X2.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(
+        y.asnumpy(), (X2 - X1.mean(0)) / np.sqrt(X1.var(0) + 1e-5), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        layer.moving_mean.data().asnumpy().ravel(), 0.9 * X1.mean(0) + 0.1 * X2.mean(0), rtol=1e-5
+    )
 
 
 def test_moving_statistics_follow_the_device():
@@ -238,8 +286,12 @@ def test_moving_statistics_follow_the_device():
         assert y.context == ctx
     m0, m1 = (layer.moving_mean.data(c) for c in ctxs)
     assert m0.context == ctxs[0] and m1.context == ctxs[1]
-    np.testing.assert_allclose(m0.asnumpy().ravel(), 0.1 * X[0].mean((0, 2, 3)), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(m1.asnumpy().ravel(), 0.1 * X[1].mean((0, 2, 3)), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        m0.asnumpy().ravel(), 0.1 * X[0].mean((0, 2, 3)), rtol=1e-5, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        m1.asnumpy().ravel(), 0.1 * X[1].mean((0, 2, 3)), rtol=1e-5, atol=1e-7
+    )
 
 
 def test_save_load_restores_moving_statistics(tmp_path):
@@ -256,8 +308,9 @@ def test_save_load_restores_moving_statistics(tmp_path):
     clone.load_parameters(path, ctx=mx.cpu())
     for name in ("moving_mean", "moving_var"):
         copies = [getattr(net[1], name).data(c).asnumpy() for c in ctxs]
-        np.testing.assert_array_equal(getattr(clone[1], name).data().asnumpy(),
-                                      (copies[0] + copies[1]) / 2)
+        np.testing.assert_array_equal(
+            getattr(clone[1], name).data().asnumpy(), (copies[0] + copies[1]) / 2
+        )
     # on one device the round trip is exact, outputs included
     single = gluon_bn.models.lenet("scratch")
     single.initialize()
@@ -267,8 +320,9 @@ def test_save_load_restores_moving_statistics(tmp_path):
     clone.load_parameters(path)
     for name in ("moving_mean", "moving_var"):
         for i in (1, 5, 9, 12):
-            np.testing.assert_array_equal(getattr(clone[i], name).data().asnumpy(),
-                                          getattr(single[i], name).data().asnumpy())
+            np.testing.assert_array_equal(
+                getattr(clone[i], name).data().asnumpy(), getattr(single[i], name).data().asnumpy()
+            )
     np.testing.assert_array_equal(clone(x).asnumpy(), single(x).asnumpy())
 
 
@@ -276,7 +330,9 @@ def test_save_load_restores_moving_statistics(tmp_path):
 @pytest.mark.parametrize("shape", [(4,), (2, 3, 4), (1, 2, 3, 4, 5)])
 def test_wrong_rank_is_a_value_error(shape):
     with pytest.raises(ValueError, match="2-D .* or 4-D"):
-        batch_norm(nd.zeros(shape), nd.ones((1, 3)), nd.zeros((1, 3)), nd.zeros((1, 3)), nd.ones((1, 3)))
+        batch_norm(
+            nd.zeros(shape), nd.ones((1, 3)), nd.zeros((1, 3)), nd.zeros((1, 3)), nd.ones((1, 3))
+        )
     layer = BatchNorm(3, 4)
     layer.initialize()
     with pytest.raises(ValueError, match="rank"):

@@ -1,14 +1,15 @@
 """Document 000's dialect: the book's model classes trained by d2l 1.0's own Trainer, numpy mode."""
+
 import numpy as np
 import pytest
 
 d2l = pytest.importorskip("d2l.mxnet")
 
 from gluon_bn import BatchNorm  # noqa: E402
-from gluon_bn._mxnet import mx  # noqa: E402
-from gluon_bn.run.book import BookEpoch, RecordingTrainer, fit  # noqa: E402
 from gluon_bn.models import BNLeNet, BNLeNetScratch, LeNet, find_bn  # noqa: E402
+from gluon_bn.run.book import BookEpoch, RecordingTrainer, fit  # noqa: E402
 from gluon_bn.run.training import TrainingDiverged, seed_everything  # noqa: E402
+from gluon_bn.runtime.loader import mx  # noqa: E402
 
 
 class RandomImages(d2l.DataModule):
@@ -53,8 +54,12 @@ def test_trainer_records_the_board_means_and_scratch_equals_gluon(numpy_mode, ca
     assert printed[0].startswith("epoch 1, train loss ") and "val acc" in printed[0]
     for a, b in zip(*histories):
         assert isinstance(a, BookEpoch) and a.seconds > 0
-        np.testing.assert_allclose([a.train_loss, a.val_loss, a.val_acc],
-                                   [b.train_loss, b.val_loss, b.val_acc], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            [a.train_loss, a.val_loss, a.val_acc],
+            [b.train_loss, b.val_loss, b.val_acc],
+            rtol=1e-4,
+            atol=1e-5,
+        )
     assert [h.epoch for h in histories[0]] == [1, 2]
 
 
@@ -63,8 +68,10 @@ def test_recorded_means_are_the_values_handed_to_plot(numpy_mode):
     model = BNLeNet()
     seen = []
     original = model.plot
-    model.plot = lambda key, value, train: (seen.append((key, train, float(value))),
-                                            original(key, value, train))
+    model.plot = lambda key, value, train: (
+        seen.append((key, train, float(value))),
+        original(key, value, train),
+    )
     trainer.fit(model, RandomImages(n=64))
     train = [v for k, t, v in seen if k == "loss" and t]
     val_acc = [v for k, t, v in seen if k == "acc" and not t]
@@ -95,8 +102,11 @@ def test_a_diverging_run_stops_with_training_diverged(numpy_mode):
 
 def test_the_book_loop_refuses_what_it_cannot_do():
     from gluon_bn.run.reproduce import RunOptions
-    with pytest.raises(ValueError, match="d2l.Trainer loop reads its data through "
-                                         "gluon_bn.FashionMNIST.*--loop train_ch5"):
+
+    with pytest.raises(
+        ValueError,
+        match="d2l.Trainer loop reads its data through gluon_bn.FashionMNIST.*--loop train_ch5",
+    ):
         RunOptions(loop="d2l.Trainer", pipeline="fast").check()
     with pytest.raises(ValueError, match="loop must be one of"):
         RunOptions(loop="fit").check()
@@ -105,15 +115,29 @@ def test_the_book_loop_refuses_what_it_cannot_do():
 def test_reproduce_with_the_book_loop_writes_a_record_naming_it(tmp_path, fashion_root):
     """End to end through the library on a few hundred images: the record says which loop ran."""
     import json
+
     from gluon_bn.run.reproduce import RunOptions, reproduce
-    options = RunOptions(variants=("gluon", "plain"), seeds=(0,), epochs=1, limit=256,
-                         test_limit=128, data_root=str(fashion_root))
-    result, paths = reproduce("d2l-1.0", options, mx.cpu(), out_dir=tmp_path,
-                              file=open("/dev/null", "w"))
+
+    options = RunOptions(
+        variants=("gluon", "plain"),
+        seeds=(0,),
+        epochs=1,
+        limit=256,
+        test_limit=128,
+        data_root=str(fashion_root),
+    )
+    result, paths = reproduce(
+        "d2l-1.0", options, mx.cpu(), out_dir=tmp_path, file=open("/dev/null", "w")
+    )
     saved = json.loads(paths["json"].read_text())
     assert saved["config"]["loop"] == "d2l.Trainer"
-    assert set(saved["runs"][0]["history"][0]) == {"epoch", "train_loss", "val_loss",
-                                                  "val_acc", "seconds"}
+    assert set(saved["runs"][0]["history"][0]) == {
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_acc",
+        "seconds",
+    }
     assert "loop `d2l.Trainer`" in paths["md"].read_text()
     assert not mx.util.is_np_array()  # numpy mode was switched off again
 
@@ -132,9 +156,15 @@ def test_the_readme_snippet_for_document_000_runs(tmp_path, fashion_root):
     code = code.replace("max_epochs=10", "max_epochs=1").replace(
         "gluon_bn.FashionMNIST(batch_size=128)",
         f"gluon_bn.FashionMNIST(batch_size=128, root={str(fashion_root)!r}, limit=256, "
-        f"val_limit=128)")
+        f"val_limit=128)",
+    )
     code += "\nprint('trained', type(model.net[1]).__name__)\n"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=tmp_path, env={**__import__("os").environ, "MPLBACKEND": "Agg"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "MPLBACKEND": "Agg"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "trained BatchNorm" in proc.stdout

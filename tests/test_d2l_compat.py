@@ -3,6 +3,7 @@
 Numpy mode (``npx.set_np()``) is process-wide, so every check that turns it on runs in a
 subprocess; the in-process checks stay in MXNet's legacy ``mx.nd`` mode.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -26,8 +27,14 @@ REPO = Path(__file__).resolve().parents[1]
 def run_python(code: str, data_root: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter with GLUON_BN_DATA set; fail with its stderr on error."""
     env = dict(os.environ, GLUON_BN_DATA=str(data_root))
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, cwd=REPO, env=env, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
 
@@ -41,6 +48,7 @@ def last_json(stdout: str) -> dict:
 def d2l_data():
     """gluon_bn.data.book, imported (with d2l) only by the tests that need it."""
     from gluon_bn.data import book as d2l_data
+
     return d2l_data
 
 
@@ -57,7 +65,7 @@ NUMPY_MODE_CHECKS = """
     from mxnet import npx
     npx.set_np()
     import gluon_bn
-    from gluon_bn._mxnet import mx
+    from gluon_bn.runtime.loader import mx
     from d2l import mxnet as d2l
 
     data = gluon_bn.FashionMNIST(batch_size=32)
@@ -100,7 +108,9 @@ def test_fashion_mnist_in_numpy_mode(fashion_root):
 
 def test_fashion_mnist_in_legacy_mode(d2l_data, fashion_root, real_arrays):
     from d2l import mxnet as d2l
-    from gluon_bn._mxnet import mx
+
+    from gluon_bn.runtime.loader import mx
+
     assert not mx.util.is_np_array(), "numpy mode leaked into this test process"
     data = d2l_data.FashionMNIST(batch_size=50, root=fashion_root)
     assert isinstance(data, d2l.DataModule)
@@ -117,8 +127,14 @@ def test_fashion_mnist_in_legacy_mode(d2l_data, fashion_root, real_arrays):
 
 def test_hyperparameters_are_saved(d2l_data, fashion_root):
     data = d2l_data.FashionMNIST(16, (32, 32), fashion_root, 0, limit=40, val_limit=20)
-    expected = {"batch_size": 16, "resize": (32, 32), "root": fashion_root, "num_workers": 0,
-                "limit": 40, "val_limit": 20}
+    expected = {
+        "batch_size": 16,
+        "resize": (32, 32),
+        "root": fashion_root,
+        "num_workers": 0,
+        "limit": 40,
+        "val_limit": 20,
+    }
     assert data.hparams == expected
     assert {k: getattr(data, k) for k in expected} == expected
     assert (len(data.train), len(data.val)) == (40, 20)
@@ -151,8 +167,10 @@ def test_training_order_comes_from_numpys_global_rng(d2l_data, fashion_root, rea
 
 def test_visualize_titles_each_image(d2l_data, fashion_root):
     import matplotlib
+
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+
     data = d2l_data.FashionMNIST(batch_size=8, root=fashion_root, val_limit=8)
     batch = next(iter(data.val_dataloader()))
     try:
@@ -168,9 +186,12 @@ def test_visualize_titles_each_image(d2l_data, fashion_root):
 @pytest.fixture
 def no_download(monkeypatch):
     """Make any download attempt fail the test instead of touching the network."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("a download was attempted")
+
     from gluon_bn.data import sources  # where find_data_root looks the downloader up
+
     monkeypatch.setattr(sources, "_download", refuse)
 
 
@@ -193,12 +214,15 @@ def test_empty_env_directory_is_a_clear_data_error(d2l_data, tmp_path, monkeypat
     assert str(empty) in str(info.value)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    ({"batch_size": 0}, "batch_size"),
-    ({"resize": (0, 28)}, "resize"),
-    ({"num_workers": -1}, "num_workers"),
-    ({"limit": 2.5}, "limit"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"resize": (0, 28)}, "resize"),
+        ({"num_workers": -1}, "num_workers"),
+        ({"limit": 2.5}, "limit"),
+    ],
+)
 def test_invalid_arguments_fail_before_loading(d2l_data, kwargs, name, no_download):
     with pytest.raises(ValueError, match=name):
         d2l_data.FashionMNIST(**kwargs)
@@ -206,32 +230,46 @@ def test_invalid_arguments_fail_before_loading(d2l_data, kwargs, name, no_downlo
 
 # --------------------------------------------------------------------------- import gluon_bn as d2l
 
+
 def test_import_stays_light():
     code = "import sys, gluon_bn; assert 'mxnet' not in sys.modules and 'd2l' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     # The legacy names need MXNet but not d2l; only gluon_bn.FashionMNIST imports d2l.
-    code = ("import sys, gluon_bn; gluon_bn.train_ch5, gluon_bn.evaluate_accuracy, "
-            "gluon_bn.load_data_fashion_mnist, gluon_bn.try_gpu, gluon_bn.try_all_gpus; "
-            "assert 'mxnet' in sys.modules and 'd2l' not in sys.modules")
+    code = (
+        "import sys, gluon_bn; gluon_bn.train_ch5, gluon_bn.evaluate_accuracy, "
+        "gluon_bn.load_data_fashion_mnist, gluon_bn.try_gpu, gluon_bn.try_all_gpus; "
+        "assert 'mxnet' in sys.modules and 'd2l' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_top_level_names_have_d2ls_positional_signatures():
     import gluon_bn
+
     expected = {  # the legacy d2l / d2lzh signatures the documents call
         "load_data_fashion_mnist": ["batch_size", "resize", "root"],
-        "train_ch5": ["net", "train_iter", "test_iter", "batch_size", "trainer", "ctx",
-                      "num_epochs"],
+        "train_ch5": [
+            "net",
+            "train_iter",
+            "test_iter",
+            "batch_size",
+            "trainer",
+            "ctx",
+            "num_epochs",
+        ],
         "evaluate_accuracy": ["data_iter", "net", "ctx"],
         "try_gpu": [],
         "try_all_gpus": [],
     }
     for name, positional in expected.items():
         params = inspect.signature(getattr(gluon_bn, name)).parameters.values()
-        required = [p.name for p in params if p.default is inspect.Parameter.empty
-                    and p.kind is p.POSITIONAL_OR_KEYWORD]
+        required = [
+            p.name
+            for p in params
+            if p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD
+        ]
         names = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
-        assert names[:len(positional)] == positional, name
+        assert names[: len(positional)] == positional, name
         assert set(required) <= set(positional), name
 
 
@@ -274,8 +312,10 @@ DOCUMENT_001 = """
                       "all_gpus": [str(c) for c in d2l.try_all_gpus()]}))
 """
 
-EPOCH_LINE = re.compile(r"^epoch (\d+), loss (\d+\.\d{4}), train acc (\d\.\d{3}), "
-                        r"test acc (\d\.\d{3}), time \d+\.\d sec$")
+EPOCH_LINE = re.compile(
+    r"^epoch (\d+), loss (\d+\.\d{4}), train acc (\d\.\d{3}), "
+    r"test acc (\d\.\d{3}), time \d+\.\d sec$"
+)
 
 
 def test_document_001_runs_with_gluon_bn_as_d2l(fashion_root):

@@ -1,18 +1,25 @@
 """Tests of gluon_bn.data.idx: reading IDX files and loading a verified set (load_arrays)."""
+
 from __future__ import annotations
 
 import gzip
 
 import numpy as np
 import pytest
+from _data_helpers import (
+    DEBIAN_DIR,
+    FILES,
+    idx_bytes,
+    needs_debian,
+    no_env,
+    tiny,  # noqa: F401  (a fixture: pytest finds it in this module)
+    write_idx,
+)
 
 from gluon_bn import data as D
 
-from _data_helpers import DEBIAN_DIR, FILES, idx_bytes, needs_debian, no_env, write_idx
-from _data_helpers import tiny  # noqa: F401  (a fixture: pytest finds it in this module)
-
-
 # --------------------------------------------------------------------------- read_idx
+
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_read_idx_roundtrip(tmp_path, gz):
@@ -71,6 +78,7 @@ def test_read_idx_bad_magic_and_missing_file(tmp_path):
 
 # --------------------------------------------------------------------------- load_arrays
 
+
 def test_load_arrays_tiny(tiny, tmp_path):
     spec, directory, arrays = tiny
     got = D.load_arrays(spec, directory, env=no_env(tmp_path), download=False)
@@ -103,8 +111,13 @@ def test_truncated_file_in_data_dir(tiny, tmp_path):
 def test_wrong_count_and_label_range(tiny, tmp_path):
     spec, directory, arrays = tiny
     with pytest.raises(D.DataError, match=r"shape \(50, 8, 7\), expected \(51, 8, 7\)"):
-        D.load_arrays(spec.replace(num_train=51), directory, verify=False,
-                      env=no_env(tmp_path), download=False)
+        D.load_arrays(
+            spec.replace(num_train=51),
+            directory,
+            verify=False,
+            env=no_env(tmp_path),
+            download=False,
+        )
     bad = arrays[3].copy()
     bad[0] = 12
     write_idx(directory / FILES[3], bad, gz=False)
@@ -114,10 +127,12 @@ def test_wrong_count_and_label_range(tiny, tmp_path):
 
 # --------------------------------------------------------------------------- real data
 
+
 @needs_debian
 def test_real_fashion_mnist_verifies():
-    train_x, train_y, test_x, test_y = D.load_arrays(D.FASHION_MNIST, DEBIAN_DIR, verify=True,
-                                                     download=False)
+    train_x, train_y, test_x, test_y = D.load_arrays(
+        D.FASHION_MNIST, DEBIAN_DIR, verify=True, download=False
+    )
     assert train_x.shape == (60000, 28, 28) and test_x.shape == (10000, 28, 28)
     assert train_y.shape == (60000,) and test_y.shape == (10000,)
     assert train_x.dtype == np.uint8 and train_y.dtype == np.int32

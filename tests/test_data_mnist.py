@@ -5,6 +5,7 @@ MNIST's place through the registry the code looks specs up in (``gluon_bn.data.S
 with that set's own SHA-256 sums: the real ``MNIST`` spec, its counts and its sums are
 never changed, and a test without the swap shows the real spec refusing the tiny files.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,15 +15,14 @@ import warnings
 
 import numpy as np
 import pytest
+from _data_helpers import DEBIAN_DIR, FILES, idx_bytes, needs_debian, write_idx, write_set
 
 from gluon_bn import data as D
-from gluon_bn._mxnet import mx
 from gluon_bn.options import RunOptions
 from gluon_bn.recipes import get_recipe
 from gluon_bn.report import markdown_report
 from gluon_bn.run.reproduce import make_result, reproduce, resolve, resolve_dataset
-
-from _data_helpers import DEBIAN_DIR, FILES, idx_bytes, needs_debian, write_idx, write_set
+from gluon_bn.runtime.loader import mx
 
 RECIPE = get_recipe("straight-dope")
 STAND_IN = "run on Fashion-MNIST as a stand-in for MNIST"
@@ -31,17 +31,23 @@ STAND_IN = "run on Fashion-MNIST as a stand-in for MNIST"
 def digits(seed: int, n_train: int = 40, n_test: int = 16):
     """Four arrays shaped like MNIST's (28x28 images, labels 0..9), a few examples each."""
     rng = np.random.default_rng(seed)
-    return (rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-            rng.integers(0, 10, n_train).astype(np.uint8),
-            rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-            rng.integers(0, 10, n_test).astype(np.uint8))
+    return (
+        rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, n_train).astype(np.uint8),
+        rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, n_test).astype(np.uint8),
+    )
 
 
 def stand_in_spec(arrays, **changes) -> D.IdxDataset:
     """MNIST's spec with the counts and SHA-256 sums of `arrays` (a test's own set)."""
-    return D.MNIST.replace(num_train=len(arrays[0]), num_test=len(arrays[2]), system_dirs=(),
-                           sha256=tuple(hashlib.sha256(idx_bytes(a)).hexdigest()
-                                        for a in arrays), **changes)
+    return D.MNIST.replace(
+        num_train=len(arrays[0]),
+        num_test=len(arrays[2]),
+        system_dirs=(),
+        sha256=tuple(hashlib.sha256(idx_bytes(a)).hexdigest() for a in arrays),
+        **changes,
+    )
 
 
 @pytest.fixture
@@ -59,6 +65,7 @@ def isolated(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- the real spec
+
 
 def test_mnist_spec_has_content_sums_for_three_files_and_mxnet_sha1_for_the_fourth():
     assert D.spec_for("mnist") is D.MNIST and D.spec_for("fashion-mnist") is D.FASHION_MNIST
@@ -80,8 +87,10 @@ def test_the_real_spec_refuses_a_synthetic_set(tmp_path):
 
 # --------------------------------------------------------------------------- the file without a sum
 
+
 def test_training_images_pass_as_the_original_gz_or_on_structure_with_a_warning(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     arrays = digits(1)
     spec = stand_in_spec(arrays)
     spec = spec.replace(sha256=(None, *spec.sha256[1:]))
@@ -106,17 +115,20 @@ def test_training_images_pass_as_the_original_gz_or_on_structure_with_a_warning(
 
 # --------------------------------------------------------------------------- telling the sets apart
 
+
 def test_another_sets_file_is_named_and_identified(tmp_path, monkeypatch):
     mnist, fashion = digits(2), digits(3)
     monkeypatch.setitem(D.SPECS, "mnist", stand_in_spec(mnist))
-    monkeypatch.setitem(D.SPECS, "fashion-mnist",
-                        stand_in_spec(fashion, name="Fashion-MNIST", namespace="fashion-mnist"))
+    monkeypatch.setitem(
+        D.SPECS,
+        "fashion-mnist",
+        stand_in_spec(fashion, name="Fashion-MNIST", namespace="fashion-mnist"),
+    )
     root = write_set(tmp_path / "fashion", fashion)
     assert D.identify(root) == "fashion-mnist"
     assert D.identify(write_set(tmp_path / "mnist", mnist)) == "mnist"
     assert D.identify(tmp_path) is None
-    with pytest.raises(D.DataError, match="This is Fashion-MNIST's train-[a-z0-9-]+, "
-                                          "not MNIST's"):
+    with pytest.raises(D.DataError, match="This is Fashion-MNIST's train-[a-z0-9-]+, not MNIST's"):
         D.verify_files(D.SPECS["mnist"], root)
     note = io.StringIO()  # "auto" with --data-root on Fashion-MNIST: the stand-in, said so
     assert resolve_dataset(RECIPE, RunOptions(data_root=str(root)), note) == "fashion-mnist"
@@ -141,6 +153,7 @@ def test_debians_fashion_mnist_is_not_taken_for_mnist():
 
 # ------------------------------------------------------------------ auto: MNIST or the stand-in
 
+
 def test_auto_without_mnist_falls_back_with_a_note_and_labelled_records(isolated):
     note = io.StringIO()
     run = resolve("straight-dope", RunOptions(), file=note)
@@ -162,8 +175,9 @@ def test_reproduce_straight_dope_trains_on_a_synthetic_mnist(isolated, monkeypat
     root = write_set(isolated / "digits", arrays)
     out, log = isolated / "out", io.StringIO()
     options = RunOptions(variants=("gluon",), epochs=1, data_root=str(root))
-    result, paths = reproduce("straight-dope", options, mx.cpu(), out_dir=out, file=log,
-                              progress=False)
+    result, paths = reproduce(
+        "straight-dope", options, mx.cpu(), out_dir=out, file=log, progress=False
+    )
     assert "note:" not in log.getvalue()
     assert result.run.dataset == "mnist" and len(result.runs[0].history) == 1
     stored = json.loads(paths["json"].read_text())
@@ -173,6 +187,9 @@ def test_reproduce_straight_dope_trains_on_a_synthetic_mnist(isolated, monkeypat
     labels = arrays[3].copy()
     labels[0] = (labels[0] + 1) % 10
     write_idx(root / FILES[3], labels, gz=False)
-    with pytest.raises(D.DataError, match=r"checksum mismatch for .*t10k-labels-idx1-ubyte "
-                                          r"\(MNIST\)"):
+    with pytest.raises(
+        D.DataError,
+        match=r"checksum mismatch for .*t10k-labels-idx1-ubyte "
+        r"\(MNIST\)",
+    ):
         reproduce("straight-dope", options, mx.cpu(), file=io.StringIO(), progress=False)

@@ -1,29 +1,47 @@
 """Tests of gluon_bn.data.pipelines: the d2l and fast pipelines, load_data, argument checks."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from _data_helpers import (
+    DEBIAN_DIR,
+    N_TEST,
+    N_TRAIN,
+    H,
+    W,
+    epochs,
+    needs_debian,
+    no_env,
+    pairs,
+    tiny,  # noqa: F401  (a fixture: pytest finds it in this module)
+)
 
 from gluon_bn import data as D
-from gluon_bn._mxnet import mx
-
-from _data_helpers import (DEBIAN_DIR, H, N_TEST, N_TRAIN, W, epochs, needs_debian, no_env,
-                           pairs)
-from _data_helpers import tiny  # noqa: F401  (a fixture: pytest finds it in this module)
-
+from gluon_bn.runtime.loader import mx
 
 # --------------------------------------------------------------------------- pipelines
 
+
 def tiny_iters(tiny, tmp_path, pipeline, **kwargs):
     spec, directory, _ = tiny
-    return D.load_data(spec, kwargs.pop("batch_size", 8), kwargs.pop("resize", None), directory,
-                       pipeline=pipeline, env=no_env(tmp_path), download=False, **kwargs)
+    return D.load_data(
+        spec,
+        kwargs.pop("batch_size", 8),
+        kwargs.pop("resize", None),
+        directory,
+        pipeline=pipeline,
+        env=no_env(tmp_path),
+        download=False,
+        **kwargs,
+    )
 
 
 def test_pipelines_give_identical_batches(tiny, tmp_path):
     _, _, (train_x, train_y, test_x, test_y) = tiny
     (d2l_train, d2l_test), (fast_train, fast_test) = (
-        tiny_iters(tiny, tmp_path, p, seed=3) for p in D.PIPELINES)
+        tiny_iters(tiny, tmp_path, p, seed=3) for p in D.PIPELINES
+    )
     assert isinstance(d2l_train, D.D2lBatchIterator) and isinstance(fast_train, D.FastBatchIterator)
     for it in (d2l_train, fast_train):
         assert len(it) == 7 and it.num_examples == N_TRAIN  # 6 full batches of 8, then 2
@@ -57,12 +75,15 @@ def test_pipelines_give_identical_batches(tiny, tmp_path):
             np.testing.assert_array_equal(np.concatenate([y for _, y in passes]), test_y)
             np.testing.assert_array_equal(
                 np.concatenate([x for x, _ in passes])[:, 0],
-                test_x.astype(np.float32) / np.float32(255))
+                test_x.astype(np.float32) / np.float32(255),
+            )
 
 
 def test_pipelines_agree_with_resize(tiny, tmp_path):
-    batches = [epochs(tiny_iters(tiny, tmp_path, p, seed=5, resize=12, batch_size=16)[0], 1)[0]
-               for p in D.PIPELINES]
+    batches = [
+        epochs(tiny_iters(tiny, tmp_path, p, seed=5, resize=12, batch_size=16)[0], 1)[0]
+        for p in D.PIPELINES
+    ]
     for (xa, ya), (xb, yb) in pairs(*batches):
         assert xa.shape[1:] == (1, 12, 12)
         np.testing.assert_array_equal(xa, xb)
@@ -85,13 +106,13 @@ def test_seed_none_follows_numpy_global_seed(tiny, tmp_path):
 def test_limits(tiny, tmp_path):
     _, _, (_, _, _, test_y) = tiny
     for pipeline in D.PIPELINES:
-        train, test = tiny_iters(tiny, tmp_path, pipeline, seed=0, limit=10, test_limit=5,
-                                 batch_size=4)
+        train, test = tiny_iters(
+            tiny, tmp_path, pipeline, seed=0, limit=10, test_limit=5, batch_size=4
+        )
         assert (train.num_examples, len(train), test.num_examples, len(test)) == (10, 3, 5, 2)
         ids = np.concatenate([np.rint(x.asnumpy()[:, 0, 0, 0] * 255) for x, _ in train])
         assert sorted(ids.astype(int)) == list(range(10))  # the first 10 examples only
-        np.testing.assert_array_equal(np.concatenate([y.asnumpy() for _, y in test]),
-                                      test_y[:5])
+        np.testing.assert_array_equal(np.concatenate([y.asnumpy() for _, y in test]), test_y[:5])
         big, _ = tiny_iters(tiny, tmp_path, pipeline, seed=0, limit=10_000)
         assert big.num_examples == N_TRAIN
 
@@ -104,19 +125,22 @@ def test_d2l_pipeline_with_workers_matches(tiny, tmp_path):
         np.testing.assert_array_equal(ya, yb)
 
 
-@pytest.mark.parametrize("kwargs, pattern", [
-    ({"batch_size": 0}, "batch_size must be a positive int, got 0"),
-    ({"batch_size": -3}, "batch_size must be a positive int"),
-    ({"batch_size": 2.5}, "batch_size must be a positive int, got 2.5"),
-    ({"batch_size": True}, "batch_size must be a positive int"),
-    ({"pipeline": "torch"}, r"pipeline must be one of \('d2l', 'fast'\), got 'torch'"),
-    ({"limit": 0}, "limit must be a positive int or None, got 0"),
-    ({"test_limit": -1}, "test_limit must be a positive int or None"),
-    ({"num_workers": -1}, "num_workers must be a non-negative int"),
-    ({"pipeline": "fast", "num_workers": 2}, "only used by the d2l pipeline"),
-    ({"resize": 0}, "resize must be a positive int"),
-    ({"seed": -1}, "seed must be a non-negative int"),
-])
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        ({"batch_size": 0}, "batch_size must be a positive int, got 0"),
+        ({"batch_size": -3}, "batch_size must be a positive int"),
+        ({"batch_size": 2.5}, "batch_size must be a positive int, got 2.5"),
+        ({"batch_size": True}, "batch_size must be a positive int"),
+        ({"pipeline": "torch"}, r"pipeline must be one of \('d2l', 'fast'\), got 'torch'"),
+        ({"limit": 0}, "limit must be a positive int or None, got 0"),
+        ({"test_limit": -1}, "test_limit must be a positive int or None"),
+        ({"num_workers": -1}, "num_workers must be a non-negative int"),
+        ({"pipeline": "fast", "num_workers": 2}, "only used by the d2l pipeline"),
+        ({"resize": 0}, "resize must be a positive int"),
+        ({"seed": -1}, "seed must be a non-negative int"),
+    ],
+)
 def test_argument_validation(tmp_path, kwargs, pattern):
     kwargs = dict({"batch_size": 4}, **kwargs)
     batch_size = kwargs.pop("batch_size")
@@ -126,6 +150,7 @@ def test_argument_validation(tmp_path, kwargs, pattern):
 
 
 # --------------------------------------------------------------------------- real data
+
 
 @needs_debian
 def test_real_fashion_mnist_batches():
@@ -137,8 +162,7 @@ def test_real_fashion_mnist_batches():
     x = X.asnumpy()
     assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.5
     assert X.context == mx.cpu()
-    fast, _ = D.load_data_fashion_mnist(256, root=DEBIAN_DIR, limit=1000, seed=0,
-                                        pipeline="fast")
+    fast, _ = D.load_data_fashion_mnist(256, root=DEBIAN_DIR, limit=1000, seed=0, pipeline="fast")
     Xf, yf = next(iter(fast))
     np.testing.assert_array_equal(Xf.asnumpy(), x)
     np.testing.assert_array_equal(yf.asnumpy(), y.asnumpy())

@@ -1,19 +1,25 @@
 """Tests of gluon_bn.data.sources: the data-root search, its messages and the download."""
+
 from __future__ import annotations
 
 import socket
 from pathlib import Path
 
 import pytest
+from _data_helpers import (
+    FILES,
+    no_env,
+    tiny,  # noqa: F401  (a fixture: pytest finds it in this module)
+    tiny_arrays,
+    write_idx,
+    write_set,
+)
 
 from gluon_bn import data as D
-from gluon_bn._mxnet import mx
-
-from _data_helpers import FILES, no_env, tiny_arrays, write_idx, write_set
-from _data_helpers import tiny  # noqa: F401  (a fixture: pytest finds it in this module)
-
+from gluon_bn.runtime.loader import mx
 
 # --------------------------------------------------------------------------- find_data_root
+
 
 def test_search_order(tmp_path, tiny):
     spec, _, arrays = tiny
@@ -63,8 +69,9 @@ def test_explicit_root_without_data_is_an_error_without_fallback(tmp_path):
     empty = tmp_path / "empty-root"
     empty.mkdir()
     with pytest.raises(D.DataError) as err:
-        D.find_data_root(D.FASHION_MNIST, empty, env=no_env(tmp_path), system_dirs=[system],
-                         download=True)
+        D.find_data_root(
+            D.FASHION_MNIST, empty, env=no_env(tmp_path), system_dirs=[system], download=True
+        )
     message = str(err.value)
     assert str(empty) in message and str(empty / "fashion-mnist") in message
     assert "sudo apt-get install dataset-fashion-mnist" in message
@@ -93,17 +100,21 @@ def test_nothing_found_lists_every_place(tmp_path):
 
 
 def test_mxnet_sources_are_read_from_mxnet():
-    for spec, cls in [(D.FASHION_MNIST, mx.gluon.data.vision.FashionMNIST),
-                      (D.MNIST, mx.gluon.data.vision.MNIST)]:
+    for spec, cls in [
+        (D.FASHION_MNIST, mx.gluon.data.vision.FashionMNIST),
+        (D.MNIST, mx.gluon.data.vision.MNIST),
+    ]:
         sources = D.mxnet_sources(spec)
         assert [name for name, _, _ in sources] == [f + ".gz" for f in spec.files]
         for name, url, sha1 in sources:
             assert url.endswith(f"/gluon/dataset/{spec.namespace}/{name}")
             assert len(sha1) == 40
         # The SHA-1s are MXNet's own, e.g. FashionMNIST's train images.
-        assert sources[0][2] == ("0cf37b0d40ed5169c6b3aba31069a9770ac9043d"
-                                 if cls is mx.gluon.data.vision.FashionMNIST
-                                 else "6c95f4b05d2bf285e1bfb0e7960c31bd3b3f8a7d")
+        assert sources[0][2] == (
+            "0cf37b0d40ed5169c6b3aba31069a9770ac9043d"
+            if cls is mx.gluon.data.vision.FashionMNIST
+            else "6c95f4b05d2bf285e1bfb0e7960c31bd3b3f8a7d"
+        )
 
 
 def test_download_goes_to_mxnet_dir_with_mxnet_urls(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
 """The documentation's claims point at things that exist: every cited test is a real test."""
+
 import re
 from pathlib import Path
 
@@ -11,7 +12,10 @@ DOCS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 @pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
 def test_every_cited_test_exists(doc):
     cited = set(re.findall(r"(tests/\w+\.py)::(\w+)", doc.read_text()))
-    missing = [f"{path}::{name}" for path, name in sorted(cited)
-               if not (ROOT / path).is_file()
-               or not re.search(rf"^def {name}\b", (ROOT / path).read_text(), re.M)]
+    missing = [
+        f"{path}::{name}"
+        for path, name in sorted(cited)
+        if not (ROOT / path).is_file()
+        or not re.search(rf"^def {name}\b", (ROOT / path).read_text(), re.M)
+    ]
     assert not missing, f"{doc.name} cites tests that do not exist: {missing}"

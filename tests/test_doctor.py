@@ -1,4 +1,5 @@
 """`gluon-bn doctor` tells what works: data, MXNet and NumPy, GPUs, CUDA libraries, threads."""
+
 import io
 import os
 import subprocess
@@ -6,10 +7,9 @@ import sys
 
 import numpy as np
 import pytest
+from _run_helpers import HOPPER_FAILURE, run
 
 from gluon_bn import doctor
-
-from _run_helpers import HOPPER_FAILURE, run
 
 
 def test_doctor_exits_0_here_and_names_the_data_and_no_gpu(fashion_root):
@@ -24,8 +24,12 @@ def test_doctor_exits_0_here_and_names_the_data_and_no_gpu(fashion_root):
 
 
 def test_doctor_gpu_check_explains_hopper():
-    checks = doctor.check_gpus(count=lambda: 1, probe=lambda i: HOPPER_FAILURE,
-                               query=lambda: [("NVIDIA H100 80GB HBM3", "9.0")], cuda_build=True)
+    checks = doctor.check_gpus(
+        count=lambda: 1,
+        probe=lambda i: HOPPER_FAILURE,
+        query=lambda: [("NVIDIA H100 80GB HBM3", "9.0")],
+        cuda_build=True,
+    )
     assert len(checks) == 1 and checks[0].status == doctor.WARN
     text = doctor.format_checks(checks)
     assert "gpu(0) NVIDIA H100 80GB HBM3, compute capability 9.0: MXNet cannot run" in text
@@ -35,26 +39,47 @@ def test_doctor_gpu_check_explains_hopper():
 
 
 def test_doctor_gpu_check_other_cases():
-    working = doctor.check_gpus(count=lambda: 2, probe=lambda i: (True, ""),
-                                query=lambda: [("A100", "8.0"), ("RTX 4090", "8.9")],
-                                cuda_build=True)
+    working = doctor.check_gpus(
+        count=lambda: 2,
+        probe=lambda i: (True, ""),
+        query=lambda: [("A100", "8.0"), ("RTX 4090", "8.9")],
+        cuda_build=True,
+    )
     assert [c.status for c in working] == [doctor.OK, doctor.OK]
     assert "RTX 4090, compute capability 8.9: MXNet kernels run" in working[1].message
-    cpu_wheel = doctor.check_gpus(count=lambda: 0, probe=lambda i: (False, ""),
-                                  query=lambda: [("A100", "8.0")], cuda_build=False)
+    cpu_wheel = doctor.check_gpus(
+        count=lambda: 0,
+        probe=lambda i: (False, ""),
+        query=lambda: [("A100", "8.0")],
+        cuda_build=False,
+    )
     assert cpu_wheel[0].status == doctor.WARN and "gluon-bn[cu112]" in cpu_wheel[0].fix
-    none = doctor.check_gpus(count=lambda: 0, probe=lambda i: (False, ""), query=lambda: None,
-                             cuda_build=False)
+    none = doctor.check_gpus(
+        count=lambda: 0, probe=lambda i: (False, ""), query=lambda: None, cuda_build=False
+    )
     assert none[0].status == doctor.INFO and none[0].message.startswith("no GPU")
-    unknown_cap = doctor.check_gpus(count=lambda: 1, probe=lambda i: (False, "cudnn missing"),
-                                    query=lambda: None, cuda_build=True)
+    unknown_cap = doctor.check_gpus(
+        count=lambda: 1,
+        probe=lambda i: (False, "cudnn missing"),
+        query=lambda: None,
+        cuda_build=True,
+    )
     assert "compute capability unknown" in unknown_cap[0].message
     assert "CUDA libraries" in unknown_cap[0].fix
 
 
-@pytest.mark.parametrize("cap,runs", [("5.2", True), ("7.5", True), ("8.0", True),
-                                      ("8.9", True), ("9.0", False), ("3.7", False),
-                                      ("unknown", None)])
+@pytest.mark.parametrize(
+    "cap,runs",
+    [
+        ("5.2", True),
+        ("7.5", True),
+        ("8.0", True),
+        ("8.9", True),
+        ("9.0", False),
+        ("3.7", False),
+        ("unknown", None),
+    ],
+)
 def test_cu112_architectures(cap, runs):
     assert doctor.cu112_runs_on(cap) is runs
 
@@ -65,8 +90,11 @@ def test_doctor_cuda_library_search(tmp_path):
     (lib / "libcudnn.so.8").write_bytes(b"")
     ldconfig = "\tlibnccl.so.2 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libnccl.so.2\n"
     found = doctor.find_cuda_libraries([str(tmp_path)], ldconfig)
-    assert found == {"libcudart.so.11": [], "libcudnn.so.8": [str(lib / "libcudnn.so.8")],
-                     "libnccl.so.2": ["/usr/lib/x86_64-linux-gnu/libnccl.so.2"]}
+    assert found == {
+        "libcudart.so.11": [],
+        "libcudnn.so.8": [str(lib / "libcudnn.so.8")],
+        "libnccl.so.2": ["/usr/lib/x86_64-linux-gnu/libnccl.so.2"],
+    }
     check = doctor.check_cuda_libraries(found, cuda_build=True)[0]
     assert check.status == doctor.WARN and "libcudart.so.11" in check.message
     assert doctor.check_cuda_libraries(found, cuda_build=False)[0].status == doctor.INFO
@@ -90,15 +118,20 @@ def test_doctor_thread_oversubscription_is_a_warning():
     check = doctor.check_threads({"OMP_NUM_THREADS": str(cores * 4)})[0]
     assert check.status == doctor.WARN and "oversubscribe" in check.fix
     assert doctor.check_threads({"OMP_NUM_THREADS": "1"})[0].status == doctor.OK
-    naive = {"MXNET_ENGINE_TYPE": "NaiveEngine", "OMP_NUM_THREADS": str(cores),
-             "MXNET_CPU_WORKER_NTHREADS": "4"}  # workers are not used by NaiveEngine
+    naive = {
+        "MXNET_ENGINE_TYPE": "NaiveEngine",
+        "OMP_NUM_THREADS": str(cores),
+        "MXNET_CPU_WORKER_NTHREADS": "4",
+    }  # workers are not used by NaiveEngine
     assert doctor.check_threads(naive)[0].status == doctor.OK
 
 
 def test_doctor_reports_an_mxnet_that_fails_to_import():
     """`import gluon_bn` does not load MXNet, so the doctor can describe a broken one."""
-    code = ("import sys; sys.modules['mxnet'] = None; from gluon_bn.cli import main; "
-            "sys.exit(main(['doctor']))")
+    code = (
+        "import sys; sys.modules['mxnet'] = None; from gluon_bn.cli import main; "
+        "sys.exit(main(['doctor']))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "[FAIL] mxnet" in proc.stdout and "pip install 'gluon-bn[cpu]'" in proc.stdout
@@ -107,7 +140,8 @@ def test_doctor_reports_an_mxnet_that_fails_to_import():
 
 def test_doctor_says_whether_the_native_operator_builds():
     assert [(c.status, c.message) for c in doctor.check_native(lambda: None)] == [
-        ("ok", "--bn-impl native: the C++ operator builds and loads")]
+        ("ok", "--bn-impl native: the C++ operator builds and loads")
+    ]
     [missing] = doctor.check_native(lambda: "impl='native' ... found no C++ compiler\n(more)")
     assert missing.status == "info" and "optional" in missing.message
     assert missing.details == ["impl='native' ... found no C++ compiler", "(more)"]

@@ -1,19 +1,23 @@
 """The fast and native scratch layers compute what the faithful one and MXNet's operator compute."""
+
 import contextlib
 
 import numpy as np
 import pytest
 
 from gluon_bn import BatchNorm
-from gluon_bn._mxnet import mx
 from gluon_bn.models import hybridize_network, lenet
+from gluon_bn.runtime.loader import mx
 
 nd, autograd = mx.nd, mx.autograd
 RTOL, ATOL = 1e-4, 1e-5
 # The twins of the faithful layer; "native" compiles a C++ operator on first use, and
 # "native-graph" is that layer hybridized (one static graph per mode, gluon_bn.bn.modal).
-TWINS = ["fast", pytest.param("native", marks=pytest.mark.native),
-         pytest.param("native-graph", marks=pytest.mark.native)]
+TWINS = [
+    "fast",
+    pytest.param("native", marks=pytest.mark.native),
+    pytest.param("native-graph", marks=pytest.mark.native),
+]
 
 
 def make_layer(impl, *args, **kwargs):
@@ -22,6 +26,8 @@ def make_layer(impl, *args, **kwargs):
     if impl.endswith("-graph"):
         layer.hybridize(static_alloc=True)  # as hybridize_network(net, "graph")
     return layer
+
+
 SHAPES = {2: (32, 7), 4: (16, 3, 9, 7)}
 CONVENTIONS = [
     dict(),
@@ -61,7 +67,9 @@ def test_twin_equals_faithful(twin, num_dims, conventions):
         a, b = (step(layer, X, head, training) for layer in layers)
         names = ["output", "grad X", "grad gamma", "grad beta", "moving_mean", "moving_var"]
         for name, u, v in zip(names, a, b):
-            np.testing.assert_allclose(v, u, rtol=RTOL, atol=ATOL, err_msg=f"{name}, training={training}")
+            np.testing.assert_allclose(
+                v, u, rtol=RTOL, atol=ATOL, err_msg=f"{name}, training={training}"
+            )
 
 
 @pytest.mark.parametrize("twin", TWINS)
@@ -82,12 +90,19 @@ def test_twin_equals_mxnet_operator(twin, num_dims):
         with autograd.record():
             y = theirs(x)
         y.backward(nd.array(head))
-        b = [y.asnumpy(), x.grad.asnumpy(), theirs.gamma.grad().asnumpy(), theirs.beta.grad().asnumpy(),
-             theirs.running_mean.data().asnumpy(), theirs.running_var.data().asnumpy()]
+        b = [
+            y.asnumpy(),
+            x.grad.asnumpy(),
+            theirs.gamma.grad().asnumpy(),
+            theirs.beta.grad().asnumpy(),
+            theirs.running_mean.data().asnumpy(),
+            theirs.running_var.data().asnumpy(),
+        ]
         for u, v in zip(a, b):
             np.testing.assert_allclose(u, v, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(ours(nd.array(X)).asnumpy(), theirs(nd.array(X)).asnumpy(),
-                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        ours(nd.array(X)).asnumpy(), theirs(nd.array(X)).asnumpy(), rtol=RTOL, atol=ATOL
+    )
 
 
 @pytest.mark.parametrize("twin", TWINS)
@@ -99,8 +114,9 @@ def test_twin_lenet_trains_like_faithful_lenet(twin):
     losses = []
     for impl in ("faithful", twin):
         mx.random.seed(1)
-        net = lenet("scratch", bn_options={"impl": impl.replace("-graph", ""),
-                                           "moving_var_init": 0.0})
+        net = lenet(
+            "scratch", bn_options={"impl": impl.replace("-graph", ""), "moving_var_init": 0.0}
+        )
         net.initialize(mx.init.Xavier())
         net = hybridize_network(net, "graph" if impl.endswith("-graph") else "none")
         trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 1.0})
@@ -136,8 +152,14 @@ def test_one_layer_twice_in_one_graph_equals_faithful(twin):
         with autograd.record():
             y = layer(layer(x) * 2.0 + 1.0) * nd.array(X)
         y.backward()
-        results.append([y.asnumpy(), x.grad.asnumpy(), layer.gamma.grad().asnumpy(),
-                        layer.moving_var.data().asnumpy()])
+        results.append(
+            [
+                y.asnumpy(),
+                x.grad.asnumpy(),
+                layer.gamma.grad().asnumpy(),
+                layer.moving_var.data().asnumpy(),
+            ]
+        )
     for u, v in zip(*results):
         np.testing.assert_allclose(v, u, rtol=RTOL, atol=ATOL)
 
@@ -145,6 +167,7 @@ def test_one_layer_twice_in_one_graph_equals_faithful(twin):
 def test_legacy_then_numpy_mode_with_one_shape():
     """A shape compiled for mx.nd arrays is compiled again in numpy mode, not reused."""
     from gluon_bn.bn.functional import numpy_mode
+
     X = np.random.default_rng(4).normal(size=SHAPES[4]).astype("float32")
     outputs = []
     for mode in (False, True):

@@ -1,4 +1,5 @@
 """`gluon-bn bench --layout`: LeNet's stages with each BN, timed in alternating turns."""
+
 import json
 
 import pytest
@@ -10,8 +11,9 @@ pytestmark = pytest.mark.native
 
 
 def test_a_tiny_layout_run_times_every_stage_with_every_bn(tmp_path, capsys):
-    status = cli.main(["bench", "--layout", "--steps", "1", "--rounds", "2",
-                       "--out", str(tmp_path)])
+    status = cli.main(
+        ["bench", "--layout", "--steps", "1", "--rounds", "2", "--out", str(tmp_path)]
+    )
     assert status == 0
     result = json.loads((tmp_path / "layout.json").read_text())
     assert result["kinds"] == list(KINDS) and list(result["stages"]) == [s[0] for s in STAGES]
@@ -22,7 +24,8 @@ def test_a_tiny_layout_run_times_every_stage_with_every_bn(tmp_path, capsys):
             assert len(entry["seconds"][kind]) == 2 and min(entry["seconds"][kind]) > 0
             # each round's ratio divides by nn.BatchNorm's turn of the same round
             assert entry["ratios"][kind] == pytest.approx(
-                [a / b for a, b in zip(entry["seconds"][kind], entry["seconds"][REFERENCE])])
+                [a / b for a, b in zip(entry["seconds"][kind], entry["seconds"][REFERENCE])]
+            )
     table = (tmp_path / "layout.md").read_text()
     assert table == format_layout(result) + "\n"
     assert table.count("\n| conv") == len(STAGES) * len(KINDS)

@@ -1,8 +1,9 @@
 """gluon_bn.bn.modal: one compiled graph per mode, on Gluon 1.9's private cache attributes."""
+
 import numpy as np
 
-from gluon_bn._mxnet import mx
 from gluon_bn.bn import modal
+from gluon_bn.runtime.loader import mx
 
 nd, autograd, nn = mx.nd, mx.autograd, mx.gluon.nn
 

@@ -1,24 +1,36 @@
 """Networks, recipes and the package's import behaviour."""
+
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from gluon_bn import BatchNorm, get_recipe, RECIPES
-from gluon_bn._mxnet import mx
-from gluon_bn.models import count_parameters, hybridize_network, lenet, straight_dope_convnet
-from gluon_bn.models import build_net
+from gluon_bn import RECIPES, BatchNorm, get_recipe
+from gluon_bn.models import (
+    build_net,
+    count_parameters,
+    hybridize_network,
+    lenet,
+    straight_dope_convnet,
+)
+from gluon_bn.runtime.loader import mx
 
 nn = mx.gluon.nn
 FASHION_BATCH = (7, 1, 28, 28)
 
-LENET_PLAIN = (6 * 25 + 6) + (16 * 6 * 25 + 16) + (256 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+LENET_PLAIN = (
+    (6 * 25 + 6) + (16 * 6 * 25 + 16) + (256 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+)
 LENET_BN = LENET_PLAIN + 2 * (6 + 16 + 120 + 84)
-DOPE_BN = (20 * 9 + 20) + (50 * 20 * 25 + 50) + (800 * 128 + 128) + (128 * 10 + 10) + 2 * (20 + 50 + 128)
+DOPE_BN = (
+    (20 * 9 + 20) + (50 * 20 * 25 + 50) + (800 * 128 + 128) + (128 * 10 + 10) + 2 * (20 + 50 + 128)
+)
 
 
-@pytest.mark.parametrize("bn,expected", [("none", LENET_PLAIN), ("scratch", LENET_BN), ("gluon", LENET_BN)])
+@pytest.mark.parametrize(
+    "bn,expected", [("none", LENET_PLAIN), ("scratch", LENET_BN), ("gluon", LENET_BN)]
+)
 @pytest.mark.parametrize("pool", ["max", "avg"])
 @pytest.mark.parametrize("flatten", [False, True])
 def test_lenet_shape_and_parameter_count(bn, expected, pool, flatten):
@@ -51,7 +63,7 @@ def test_scratch_and_gluon_lenet_compute_the_same():
     for net in nets:
         net.initialize(mx.init.Xavier())
         net(mx.nd.zeros(FASHION_BATCH))
-    for (ours, theirs) in zip(nets[0], nets[1]):
+    for ours, theirs in zip(nets[0], nets[1]):
         for p, q in zip(ours.collect_params().values(), theirs.collect_params().values()):
             q.set_data(p.data().reshape(q.shape))
     x = mx.nd.array(np.random.default_rng(0).random(FASHION_BATCH).astype("float32"))
@@ -106,8 +118,10 @@ def test_use_without_mxnet_names_the_extras():
 
 def test_import_loads_neither_mxnet_nor_d2l():
     # MXNet reads its engine and thread settings when it loads: the CLI sets them first.
-    code = ("import sys, gluon_bn, gluon_bn.cli, gluon_bn.runtime; "
-            "print(*(m in sys.modules for m in ('mxnet', 'd2l', 'pandas')))")
+    code = (
+        "import sys, gluon_bn, gluon_bn.cli, gluon_bn.runtime; "
+        "print(*(m in sys.modules for m in ('mxnet', 'd2l', 'pandas')))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.split() == ["False", "False", "False"]
     code = "import sys, gluon_bn; gluon_bn.BatchNorm; print('mxnet' in sys.modules, 'd2l' in sys.modules)"
@@ -118,10 +132,12 @@ def test_import_loads_neither_mxnet_nor_d2l():
 @pytest.mark.parametrize("argv", [["list"], ["--help"], ["reproduce", "--help"]])
 def test_recipes_and_listing_load_no_mxnet(argv):
     """Recipes are pure data: reading them, listing them and asking for help stay instant."""
-    code = ("import sys, gluon_bn.recipes\n"
-            "from gluon_bn.cli import main\n"
-            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
-            "print('mxnet' in sys.modules, file=sys.stderr)")
+    code = (
+        "import sys, gluon_bn.recipes\n"
+        "from gluon_bn.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print('mxnet' in sys.modules, file=sys.stderr)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stderr.split()[-1] == "False", proc.stderr
     assert proc.stdout.strip()

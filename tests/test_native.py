@@ -3,17 +3,18 @@
 The layer-level comparisons with the faithful layer and with MXNet's operator (2-D and 4-D,
 every convention, training and prediction) are in tests/test_fast.py, run for both twins.
 """
+
 import contextlib
 
 import numpy as np
 import pytest
 
 from gluon_bn import BatchNorm
-from gluon_bn._mxnet import mx
 from gluon_bn.bn import functional, native
 from gluon_bn.bn.modal import ModeHybridSequential
 from gluon_bn.models import hybridize_network, lenet
 from gluon_bn.runtime import synchronous_engine
+from gluon_bn.runtime.loader import mx
 
 nd, autograd = mx.nd, mx.autograd
 pytestmark = pytest.mark.native
@@ -41,9 +42,19 @@ def functional_moments(X, gamma, beta, eps, normalize_by):
 def operator_call(moving, training, eps, normalize_by, momentum=0.9):
     """The operator on (X, gamma, beta) with `moving` as its (mutated) statistics."""
     op = getattr(nd, native.OP_NAME)
-    return lambda x, g, b: op(x, g, b, *moving, training=int(training), eps=eps,
-                              momentum=momentum, momentum_on="moving", normalize_by=normalize_by,
-                              update_in_prediction=0, first_batch=0)
+    return lambda x, g, b: op(
+        x,
+        g,
+        b,
+        *moving,
+        training=int(training),
+        eps=eps,
+        momentum=momentum,
+        momentum_on="moving",
+        normalize_by=normalize_by,
+        update_in_prediction=0,
+        first_batch=0,
+    )
 
 
 @pytest.mark.parametrize("num_dims", [2, 4])
@@ -62,14 +73,14 @@ def test_operator_and_its_gradients_equal_autograd_in_float64(num_dims, normaliz
     start = [rng.normal(size=pshape), rng.uniform(0.5, 2.0, size=pshape)]
     moving = [nd.array(a, dtype="float64") for a in start]
     ours = grads_of(operator_call(moving, True, eps, normalize_by), X, gamma, beta, heads)
-    reference = grads_of(lambda x, g, b: functional_moments(x, g, b, eps, normalize_by),
-                         X, gamma, beta, heads)
+    reference = grads_of(
+        lambda x, g, b: functional_moments(x, g, b, eps, normalize_by), X, gamma, beta, heads
+    )
     names = ["Y", "mean", "var", "dX", "dgamma", "dbeta"]
     for name, u, v in zip(names, ours, reference):
         np.testing.assert_allclose(u, v.reshape(u.shape), rtol=1e-10, atol=1e-10, err_msg=name)
     for name, m, old, batch in zip(["moving_mean", "moving_var"], moving, start, reference[1:3]):
-        np.testing.assert_allclose(m.asnumpy(), 0.9 * old + 0.1 * batch, rtol=1e-12,
-                                   err_msg=name)
+        np.testing.assert_allclose(m.asnumpy(), 0.9 * old + 0.1 * batch, rtol=1e-12, err_msg=name)
 
 
 @pytest.mark.parametrize("shape", [(2048, 20), (40, 3, 20, 20)])
@@ -81,7 +92,9 @@ def test_threads_split_the_passes_and_give_the_bits_of_one_thread(shape):
     every channel once, also with fewer channels than threads would split evenly (C = 3).
     """
     import ctypes
-    from gluon_bn.tuning import set_omp_threads
+
+    from gluon_bn.runtime.watch import set_omp_threads
+
     before = ctypes.CDLL("libgomp.so.1").omp_get_max_threads()  # MXNet's OpenMP runtime
     rng = np.random.default_rng(len(shape))
     pshape = functional.stats_shape(shape[1], len(shape))
@@ -94,23 +107,24 @@ def test_threads_split_the_passes_and_give_the_bits_of_one_thread(shape):
         for threads in (1, 2):
             set_omp_threads(threads)
             moving = [nd.array(a, dtype="float64") for a in start]
-            got = grads_of(operator_call(moving, True, 1e-5, "sqrt_var_eps"), X, gamma, beta,
-                           heads)
+            got = grads_of(operator_call(moving, True, 1e-5, "sqrt_var_eps"), X, gamma, beta, heads)
             runs[threads] = got + [m.asnumpy() for m in moving]
     finally:
         set_omp_threads(before)
     for one, two in zip(runs[1], runs[2]):
         np.testing.assert_array_equal(one, two)
-    reference = grads_of(lambda x, g, b: functional_moments(x, g, b, 1e-5, "sqrt_var_eps"),
-                         X, gamma, beta, heads)
+    reference = grads_of(
+        lambda x, g, b: functional_moments(x, g, b, 1e-5, "sqrt_var_eps"), X, gamma, beta, heads
+    )
     for u, v in zip(runs[2], reference):
         np.testing.assert_allclose(u, v.reshape(u.shape), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("num_dims", [2, 4])
 @pytest.mark.parametrize("normalize_by,eps", [("sqrt_var_eps", 1e-5), ("std_eps", 1e-3)])
-def test_prediction_normalises_by_the_moving_statistics_and_leaves_them(num_dims, normalize_by,
-                                                                        eps):
+def test_prediction_normalises_by_the_moving_statistics_and_leaves_them(
+    num_dims, normalize_by, eps
+):
     """Prediction: the documents' normalize with the moving statistics as constants (1e-10)."""
     rng = np.random.default_rng(20 + num_dims)
     shape = SHAPES[num_dims]
@@ -120,12 +134,17 @@ def test_prediction_normalises_by_the_moving_statistics_and_leaves_them(num_dims
     start = [rng.normal(size=pshape), rng.uniform(0.5, 2.0, size=pshape)]
     heads = [rng.normal(size=shape)]
     moving = [nd.array(a, dtype="float64") for a in start]
-    ours = grads_of(lambda *a: operator_call(moving, False, eps, normalize_by)(*a)[:1],
-                    X, gamma, beta, heads)
+    ours = grads_of(
+        lambda *a: operator_call(moving, False, eps, normalize_by)(*a)[:1], X, gamma, beta, heads
+    )
     fixed = [nd.array(a, dtype="float64") for a in start]
-    reference = grads_of(lambda x, g, b: [functional.normalize(nd, x, *fixed, g, b, eps,
-                                                               normalize_by)],
-                         X, gamma, beta, heads)
+    reference = grads_of(
+        lambda x, g, b: [functional.normalize(nd, x, *fixed, g, b, eps, normalize_by)],
+        X,
+        gamma,
+        beta,
+        heads,
+    )
     for name, u, v in zip(["Y", "dX", "dgamma", "dbeta"], ours, reference):
         np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-10, err_msg=name)
     for m, old in zip(moving, start):
@@ -154,8 +173,11 @@ def test_constant_channel_with_std_eps_has_finite_gradients():
 def train_lenet(impl, hybridize, X, y, array, **bn_options):
     """Three SGD steps of document 000's LeNet, predicting after each: what they leave."""
     mx.random.seed(2)  # the same initial weights for every implementation
-    net = lenet("scratch", pool="avg", bn_options={"impl": impl, "momentum_on": "batch",
-                                                  "momentum": 0.1, **bn_options})
+    net = lenet(
+        "scratch",
+        pool="avg",
+        bn_options={"impl": impl, "momentum_on": "batch", "momentum": 0.1, **bn_options},
+    )
     net.initialize(mx.init.Xavier())
     net = hybridize_network(net, hybridize)
     trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.5})
@@ -168,8 +190,7 @@ def train_lenet(impl, hybridize, X, y, array, **bn_options):
         trainer.step(1)
         predicted = net(X)  # prediction: must leave the moving statistics alone
         assert isinstance(out, array) and isinstance(predicted, array)
-        stats = [p.data().asnumpy() for p in net.collect_params().values()
-                 if p.grad_req == "null"]
+        stats = [p.data().asnumpy() for p in net.collect_params().values() if p.grad_req == "null"]
         seen.append([loss.asnumpy(), predicted.asnumpy()] + stats)
     return net, seen
 
@@ -202,6 +223,7 @@ def test_lenet_trains_like_faithful(numpy_api, hybridize):
 def graph_operators(net) -> list:
     """The operator names of a compiled block's graph for the current mode, in order."""
     import json
+
     return [node["op"] for node in json.loads(net._cached_graph[1].tojson())["nodes"]]
 
 
@@ -212,15 +234,16 @@ def test_blocked_output_hands_on_the_same_bits(hybridize):
     16-channel layer only (LeNet's 6 channels fill no block, dense layers have none)."""
     rng = np.random.default_rng(7)
     X, y = nd.array(rng.random((16, 1, 28, 28))), nd.array(rng.integers(0, 10, 16))
-    runs = {flag: train_lenet("native", hybridize, X, y, nd.NDArray, blocked_output=flag)
-            for flag in (False, True, None)}
+    runs = {
+        flag: train_lenet("native", hybridize, X, y, nd.NDArray, blocked_output=flag)
+        for flag in (False, True, None)
+    }
     (_, plain), (_, blocked), (net, default) = runs.values()
     for seen in (blocked, default):
         for step, (u, v) in enumerate(zip(plain, seen)):
             for i, (a, b) in enumerate(zip(u, v)):
                 np.testing.assert_array_equal(b, a, err_msg=f"step {step}, {i}")
-    weights = [[p.data().asnumpy() for p in n.collect_params().values()]
-               for n, _ in runs.values()]
+    weights = [[p.data().asnumpy() for p in n.collect_params().values()] for n, _ in runs.values()]
     for a, b in zip(weights[0], weights[1]):
         np.testing.assert_array_equal(b, a)
     if hybridize == "graph":
@@ -232,9 +255,9 @@ def test_blocked_output_hands_on_the_same_bits(hybridize):
 
 def test_blocked_output_goes_where_the_channels_fill_blocks():
     assert native.hands_on_blocked(16, 4, np.float32) == native._onednn()
-    assert not native.hands_on_blocked(6, 4, np.float32)    # LeNet's first layer
+    assert not native.hands_on_blocked(6, 4, np.float32)  # LeNet's first layer
     assert not native.hands_on_blocked(120, 2, np.float32)  # dense: no layout to keep
-    assert not native.hands_on_blocked(16, 4, np.float64)   # oneDNN convolves float32 only
+    assert not native.hands_on_blocked(16, 4, np.float64)  # oneDNN convolves float32 only
     with pytest.raises(TypeError, match="impl='native' only, not of impl='fast'"):
         BatchNorm(16, 4, impl="fast", blocked_output=True)
     layer = BatchNorm(3, 4, impl="native", blocked_output=True)
@@ -244,8 +267,9 @@ def test_blocked_output_goes_where_the_channels_fill_blocks():
     with autograd.record():
         Y = layer(nd.array(X, dtype="float64"))
     mean, var = X.mean(axis=(0, 2, 3), keepdims=True), X.var(axis=(0, 2, 3), keepdims=True)
-    np.testing.assert_allclose(Y.asnumpy(), (X - mean) / np.sqrt(var + 1e-5), rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        Y.asnumpy(), (X - mean) / np.sqrt(var + 1e-5), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_under_naive_engine_the_graph_is_bulked_and_still_trains_like_faithful():
@@ -254,10 +278,15 @@ def test_under_naive_engine_the_graph_is_bulked_and_still_trains_like_faithful()
     import os
     import subprocess
     import sys
+
     test = f"{__file__}::test_lenet_trains_like_faithful"
     env = {**os.environ, "MXNET_ENGINE_TYPE": "NaiveEngine"}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           test, "-k", "graph"], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test, "-k", "graph"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "2 passed" in done.stdout
 
@@ -295,7 +324,9 @@ def test_a_one_graph_container_is_refused_with_the_way_out():
     net.add(BatchNorm(3, 2, impl="native"))
     net.initialize()
     net.hybridize()
-    with pytest.raises(RuntimeError, match="once per mode.*hybridize_network.*ModeHybridSequential"):
+    with pytest.raises(
+        RuntimeError, match="once per mode.*hybridize_network.*ModeHybridSequential"
+    ):
         net(nd.ones((4, 3)))
 
 
@@ -333,10 +364,30 @@ def test_reproduce_trains_with_it_and_records_it(fashion_root, tmp_path, capsys)
     import json
 
     from gluon_bn import cli
-    status = cli.main(["reproduce", "d2l-en", "--variant", "scratch", "--bn-impl", "native",
-                       "--pipeline", "fast", "--limit", "512", "--test-limit", "256",
-                       "--epochs", "1", "--data-root", str(fashion_root), "--out", str(tmp_path),
-                       "--quiet"])
+
+    status = cli.main(
+        [
+            "reproduce",
+            "d2l-en",
+            "--variant",
+            "scratch",
+            "--bn-impl",
+            "native",
+            "--pipeline",
+            "fast",
+            "--limit",
+            "512",
+            "--test-limit",
+            "256",
+            "--epochs",
+            "1",
+            "--data-root",
+            str(fashion_root),
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert status == 0, capsys.readouterr().err
     assert "epoch 1, loss" in capsys.readouterr().out
     [record] = tmp_path.glob("*bn-native*.json")
@@ -345,12 +396,23 @@ def test_reproduce_trains_with_it_and_records_it(fashion_root, tmp_path, capsys)
 
 def test_reproduce_without_a_compiler_is_one_message(tmp_path, capsys, monkeypatch):
     from gluon_bn import cli
+
     monkeypatch.setattr(native, "find_compiler", lambda: None)
     monkeypatch.setenv("GLUON_BN_CACHE", str(tmp_path / "empty-cache"))
     native.load.cache_clear()
     try:
-        status = cli.main(["reproduce", "d2l-en", "--variant", "scratch", "--bn-impl", "native",
-                           "--out", str(tmp_path / "out")])
+        status = cli.main(
+            [
+                "reproduce",
+                "d2l-en",
+                "--variant",
+                "scratch",
+                "--bn-impl",
+                "native",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
     finally:
         native.load.cache_clear()
     err = capsys.readouterr().err
@@ -365,7 +427,9 @@ def test_a_library_mxnet_cannot_load_is_unavailable_with_the_way_out(tmp_path, m
     monkeypatch.delattr(nd, native.OP_NAME, raising=False)  # as in a process before loading
     native.load.cache_clear()
     try:
-        with pytest.raises(native.NativeUnavailable, match="could not load .*file too short.*delete it to rebuild"):
+        with pytest.raises(
+            native.NativeUnavailable, match="could not load .*file too short.*delete it to rebuild"
+        ):
             native.load()
     finally:
         monkeypatch.undo()

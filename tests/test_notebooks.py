@@ -1,5 +1,6 @@
 """The companion notebooks: stored without outputs, and each one runs headless in smoke mode,
 with the kernel's own inline backend and (one of them) with MPLBACKEND=Agg."""
+
 from pathlib import Path
 
 import pytest
@@ -7,8 +8,15 @@ import pytest
 nbformat = pytest.importorskip("nbformat", reason="pip install -e '.[test]' (nbformat)")
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-EXPECTED = ("d2l-1.0", "d2l-en", "d2l-0.17", "d2l-zh", "straight-dope", "scratch-vs-gluon",
-            "claims")
+EXPECTED = (
+    "d2l-1.0",
+    "d2l-en",
+    "d2l-0.17",
+    "d2l-zh",
+    "straight-dope",
+    "scratch-vs-gluon",
+    "claims",
+)
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 CELL_TIMEOUT = 300  # seconds per cell
 
@@ -27,14 +35,19 @@ def test_notebooks_are_stored_without_outputs():
                 continue
             if cell.get("outputs") or cell.get("execution_count") is not None:
                 dirty.append(f"{path.name} cell {index}")
-    assert not dirty, ("notebooks must be saved without outputs or execution counts "
-                       "(clear them before saving): " + ", ".join(dirty))
+    assert not dirty, (
+        "notebooks must be saved without outputs or execution counts "
+        "(clear them before saving): " + ", ".join(dirty)
+    )
 
 
 def test_notebooks_have_the_smoke_switch():
     switch = 'SMOKE = os.environ.get("GLUON_BN_SMOKE") == "1"'
-    missing = [p.name for p in NOTEBOOKS
-               if not any(switch in c.source for c in nbformat.read(p, as_version=4).cells)]
+    missing = [
+        p.name
+        for p in NOTEBOOKS
+        if not any(switch in c.source for c in nbformat.read(p, as_version=4).cells)
+    ]
     assert not missing, f"no smoke switch in: {missing}"
 
 
@@ -49,8 +62,12 @@ def _run_notebook(path):
     pytest.importorskip("ipykernel", reason="pip install -e '.[test]' (ipykernel)")
     pytest.importorskip("d2l", reason="pip install -e '.[test]' (d2l, for its Animator)")
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+    )
     client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
 
 
@@ -71,7 +88,8 @@ def test_ipython_still_has_what_this_matplotlib_imports():
         present = hasattr(pylabtools, "backend2gui")
     assert present, (
         f"matplotlib {matplotlib.__version__} needs IPython.core.pylabtools.backend2gui, which "
-        f"this IPython lacks: pip install -e '.[cpu,test]' (pins ipython<9.16)")
+        f"this IPython lacks: pip install -e '.[cpu,test]' (pins ipython<9.16)"
+    )
 
 
 @pytest.mark.slow
@@ -102,7 +120,10 @@ def test_no_code_cell_of_five_lines_is_copied_between_notebooks():
             source = cell.source.strip()
             if source.count("\n") + 1 >= 5:
                 seen.setdefault(source, []).append(f"{path.name}[{index}]")
-    copied = {source.splitlines()[0][:80]: where for source, where in seen.items()
-              if len(where) > 1}
-    assert not copied, ("code cells of five or more lines copied between notebooks (move the "
-                        f"code into a function of gluon_bn and call it): {copied}")
+    copied = {
+        source.splitlines()[0][:80]: where for source, where in seen.items() if len(where) > 1
+    }
+    assert not copied, (
+        "code cells of five or more lines copied between notebooks (move the "
+        f"code into a function of gluon_bn and call it): {copied}"
+    )

@@ -5,15 +5,15 @@ so that nothing leaks into the legacy-API tests of the same process. The referen
 same operator as in test_core.py, through its numpy-API name, with ``fix_gamma=False`` and
 the same eps: outputs, moving statistics and gradients, 2-D and 4-D, both modes.
 """
+
 import numpy as np
 import pytest
+from test_core import ATOL, RTOL, STAT_ATOL, STAT_RTOL, random_case
 
 from gluon_bn import BatchNorm, batch_norm, pure_batch_norm
-from gluon_bn._mxnet import mx
 from gluon_bn.bn.functional import stats_shape
 from gluon_bn.models import hybridize_network, lenet
-
-from test_core import ATOL, RTOL, STAT_ATOL, STAT_RTOL, random_case
+from gluon_bn.runtime.loader import mx
 
 autograd, npx = mx.autograd, mx.npx
 NAMES = ["output", "moving_mean", "moving_var", "grad X", "grad gamma", "grad beta"]
@@ -25,8 +25,18 @@ def reference_np(X, gamma, beta, mm, mv, head, eps, momentum, training):
     for a in (x, g, b):
         a.attach_grad()
     with autograd.record(train_mode=training):
-        y = npx.batch_norm(x, g, b, m, v, eps=eps, momentum=momentum, fix_gamma=False,
-                           axis=1, use_global_stats=not training)
+        y = npx.batch_norm(
+            x,
+            g,
+            b,
+            m,
+            v,
+            eps=eps,
+            momentum=momentum,
+            fix_gamma=False,
+            axis=1,
+            use_global_stats=not training,
+        )
     y.backward(mx.np.array(head))
     return [a.asnumpy() for a in (y, m, v, x.grad, g.grad, b.grad)]
 
@@ -43,8 +53,12 @@ def scratch_np(X, gamma, beta, mm, mv, head, eps, momentum, training):
     for out in (y, m2, v2):
         assert isinstance(out, mx.np.ndarray), type(out)
     y.backward(mx.np.array(head))
-    return [y.asnumpy()] + [a.asnumpy().ravel() for a in (m2, v2)] + \
-        [x.grad.asnumpy()] + [a.grad.asnumpy().ravel() for a in (g, b)]
+    return (
+        [y.asnumpy()]
+        + [a.asnumpy().ravel() for a in (m2, v2)]
+        + [x.grad.asnumpy()]
+        + [a.grad.asnumpy().ravel() for a in (g, b)]
+    )
 
 
 @pytest.mark.parametrize("num_dims", [2, 4])
@@ -71,8 +85,11 @@ def test_pure_batch_norm_returns_numpy_arrays(numpy_mode):
     A = mx.np.array([1, 7, 5, 4, 6, 10]).reshape((3, 2))
     out = pure_batch_norm(A, mx.np.array([1, 1]), mx.np.array([0, 0]))
     assert isinstance(out, mx.np.ndarray)
-    np.testing.assert_allclose(out.asnumpy(), [[-1.3887237, 0.0], [0.4629079, -1.2247398],
-                                               [0.9258158, 1.2247398]], atol=1e-5)
+    np.testing.assert_allclose(
+        out.asnumpy(),
+        [[-1.3887237, 0.0], [0.4629079, -1.2247398], [0.9258158, 1.2247398]],
+        atol=1e-5,
+    )
 
 
 def run_np(layer, X, head, training=True):
@@ -86,8 +103,9 @@ def run_np(layer, X, head, training=True):
 
 
 @pytest.mark.parametrize("num_dims", [2, 4])
-@pytest.mark.parametrize("impl,hybridize", [("faithful", False), ("faithful", True),
-                                            ("fast", False)])
+@pytest.mark.parametrize(
+    "impl,hybridize", [("faithful", False), ("faithful", True), ("fast", False)]
+)
 def test_layer_matches_gluon_batchnorm_in_numpy_mode(numpy_mode, num_dims, impl, hybridize):
     """Document 000's conventions (momentum 0.1 on the batch) against nn.BatchNorm (0.9)."""
     X, _, _, _, _, head = random_case(num_dims, seed=7)
@@ -103,20 +121,29 @@ def test_layer_matches_gluon_batchnorm_in_numpy_mode(numpy_mode, num_dims, impl,
         np.testing.assert_allclose(y1, y2, rtol=RTOL, atol=ATOL, err_msg="output")
         np.testing.assert_allclose(gx1, gx2, rtol=RTOL, atol=ATOL, err_msg="grad X")
         for mine, its in (("gamma", "gamma"), ("beta", "beta")):
-            np.testing.assert_allclose(getattr(ours, mine).grad().asnumpy().ravel(),
-                                       getattr(theirs, its).grad().asnumpy(),
-                                       rtol=RTOL, atol=ATOL, err_msg=f"grad {mine}")
+            np.testing.assert_allclose(
+                getattr(ours, mine).grad().asnumpy().ravel(),
+                getattr(theirs, its).grad().asnumpy(),
+                rtol=RTOL,
+                atol=ATOL,
+                err_msg=f"grad {mine}",
+            )
     for mine, its in (("moving_mean", "running_mean"), ("moving_var", "running_var")):
         assert isinstance(getattr(ours, mine).data(), mx.np.ndarray)
-        np.testing.assert_allclose(getattr(ours, mine).data().asnumpy().ravel(),
-                                   getattr(theirs, its).data().asnumpy(),
-                                   rtol=STAT_RTOL, atol=STAT_ATOL, err_msg=mine)
+        np.testing.assert_allclose(
+            getattr(ours, mine).data().asnumpy().ravel(),
+            getattr(theirs, its).data().asnumpy(),
+            rtol=STAT_RTOL,
+            atol=STAT_ATOL,
+            err_msg=mine,
+        )
     # Gluon predicts outside record(): the moving statistics normalise, nothing changes
     before = ours.moving_mean.data().asnumpy()
     out = ours(mx.np.array(X))
     assert isinstance(out, mx.np.ndarray)
-    np.testing.assert_allclose(out.asnumpy(), theirs(mx.np.array(X)).asnumpy(),
-                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        out.asnumpy(), theirs(mx.np.array(X)).asnumpy(), rtol=RTOL, atol=ATOL
+    )
     np.testing.assert_array_equal(before, ours.moving_mean.data().asnumpy())
 
 
@@ -145,9 +172,11 @@ def test_hybridized_lenet_in_numpy_mode_equals_imperative(numpy_mode, bn_impl):
                 Y = net(X)
             Y.backward(head)
             params = list(net.collect_params().values())
-            results.append([Y.asnumpy(), net(X).asnumpy()]
-                           + [p.grad().asnumpy() for p in params if p.grad_req != "null"]
-                           + [p.data().asnumpy() for p in params if p.grad_req == "null"])
+            results.append(
+                [Y.asnumpy(), net(X).asnumpy()]
+                + [p.grad().asnumpy() for p in params if p.grad_req != "null"]
+                + [p.data().asnumpy() for p in params if p.grad_req == "null"]
+            )
         for a, b in zip(*results):
             # A convolution's bias right before BN has a true gradient of 0: what is left is
             # float32 rounding of sums whose terms are O(10) (measured up to 4e-5, the same
@@ -172,8 +201,12 @@ def test_numpy_input_in_legacy_mode_works_and_stays_numpy():
     assert isinstance(y, mx.np.ndarray)
     assert isinstance(layer.moving_mean.data(), mx.nd.NDArray)
     assert not isinstance(layer.moving_mean.data(), mx.np.ndarray)
-    np.testing.assert_allclose(layer.moving_mean.data().asnumpy().ravel(),
-                               0.1 * random_case(4)[0].mean((0, 2, 3)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        layer.moving_mean.data().asnumpy().ravel(),
+        0.1 * random_case(4)[0].mean((0, 2, 3)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_zero_grad_fails_in_numpy_mode_on_mxnet_191(numpy_mode):

@@ -11,6 +11,7 @@ host must print the same losses and accuracies as the AMD host that made it. The
 the command the record names (`ResolvedRun.command`) plus `--portable` and compares every
 number but the wall-clock ones.
 """
+
 import json
 import subprocess
 import sys
@@ -26,24 +27,37 @@ TIMES = ("seconds", "train_seconds", "examples_per_sec")
 
 def _numbers(runs):
     """Every run of a record with its wall-clock figures removed."""
-    return [{**run, "history": [{k: v for k, v in epoch.items() if k not in TIMES}
-                                for epoch in run["history"]]} for run in runs]
+    return [
+        {
+            **run,
+            "history": [
+                {k: v for k, v in epoch.items() if k not in TIMES} for epoch in run["history"]
+            ],
+        }
+        for run in runs
+    ]
 
 
 @pytest.mark.slow
 def test_a_portable_run_repeats_the_committed_record_digit_for_digit(tmp_path, fashion_root):
-    from gluon_bn.tuning import onednn_isa
+    from gluon_bn.runtime.machine import onednn_isa
 
     if onednn_isa({"DNNL_MAX_CPU_ISA": "AVX2"}) not in (None, "Intel AVX2"):
         pytest.skip("this CPU cannot run oneDNN at AVX2, so --portable is refused here")
     committed = json.loads(RECORD.read_text())
     command = load_result(RECORD).run.command() + ["--portable", "--quiet", "--out", str(tmp_path)]
-    proc = subprocess.run([sys.executable, "-m", "gluon_bn.cli", *command],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gluon_bn.cli", *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     again = json.loads((tmp_path / RECORD.name).read_text())
 
     assert again["environment"]["omp_threads"] == committed["environment"]["omp_threads"] == 1
-    assert again["environment"]["onednn_isa"] == committed["environment"]["onednn_isa"] == "Intel AVX2"
+    assert (
+        again["environment"]["onednn_isa"] == committed["environment"]["onednn_isa"] == "Intel AVX2"
+    )
     assert again["config"] == committed["config"]
     assert _numbers(again["runs"]) == _numbers(committed["runs"])

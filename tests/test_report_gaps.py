@@ -1,4 +1,5 @@
 """The gap verdict's tolerance and the outlier rule, on made-up numbers."""
+
 import dataclasses
 
 import pytest
@@ -6,15 +7,23 @@ import pytest
 from gluon_bn.options import RunOptions
 from gluon_bn.recipes import EpochLine, PrintedRun, PublishedRuns, get_recipe
 from gluon_bn.records import EpochStats, Reproduction, VariantRun
-from gluon_bn.report.gaps import (TOLERANCE_SPREADS, Comparison, Tolerance, choose_tolerance,
-                                  compare, find_outliers, published_lines, spread)
-from gluon_bn.report.results import final_rows, outlier_note, last_epoch_comparisons
+from gluon_bn.report.gaps import (
+    TOLERANCE_SPREADS,
+    Comparison,
+    Tolerance,
+    choose_tolerance,
+    compare,
+    find_outliers,
+    published_lines,
+    spread,
+)
+from gluon_bn.results import final_rows, last_epoch_comparisons, outlier_note
 
 
 def test_spread_is_the_sample_sd_and_unknown_for_one_value():
     assert spread([0.5]) is None
     assert spread([]) is None
-    assert spread([1.0, 3.0]) == pytest.approx(2 ** 0.5)  # ddof=1
+    assert spread([1.0, 3.0]) == pytest.approx(2**0.5)  # ddof=1
     assert spread([0.2, 0.2, 0.2]) == pytest.approx(0.0)
 
 
@@ -27,7 +36,10 @@ def test_one_seed_and_nothing_published_is_untested_never_a_gap():
 
 
 def test_one_seed_with_a_published_spread_uses_it():
-    lines = {"document": EpochLine(5, 0.34, 0.877, 0.880), "other": EpochLine(5, 0.30, 0.890, 0.870)}
+    lines = {
+        "document": EpochLine(5, 0.34, 0.877, 0.880),
+        "other": EpochLine(5, 0.30, 0.890, 0.870),
+    }
     comparisons = compare(lines, {"loss": [0.33], "test_acc": [0.80]})
     loss, acc = comparisons["loss"], comparisons["test_acc"]
     assert loss.tolerance.source == "published"
@@ -44,11 +56,14 @@ def test_several_seeds_without_published_spread_use_the_seeds():
     assert tol.value == pytest.approx(2 * 0.01)
 
 
-@pytest.mark.parametrize("ours, published, source", [
-    ([0.30, 0.31, 0.32], [0.30, 0.40], "published"),  # published runs scatter more
-    ([0.20, 0.30, 0.40], [0.30, 0.31], "seeds"),      # our seeds scatter more
-    ([0.30, 0.32], [0.30, 0.32], "seeds"),            # a tie goes to the seeds
-])
+@pytest.mark.parametrize(
+    "ours, published, source",
+    [
+        ([0.30, 0.31, 0.32], [0.30, 0.40], "published"),  # published runs scatter more
+        ([0.20, 0.30, 0.40], [0.30, 0.31], "seeds"),  # our seeds scatter more
+        ([0.30, 0.32], [0.30, 0.32], "seeds"),  # a tie goes to the seeds
+    ],
+)
 def test_the_larger_known_spread_sets_the_tolerance(ours, published, source):
     tol = choose_tolerance(ours, published)
     assert tol.source == source
@@ -68,12 +83,24 @@ def test_no_document_number_gives_no_verdict():
     assert comparison.outside("other") is False
 
 
-def pair(scratch: float, gluon: float, ours_scratch, ours_gluon, metric="test_acc",
-         source="document"):
-    return {"scratch": {metric: Comparison(metric, {source: scratch}, tuple(ours_scratch),
-                                           choose_tolerance(ours_scratch, [scratch]))},
-            "gluon": {metric: Comparison(metric, {source: gluon}, tuple(ours_gluon),
-                                         choose_tolerance(ours_gluon, [gluon]))}}
+def pair(
+    scratch: float, gluon: float, ours_scratch, ours_gluon, metric="test_acc", source="document"
+):
+    return {
+        "scratch": {
+            metric: Comparison(
+                metric,
+                {source: scratch},
+                tuple(ours_scratch),
+                choose_tolerance(ours_scratch, [scratch]),
+            )
+        },
+        "gluon": {
+            metric: Comparison(
+                metric, {source: gluon}, tuple(ours_gluon), choose_tolerance(ours_gluon, [gluon])
+            )
+        },
+    }
 
 
 def test_a_pair_that_disagrees_names_the_one_outside_its_tolerance():
@@ -82,8 +109,9 @@ def test_a_pair_that_disagrees_names_the_one_outside_its_tolerance():
     outlier = found[0]
     assert outlier.odd == "scratch" and outlier.source == "document"
     assert outlier.difference == pytest.approx(0.067)
-    assert outlier.allowed == pytest.approx(2 * (spread([0.86, 0.87, 0.875]) ** 2
-                                                 + spread([0.84, 0.86, 0.87]) ** 2) ** 0.5)
+    assert outlier.allowed == pytest.approx(
+        2 * (spread([0.86, 0.87, 0.875]) ** 2 + spread([0.84, 0.86, 0.87]) ** 2) ** 0.5
+    )
     assert outlier.means["scratch"] == pytest.approx(0.868333, abs=1e-6)
 
 
@@ -104,8 +132,9 @@ def test_no_outlier_without_both_tolerances_or_both_variants():
 
 
 def test_pairs_of_other_published_runs_are_checked_too():
-    found = find_outliers(pair(0.70, 0.90, [0.89, 0.90, 0.91], [0.89, 0.90, 0.91],
-                               source="upstream"))
+    found = find_outliers(
+        pair(0.70, 0.90, [0.89, 0.90, 0.91], [0.89, 0.90, 0.91], source="upstream")
+    )
     assert [(o.source, o.odd) for o in found] == [("upstream", "scratch")]
 
 
@@ -113,19 +142,32 @@ def made_up_recipe():
     """d2l-en with made-up printed numbers and a made-up second published run."""
     return dataclasses.replace(
         get_recipe("d2l-en"),
-        printed=(PrintedRun("scratch", "gpu(0)", (EpochLine(2, 0.40, 0.85, 0.70),)),
-                 PrintedRun("gluon", "gpu(0)", (EpochLine(2, 0.41, 0.85, 0.86),))),
-        published_elsewhere={"other": PublishedRuns("made up for a test", (
-            PrintedRun("scratch", "?", (EpochLine(2, 0.44, 0.84, 0.72),)),))})
+        printed=(
+            PrintedRun("scratch", "gpu(0)", (EpochLine(2, 0.40, 0.85, 0.70),)),
+            PrintedRun("gluon", "gpu(0)", (EpochLine(2, 0.41, 0.85, 0.86),)),
+        ),
+        published_elsewhere={
+            "other": PublishedRuns(
+                "made up for a test",
+                (PrintedRun("scratch", "?", (EpochLine(2, 0.44, 0.84, 0.72),)),),
+            )
+        },
+    )
 
 
 def record(recipe, seeds, values):
     """A two-epoch record of scratch and gluon: `values` gives (loss, train acc, test acc) per seed."""
     run = RunOptions(seeds=tuple(seeds), epochs=2).resolve(recipe)
     env = {"device": "cpu(0)", "mxnet": "1.9.1", "cpu_count": 2, "processor": "x86_64"}
-    runs = [VariantRun(v, s, (EpochStats(1, 1.0, 0.5, 0.5, 1.0, 1.0, 1.0),
-                              EpochStats(2, *values[i], 1.0, 1.0, 1.0)))
-            for v in ("scratch", "gluon") for i, s in enumerate(seeds)]
+    runs = [
+        VariantRun(
+            v,
+            s,
+            (EpochStats(1, 1.0, 0.5, 0.5, 1.0, 1.0, 1.0), EpochStats(2, *values[i], 1.0, 1.0, 1.0)),
+        )
+        for v in ("scratch", "gluon")
+        for i, s in enumerate(seeds)
+    ]
     return Reproduction(run, env, runs)
 
 
@@ -145,8 +187,9 @@ def test_the_table_with_one_seed_says_untested_except_where_published_runs_scatt
 
 
 def test_the_table_marks_the_documents_outlier_and_the_note_explains_it():
-    rep = record(made_up_recipe(), [0, 1, 2],
-                 [(0.40, 0.85, 0.85), (0.41, 0.85, 0.86), (0.42, 0.85, 0.87)])
+    rep = record(
+        made_up_recipe(), [0, 1, 2], [(0.40, 0.85, 0.85), (0.41, 0.85, 0.86), (0.42, 0.85, 0.87)]
+    )
     scratch, gluon = final_rows(rep, "made-up")
     assert "test acc (the document's outlier)" in scratch[7]
     assert gluon[7] == "—"

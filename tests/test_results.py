@@ -1,4 +1,5 @@
 """Every committed result parses, matches its recipe, and its tables are what the package generates."""
+
 import json
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 from gluon_bn import get_recipe
 from gluon_bn.records import SCHEMA_VERSION, Reproduction, dumps, load_result, migrate
 from gluon_bn.report import markdown_report
-from gluon_bn.report.results import render_readme
+from gluon_bn.results import render_readme
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 FILES = sorted(RESULTS.glob("*.json"))
@@ -26,8 +27,9 @@ def test_result_matches_its_recipe_and_its_tables(path):
         assert cfg["epochs"] == recipe.num_epochs
         assert cfg["batch_size"] == recipe.batch_size
         assert cfg["lr"] == recipe.learning_rate
-    assert result["recipe_data"]["conventions"] == json.loads(json.dumps(
-        result["recipe_data"]["conventions"]))
+    assert result["recipe_data"]["conventions"] == json.loads(
+        json.dumps(result["recipe_data"]["conventions"])
+    )
     assert result["recipe_data"]["conventions"]["momentum_on"] == recipe.conventions.momentum_on
     runs = {(r["variant"], r["seed"]) for r in result["runs"]}
     assert runs == {(v, s) for v in cfg["variants"] for s in cfg["seeds"]}

@@ -4,6 +4,7 @@ divergence stops cleanly naming epoch and batch, and Ctrl-C says what is kept.
 The subprocess tests run the real console script on 512 training / 256 test examples of
 the real Fashion-MNIST; see docs/bad-input.md for what each test backs.
 """
+
 import json
 import os
 import re
@@ -11,13 +12,11 @@ import shlex
 import signal
 
 import pytest
+from _run_helpers import EPOCHS, SMALL, TIMEOUT, epoch_lines, run, run_dir, start, wait_for
 
 from gluon_bn import cli
 from gluon_bn.run import training as gtraining
 from gluon_bn.run.checkpoint import Checkpointer
-
-from _run_helpers import (EPOCHS, SMALL, TIMEOUT, epoch_lines, run, run_dir, start,
-                          wait_for)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +67,9 @@ def test_ctrl_c_exits_130_keeps_the_checkpoint_and_prints_the_resume_command(ref
     _, err = process.communicate(timeout=TIMEOUT)
     assert process.returncode == cli.EXIT_INTERRUPTED, err
     assert "Traceback" not in err and "interrupted" in err
-    command = next(line.strip() for line in err.splitlines() if line.strip().startswith("gluon-bn "))
+    command = next(
+        line.strip() for line in err.splitlines() if line.strip().startswith("gluon-bn ")
+    )
     assert shlex.split(command) == ["gluon-bn", *args, "--resume"]
     checkpointer = Checkpointer(run_dir(ckpt), {}, resume=True)
     latest = checkpointer.latest()
@@ -81,10 +82,28 @@ def test_ctrl_c_exits_130_keeps_the_checkpoint_and_prints_the_resume_command(ref
 
 def test_divergence_exits_4_naming_epoch_and_batch(fashion_root, tmp_path):
     ckpt = tmp_path / "ckpt"
-    status, out, err = run(["reproduce", "d2l-en", "--variant", "gluon", "--limit", "512",
-                            "--test-limit", "256", "--epochs", "3", "--device", "cpu",
-                            "--lr", "1e30", "--checkpoint-dir", str(ckpt),
-                            "--out", str(tmp_path / "out")])
+    status, out, err = run(
+        [
+            "reproduce",
+            "d2l-en",
+            "--variant",
+            "gluon",
+            "--limit",
+            "512",
+            "--test-limit",
+            "256",
+            "--epochs",
+            "3",
+            "--device",
+            "cpu",
+            "--lr",
+            "1e30",
+            "--checkpoint-dir",
+            str(ckpt),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert status == cli.EXIT_DIVERGED
     assert "Traceback" not in err
     assert re.search(r"training stopped: .* at epoch 1, batch \d+ \(diverged", err)
@@ -92,11 +111,20 @@ def test_divergence_exits_4_naming_epoch_and_batch(fashion_root, tmp_path):
     assert not list(run_dir(ckpt).glob("epoch-*"))  # nothing half-written is left as a checkpoint
 
 
-def test_divergence_in_a_later_epoch_keeps_the_last_good_checkpoint(reference, tmp_path, capsys,
-                                                                    monkeypatch):
+def test_divergence_in_a_later_epoch_keeps_the_last_good_checkpoint(
+    reference, tmp_path, capsys, monkeypatch
+):
     ckpt = tmp_path / "ckpt"
-    args = SMALL + ["--epochs", str(EPOCHS), "--checkpoint-dir", str(ckpt),
-                    "--out", str(tmp_path / "out"), "--sync-every-batch", "yes"]
+    args = SMALL + [
+        "--epochs",
+        str(EPOCHS),
+        "--checkpoint-dir",
+        str(ckpt),
+        "--out",
+        str(tmp_path / "out"),
+        "--sync-every-batch",
+        "yes",
+    ]
     original = gtraining._check_loss
 
     def diverge_in_epoch_2(mean_loss, epoch, batch):

@@ -1,5 +1,6 @@
 """Runs fanned out over Dask: the same numbers as serial, nothing lost when a worker or the
 coordinator dies, clear refusals of bad clusters, and no worker process left behind."""
+
 import io
 import json
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gluon_bn.scale import backend as scale
+from gluon_bn.scale import fanout
 
 distributed = pytest.importorskip("distributed", reason="the distributed extra is not installed")
 
@@ -23,8 +25,13 @@ TIMES = ("seconds", "train_seconds", "time", "examples_per_sec")
 
 
 def _cli(*args, env=None, **kwargs):
-    return subprocess.run([sys.executable, "-m", "gluon_bn.cli", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "gluon_bn.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        **kwargs,
+    )
 
 
 def _children(pid=None):
@@ -41,7 +48,10 @@ def _children(pid=None):
             continue
         if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
             try:  # Python's own helper for the interpreter's lifetime, not a worker
-                if b"multiprocessing.resource_tracker" in open(f"/proc/{entry}/cmdline", "rb").read():
+                if (
+                    b"multiprocessing.resource_tracker"
+                    in open(f"/proc/{entry}/cmdline", "rb").read()
+                ):
                     continue
             except OSError:
                 continue
@@ -81,7 +91,9 @@ def _wait_gone(pgid, seconds=30):
 
 def _error_lines(stderr):
     """stderr without MXNet's own log lines (``[hh:mm:ss] ../src/...``)."""
-    return [line for line in stderr.strip().splitlines() if not re.match(r"^\[\d\d:\d\d:\d\d\] ", line)]
+    return [
+        line for line in stderr.strip().splitlines() if not re.match(r"^\[\d\d:\d\d:\d\d\] ", line)
+    ]
 
 
 def _without_times(value):
@@ -142,8 +154,9 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_study_completes(serial_tiny
 
         killer = threading.Thread(target=kill_a_busy_worker, daemon=True)
         killer.start()
-        record, _ = run_study(study, settings, tmp_path, file=io.StringIO(), progress=False,
-                              backend=backend)
+        record, _ = run_study(
+            study, settings, tmp_path, file=io.StringIO(), progress=False, backend=backend
+        )
         killer.join(5)
     assert killed, "no worker was busy to kill"
     assert all(len(c.runs) == 2 for c in record.configurations)
@@ -153,14 +166,26 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_study_completes(serial_tiny
 
 @pytest.mark.slow
 def test_the_same_command_resumes_after_the_coordinator_is_killed(serial_tiny, tmp_path):
-    command = [sys.executable, "-m", "gluon_bn.cli", "study", *TINY, "--jobs", "2",
-               "--out", str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "gluon_bn.cli",
+        "study",
+        *TINY,
+        "--jobs",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
     progress = tmp_path / "covariate-shift.progress.json"
-    coordinator = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   start_new_session=True)
+    coordinator = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.time() + 180
     while time.time() < deadline and coordinator.poll() is None:
-        if progress.exists() and sum(len(r) for r in json.loads(progress.read_text())["runs"].values()):
+        if progress.exists() and sum(
+            len(r) for r in json.loads(progress.read_text())["runs"].values()
+        ):
             break
         time.sleep(0.2)
     assert coordinator.poll() is None, "the study finished before it could be killed"
@@ -180,9 +205,22 @@ def test_the_same_command_resumes_after_the_coordinator_is_killed(serial_tiny, t
 @pytest.mark.slow
 def test_ctrl_c_shuts_the_cluster_down_and_names_the_command_that_resumes(tmp_path, fashion_root):
     coordinator = subprocess.Popen(
-        [sys.executable, "-m", "gluon_bn.cli", "study", *TINY, "--jobs", "2", "--out",
-         str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "gluon_bn.cli",
+            "study",
+            *TINY,
+            "--jobs",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and coordinator.poll() is None:
         workers = [p for p in _children(coordinator.pid)]
@@ -198,20 +236,32 @@ def test_ctrl_c_shuts_the_cluster_down_and_names_the_command_that_resumes(tmp_pa
 
 def test_an_unreachable_scheduler_is_one_line_naming_it(tmp_path):
     start = time.time()
-    proc = _cli("study", *TINY, "--scheduler", "tcp://127.0.0.1:9", "--out", str(tmp_path),
-                env={"GLUON_BN_CONNECT_TIMEOUT": "3"}, timeout=120)
+    proc = _cli(
+        "study",
+        *TINY,
+        "--scheduler",
+        "tcp://127.0.0.1:9",
+        "--out",
+        str(tmp_path),
+        env={"GLUON_BN_CONNECT_TIMEOUT": "3"},
+        timeout=120,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.startswith("gluon-bn: error: cannot reach the Dask scheduler at "
-                                  "tcp://127.0.0.1:9 within 3 s")
+    assert proc.stderr.startswith(
+        "gluon-bn: error: cannot reach the Dask scheduler at tcp://127.0.0.1:9 within 3 s"
+    )
     assert len(_error_lines(proc.stderr)) == 1 and time.time() - start < 60
     assert not list(tmp_path.glob("*.progress.json"))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--jobs", "0"], "--jobs must be at least 1, got 0"),
-    (["--jobs", "-2"], "--jobs must be at least 1, got -2"),
-    (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not both"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--jobs", "0"], "--jobs must be at least 1, got 0"),
+        (["--jobs", "-2"], "--jobs must be at least 1, got -2"),
+        (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not both"),
+    ],
+)
 def test_bad_jobs_are_refused_before_anything_runs(tmp_path, args, message):
     for command in (["study", *TINY], ["reproduce", "d2l-en", "--limit", "512"]):
         proc = _cli(*command, *args, "--out", str(tmp_path), timeout=120)
@@ -224,8 +274,10 @@ def test_jobs_above_the_cores_are_clamped_in_one_line(monkeypatch):
     out = io.StringIO()
     with scale.open_backend(5, file=out, cores=1) as backend:
         assert not backend.distributed
-    assert out.getvalue() == ("note: --jobs 5 is more than the 1 usable core(s): clamped to "
-                              "--jobs 1 (each worker trains with one OpenMP thread)\n")
+    assert out.getvalue() == (
+        "note: --jobs 5 is more than the 1 usable core(s): clamped to "
+        "--jobs 1 (each worker trains with one OpenMP thread)\n"
+    )
 
 
 class FakeClient:
@@ -239,16 +291,23 @@ class FakeClient:
 def test_workers_without_gluon_bn_or_with_another_version_are_refused():
     mine = scale.package_version()
     scale.check_workers(FakeClient({"tcp://w1": mine, "tcp://w2": mine}), "X")
-    with pytest.raises(scale.BackendError,
-                       match=rf"worker tcp://w2 of X runs gluon-bn 0\.0\.1, this process {mine}"):
+    with pytest.raises(
+        scale.BackendError,
+        match=rf"worker tcp://w2 of X runs gluon-bn 0\.0\.1, this process {mine}",
+    ):
         scale.check_workers(FakeClient({"tcp://w1": mine, "tcp://w2": "0.0.1"}), "X")
-    with pytest.raises(scale.BackendError, match="cannot run gluon-bn .*No module named 'gluon_bn'"):
-        scale.check_workers(FakeClient({"tcp://w1": ModuleNotFoundError("No module named 'gluon_bn'")}), "X")
+    with pytest.raises(
+        scale.BackendError, match="cannot run gluon-bn .*No module named 'gluon_bn'"
+    ):
+        scale.check_workers(
+            FakeClient({"tcp://w1": ModuleNotFoundError("No module named 'gluon_bn'")}), "X"
+        )
 
 
 def test_a_timed_study_never_runs_in_parallel(monkeypatch, tmp_path):
     import argparse
-    from gluon_bn.study import cli as study_cli
+
+    from gluon_bn.study import command as study_cli
     from gluon_bn.study import runner
 
     class Parallel(scale.SerialBackend):
@@ -259,17 +318,33 @@ def test_a_timed_study_never_runs_in_parallel(monkeypatch, tmp_path):
 
     used = {}
     monkeypatch.setattr(scale, "open_backend", lambda *a, **k: Parallel())
-    monkeypatch.setattr(runner, "run_study",
-                        lambda study, *a, backend=None, **k: (used.update({study.name: backend}), {}))
-    args = argparse.Namespace(name="all", quick=True, seeds=None, epochs=None, fraction=None,
-                              batch_size=None, grid=None, out=tmp_path, device="cpu",
-                              quiet=True, jobs=2, scheduler=None)
+    monkeypatch.setattr(
+        runner,
+        "run_study",
+        lambda study, *a, backend=None, **k: (used.update({study.name: backend}), {}),
+    )
+    args = argparse.Namespace(
+        name="all",
+        quick=True,
+        seeds=None,
+        epochs=None,
+        fraction=None,
+        batch_size=None,
+        grid=None,
+        out=tmp_path,
+        device="cpu",
+        quiet=True,
+        jobs=2,
+        scheduler=None,
+    )
     out = io.StringIO()
     assert study_cli.main(args, out) == 0
     assert not used.pop("compiled-speed").distributed
     assert all(b.distributed for b in used.values()) and len(used) == 6
-    assert ("note: study compiled-speed times its runs, so they run one after another in this "
-            "process whatever --jobs/--scheduler say") in out.getvalue()
+    assert (
+        "note: study compiled-speed times its runs, so they run one after another in this "
+        "process whatever --jobs/--scheduler say"
+    ) in out.getvalue()
 
 
 def test_a_run_that_raises_is_reported_and_the_others_finish(tmp_path):
@@ -284,7 +359,7 @@ def test_a_run_that_raises_is_reported_and_the_others_finish(tmp_path):
             raise RuntimeError("something broke\nCUDA: out of memory")
         return {"final_acc": 0.5, "curve": [0.5], "diverged": False}
 
-    with pytest.raises(scale.RunsFailed) as caught:
+    with pytest.raises(fanout.RunsFailed) as caught:
         run_study(study, settings, tmp_path, measure=measure, progress=False, file=io.StringIO())
     message = str(caught.value)
     assert "1 of 9 run(s) failed" in message

@@ -2,6 +2,7 @@
 (scripts/install_data.sh) does the right thing as root, as a user with or without sudo, and
 without apt. apt-get, apt-cache, sudo, id and python3 are stubs here: nothing is installed.
 """
+
 import os
 import re
 import shutil
@@ -16,8 +17,12 @@ README = ROOT / "README.md"
 CI = ROOT / ".ci" / "run"
 SCRIPT = ROOT / "scripts" / "install_data.sh"
 SYSTEM_DATA = Path("/usr/share/datasets/fashion-mnist")
-FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 SHELLS = [s for s in ("sh", "dash", "bash") if shutil.which(s)]
 
 
@@ -43,8 +48,9 @@ TESTS = readme_command("## Test")
 
 
 def test_ci_runs_the_readme_commands_exactly_as_written():
-    printed = subprocess.run(["bash", str(CI), "--print"], capture_output=True, text=True,
-                             check=True, timeout=30).stdout
+    printed = subprocess.run(
+        ["bash", str(CI), "--print"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
     assert printed == f"{MAIN_JOB}\n{TESTS}\n"
 
 
@@ -67,16 +73,25 @@ def test_helper_parses_as_posix_sh(shell):
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.skipif(not all((SYSTEM_DATA / f"{f}.gz").exists() or (SYSTEM_DATA / f).exists()
-                            for f in FILES), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not all((SYSTEM_DATA / f"{f}.gz").exists() or (SYSTEM_DATA / f).exists() for f in FILES),
+    reason="dataset-fashion-mnist not installed",
+)
 def test_helper_on_this_machine_sees_the_installed_data_quickly():
     # --dry-run: even if something were missing here, nothing would be installed.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("GLUON_BN_DATA", "GLUON_BN_DATASET_DIR")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("GLUON_BN_DATA", "GLUON_BN_DATASET_DIR")
+    }
     env["MXNET_HOME"] = "/nonexistent"
     start = time.monotonic()
-    result = subprocess.run(["sh", str(SCRIPT), "--dry-run"], capture_output=True, text=True,
-                            env=env, cwd=ROOT, timeout=30)
+    result = subprocess.run(
+        ["sh", str(SCRIPT), "--dry-run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - start < 10
     assert f"Fashion-MNIST is already there: {SYSTEM_DATA}" in result.stdout
@@ -108,7 +123,9 @@ exit 0
 def fake_system(tmp_path):
     """Run the helper with only stub commands on PATH; return (run, calls, dataset_dir)."""
     bin_dir, data_dir, calls = tmp_path / "bin", tmp_path / "datasets", tmp_path / "calls"
-    browser_dir = tmp_path / "browser"  # Chromium and its driver, present unless a test removes them
+    browser_dir = (
+        tmp_path / "browser"
+    )  # Chromium and its driver, present unless a test removes them
     for folder in (bin_dir, data_dir, browser_dir):
         folder.mkdir()
     for name in ("chromium", "chromedriver"):
@@ -128,13 +145,23 @@ def fake_system(tmp_path):
         for name in set(STUBS) - set(stubs):
             if (bin_dir / name).exists():
                 (bin_dir / name).unlink()
-        env = {"PATH": str(bin_dir), "HOME": str(tmp_path / "home"), "CALLS": str(calls),
-               "MXNET_HOME": str(tmp_path / "mxnet"), "GLUON_BN_DATASET_DIR": str(data_dir),
-               "GLUON_BN_BROWSER_DIR": str(browser_dir),
-               "CXX": "c++"}  # a compiler, unless a test passes CXX=""
+        env = {
+            "PATH": str(bin_dir),
+            "HOME": str(tmp_path / "home"),
+            "CALLS": str(calls),
+            "MXNET_HOME": str(tmp_path / "mxnet"),
+            "GLUON_BN_DATASET_DIR": str(data_dir),
+            "GLUON_BN_BROWSER_DIR": str(browser_dir),
+            "CXX": "c++",
+        }  # a compiler, unless a test passes CXX=""
         env.update({k: str(v) for k, v in fake.items()})
-        result = subprocess.run([shutil.which(shell), str(SCRIPT), *args], capture_output=True,
-                                text=True, env=env, timeout=30)
+        result = subprocess.run(
+            [shutil.which(shell), str(SCRIPT), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        )
         return result, calls.read_text().splitlines()
 
     return run, data_dir
@@ -171,8 +198,9 @@ def test_helper_finds_the_data_where_gluon_bn_looks(fake_system, tmp_path):
 @pytest.mark.parametrize("shell", SHELLS)
 def test_helper_as_root_runs_apt_get_itself(fake_system, shell):
     run, data_dir = fake_system
-    result, calls = run(shell=shell, stubs=("id", "python3", "apt-cache", "apt-get", "sudo"),
-                        FAKE_UID=0)
+    result, calls = run(
+        shell=shell, stubs=("id", "python3", "apt-cache", "apt-get", "sudo"), FAKE_UID=0
+    )
     assert result.returncode == 0, result.stderr
     assert calls == ["apt-get install -y dataset-fashion-mnist"]  # no sudo, no update
     assert f"Fashion-MNIST installed in {data_dir}" in result.stdout
@@ -203,15 +231,18 @@ def test_helper_adds_chromium_and_its_driver_only_where_missing(fake_system, tmp
     assert "browser test skips" in result.stdout
 
 
-def test_helper_adds_a_chinese_font_where_fontconfig_has_none_or_chromium_comes(fake_system,
-                                                                                 tmp_path):
+def test_helper_adds_a_chinese_font_where_fontconfig_has_none_or_chromium_comes(
+    fake_system, tmp_path
+):
     """Without one, Chromium draws the d2l-zh pages' title as boxes."""
     run, data_dir = fake_system
     _fill(data_dir)
     fc_list = tmp_path / "bin" / "fc-list"
-    fc_list.write_text(f"#!{shutil.which('sh')}\n"
-                       '[ "$1" = :lang=zh ] && [ -n "${FAKE_ZH_FONT:-}" ] && echo "$FAKE_ZH_FONT"\n'
-                       "exit 0\n")
+    fc_list.write_text(
+        f"#!{shutil.which('sh')}\n"
+        '[ "$1" = :lang=zh ] && [ -n "${FAKE_ZH_FONT:-}" ] && echo "$FAKE_ZH_FONT"\n'
+        "exit 0\n"
+    )
     fc_list.chmod(0o755)
 
     def fresh_run(**fake):
@@ -243,26 +274,37 @@ def test_helper_updates_apt_first_when_the_package_is_unknown(fake_system):
 @pytest.mark.parametrize("shell", SHELLS)
 def test_helper_as_a_user_goes_through_sudo(fake_system, shell):
     run, _ = fake_system
-    result, calls = run(shell=shell, stubs=("id", "python3", "apt-cache", "apt-get", "sudo"),
-                        FAKE_UID=1000)
+    result, calls = run(
+        shell=shell, stubs=("id", "python3", "apt-cache", "apt-get", "sudo"), FAKE_UID=1000
+    )
     assert result.returncode == 0, result.stderr
-    assert calls == ["sudo apt-get install -y dataset-fashion-mnist",
-                     "apt-get install -y dataset-fashion-mnist"]
+    assert calls == [
+        "sudo apt-get install -y dataset-fashion-mnist",
+        "apt-get install -y dataset-fashion-mnist",
+    ]
 
 
 @pytest.mark.parametrize("shell", SHELLS)
 @pytest.mark.parametrize("case", ["user-without-sudo", "no-apt", "install-fails"])
 def test_helper_explains_the_alternatives_and_exits_0(fake_system, shell, case):
     run, _ = fake_system
-    stubs = {"user-without-sudo": ("id", "python3", "apt-cache", "apt-get"),
-             "no-apt": ("id", "python3"),
-             "install-fails": ("id", "python3", "apt-cache", "apt-get")}[case]
-    fake = {"user-without-sudo": {"FAKE_UID": 1000}, "no-apt": {"FAKE_UID": 0},
-            "install-fails": {"FAKE_UID": 0, "FAKE_APT_FAIL": 1}}[case]
+    stubs = {
+        "user-without-sudo": ("id", "python3", "apt-cache", "apt-get"),
+        "no-apt": ("id", "python3"),
+        "install-fails": ("id", "python3", "apt-cache", "apt-get"),
+    }[case]
+    fake = {
+        "user-without-sudo": {"FAKE_UID": 1000},
+        "no-apt": {"FAKE_UID": 0},
+        "install-fails": {"FAKE_UID": 0, "FAKE_APT_FAIL": 1},
+    }[case]
     result, calls = run(shell=shell, stubs=stubs, **fake)
     assert result.returncode == 0, result.stderr
-    why = {"user-without-sudo": "not root and no sudo", "no-apt": "apt-get is not available here",
-           "install-fails": "apt-get install dataset-fashion-mnist failed"}[case]
+    why = {
+        "user-without-sudo": "not root and no sudo",
+        "no-apt": "apt-get is not available here",
+        "install-fails": "apt-get install dataset-fashion-mnist failed",
+    }[case]
     assert why in result.stdout
     assert "--data-root DIR" in result.stdout and "downloads it on first use" in result.stdout
     if case == "user-without-sudo":
@@ -279,8 +321,12 @@ def test_helper_adds_python3_venv_only_when_python_lacks_it(fake_system):
 
 def test_helper_dry_run_prints_and_installs_nothing(fake_system):
     run, data_dir = fake_system
-    result, calls = run("--dry-run", FAKE_UID=1000, FAKE_APT_KNOWN=0,
-                        stubs=("id", "python3", "apt-cache", "apt-get", "sudo"))
+    result, calls = run(
+        "--dry-run",
+        FAKE_UID=1000,
+        FAKE_APT_KNOWN=0,
+        stubs=("id", "python3", "apt-cache", "apt-get", "sudo"),
+    )
     assert result.returncode == 0, result.stderr
     assert calls == []
     assert "running: sudo apt-get update" in result.stdout
@@ -295,6 +341,7 @@ def test_helper_rejects_unknown_options(fake_system):
 
 
 # --- the extras ------------------------------------------------------------------------------
+
 
 def _pyproject():
     try:

@@ -5,6 +5,7 @@ session. The browser tests (marker ``browser``) serve it from 127.0.0.1 and open
 in Debian's headless Chromium through Selenium; they skip, saying why, where Chromium,
 its driver or Selenium is missing.
 """
+
 import functools
 import http.server
 import json
@@ -26,9 +27,18 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 # Where the browser test leaves its screenshots (ignored by git, like the build).
 SCREENSHOTS = DOCS / "_build" / "screenshots"
 # Every page of the site is built and loaded; the generated ones at least these.
-EXPECTED = ["index.html", "documents/d2l-en.html", "documents/straight-dope.html",
-            "studies/index.html", "studies/covariate-shift.html", "notebooks/d2l-en.html",
-            "notebooks/claims.html", "api.html", "performance.html", "search.html"]
+EXPECTED = [
+    "index.html",
+    "documents/d2l-en.html",
+    "documents/straight-dope.html",
+    "studies/index.html",
+    "studies/covariate-shift.html",
+    "notebooks/d2l-en.html",
+    "notebooks/claims.html",
+    "api.html",
+    "performance.html",
+    "search.html",
+]
 
 
 def _needs_sphinx():
@@ -37,8 +47,12 @@ def _needs_sphinx():
 
 
 def _sphinx(source: Path, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html",
-                           str(source), str(out)], capture_output=True, text=True, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", str(source), str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +78,10 @@ def _text(path: Path) -> str:
 
 # ---------------------------------------------------------------- generation, no Sphinx
 
+
 def test_the_generated_pages_carry_the_records_numbers_and_warn_about_a_bad_record(tmp_path):
     from gluon_bn.site import generate
+
     docs, results = tmp_path / "docs", tmp_path / "results"
     shutil.copytree(RESULTS, results)
     (docs / "notebooks").mkdir(parents=True)
@@ -77,9 +93,9 @@ def test_the_generated_pages_carry_the_records_numbers_and_warn_about_a_bad_reco
     generate(docs, results, lambda message, path: warnings.append((message, Path(path).name)))
 
     page = (docs / "documents" / "d2l-en.md").read_text()
-    assert "0.3108" in page                                   # what document 001 printed
+    assert "0.3108" in page  # what document 001 printed
     ours = _last_mean(RESULTS / "d2l-en.json", "scratch", "loss")
-    assert f"{ours:.4f} ±" in page                            # our mean, from the JSON
+    assert f"{ours:.4f} ±" in page  # our mean, from the JSON
     assert "--isa avx2" in page and "![d2l-en: loss" in page  # the command and the figure
     assert "{doc}`../notebooks/d2l-en`" in page
     assert [w[1] for w in warnings] == ["d2l-zh_fast_bn-fast.png", "ablations.json"], warnings
@@ -90,19 +106,32 @@ def test_the_generated_pages_carry_the_records_numbers_and_warn_about_a_bad_reco
 
 def test_demote_moves_headings_but_not_code():
     from gluon_bn.site import demote
-    assert demote("# a\ntext\n```\n# comment\n```\n## b", 2) == \
-        "### a\ntext\n```\n# comment\n```\n#### b"
+
+    assert (
+        demote("# a\ntext\n```\n# comment\n```\n## b", 2)
+        == "### a\ntext\n```\n# comment\n```\n#### b"
+    )
 
 
 # ---------------------------------------------------------------- the build
+
 
 def test_the_site_builds_with_every_page(site):
     for page in EXPECTED:
         assert (site / page).exists(), page
     assert (site / "searchindex.js").exists()
     api = _text(site / "api.html")
-    for name in ("batch_norm", "pure_batch_norm", "BatchNorm", "FashionMNIST", "train_ch5",
-                 "evaluate_accuracy", "get_recipe", "RunOptions", "momentum_on"):
+    for name in (
+        "batch_norm",
+        "pure_batch_norm",
+        "BatchNorm",
+        "FashionMNIST",
+        "train_ch5",
+        "evaluate_accuracy",
+        "get_recipe",
+        "RunOptions",
+        "momentum_on",
+    ):
         assert name in api, name
     assert "Parameters" in api
 
@@ -120,14 +149,18 @@ def test_a_build_with_a_figure_missing_fails_naming_the_figure(tmp_path):
 
 # ---------------------------------------------------------------- in the browser
 
+
 @pytest.fixture(scope="module")
 def served(site):
     """The built site served over HTTP from 127.0.0.1; its base URL."""
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
+
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(site))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
@@ -136,27 +169,36 @@ def served(site):
 @pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium, headless, driven by Selenium, keeping the console log."""
-    webdriver = pytest.importorskip("selenium.webdriver",
-                                    reason="selenium not installed: pip install -e '.[docs]'")
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium not installed: pip install -e '.[docs]'"
+    )
     for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
         if not path.exists():
-            pytest.skip(f"{path} not found: apt-get install {package} "
-                        f"(sh scripts/install_data.sh does)")
+            pytest.skip(
+                f"{path} not found: apt-get install {package} (sh scripts/install_data.sh does)"
+            )
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1280,1400"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,1400",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=webdriver.ChromeService(str(CHROMEDRIVER)),
-                              options=options)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(str(CHROMEDRIVER)), options=options)
     yield driver
     driver.quit()
 
 
 def _pages(site: Path):
-    return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")
-                  if not p.relative_to(site).parts[0].startswith("_"))
+    return sorted(
+        p.relative_to(site).as_posix()
+        for p in site.rglob("*.html")
+        if not p.relative_to(site).parts[0].startswith("_")
+    )
 
 
 def _ids(page: Path) -> set:
@@ -174,14 +216,18 @@ def test_every_page_loads_with_its_images_and_no_console_error(site, served, bro
         browser.refresh()
         missing = browser.execute_script(
             "return Array.from(document.images)"
-            ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+            ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+        )
         if missing:
             broken[page] = missing
         severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         if severe:
             errors[page] = severe
-        links |= set(browser.execute_script(
-            "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"))
+        links |= set(
+            browser.execute_script(
+                "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
+            )
+        )
     assert not broken, f"images that did not load: {broken}"
     assert not errors, f"console errors: {errors}"
 
@@ -193,8 +239,11 @@ def test_every_page_loads_with_its_images_and_no_console_error(site, served, bro
             target = target / "index.html"
         if not target.is_file():
             unresolved.append(link)
-        elif parts.fragment and target.suffix == ".html" and \
-                unquote(parts.fragment) not in _ids(target):
+        elif (
+            parts.fragment
+            and target.suffix == ".html"
+            and unquote(parts.fragment) not in _ids(target)
+        ):
             unresolved.append(link)
     assert not unresolved, f"internal links that resolve to nothing: {unresolved}"
 
@@ -202,6 +251,7 @@ def test_every_page_loads_with_its_images_and_no_console_error(site, served, bro
 @pytest.mark.browser
 def test_the_pages_show_the_records_and_search_finds_momentum(served, browser):
     from selenium.webdriver.common.by import By
+
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.get(served + "index.html")
     assert "gluon-bn" in browser.title
@@ -228,6 +278,7 @@ def test_the_pages_show_the_records_and_search_finds_momentum(served, browser):
         found = browser.find_elements(By.CSS_SELECTOR, "#search-results li a")
         time.sleep(0.2)
     assert found, "the search page found nothing for 'momentum'"
-    assert any("documents/" in a.get_attribute("href") or "api" in a.get_attribute("href")
-               for a in found)
+    assert any(
+        "documents/" in a.get_attribute("href") or "api" in a.get_attribute("href") for a in found
+    )
     print(f"screenshots in {SCREENSHOTS}")

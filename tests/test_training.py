@@ -1,4 +1,5 @@
 """train_ch5 on a slice of the real Fashion-MNIST, the devices, and the CLI end to end."""
+
 import io
 import json
 import re
@@ -7,28 +8,35 @@ import numpy as np
 import pytest
 
 from gluon_bn import cli, get_recipe
-from gluon_bn._mxnet import mx
 from gluon_bn.data import load_data_fashion_mnist
 from gluon_bn.device import parse_device, probe_gpu, try_all_gpus, try_gpu
 from gluon_bn.models import build_net, make_initializer
 from gluon_bn.run.training import TrainingDiverged, seed_everything, train_ch5
+from gluon_bn.runtime.loader import mx
 
-LINE = re.compile(r"^epoch (\d+), loss (\d+\.\d{4}), train acc (\d\.\d{3}), "
-                  r"test acc (\d\.\d{3}), time (\d+\.\d) sec$")
+LINE = re.compile(
+    r"^epoch (\d+), loss (\d+\.\d{4}), train acc (\d\.\d{3}), "
+    r"test acc (\d\.\d{3}), time (\d+\.\d) sec$"
+)
 
 
-def train_small(root, seed=0, epochs=2, ctx=mx.cpu(), variant="scratch", lr=None,
-                sync=True, pipeline="d2l"):
+def train_small(
+    root, seed=0, epochs=2, ctx=mx.cpu(), variant="scratch", lr=None, sync=True, pipeline="d2l"
+):
     recipe = get_recipe("d2l-en")
     seed_everything(seed)
-    train_iter, test_iter = load_data_fashion_mnist(64, root=root, seed=seed, limit=1024,
-                                                    test_limit=512, pipeline=pipeline)
+    train_iter, test_iter = load_data_fashion_mnist(
+        64, root=root, seed=seed, limit=1024, test_limit=512, pipeline=pipeline
+    )
     net = build_net(recipe, variant)
     net.initialize(make_initializer(recipe.initializer), ctx=ctx)
-    trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": lr or recipe.learning_rate})
+    trainer = mx.gluon.Trainer(
+        net.collect_params(), "sgd", {"learning_rate": lr or recipe.learning_rate}
+    )
     out = io.StringIO()
-    history = train_ch5(net, train_iter, test_iter, 64, trainer, ctx, epochs, file=out,
-                        sync_every_batch=sync)
+    history = train_ch5(
+        net, train_iter, test_iter, 64, trainer, ctx, epochs, file=out, sync_every_batch=sync
+    )
     return history, out.getvalue()
 
 
@@ -104,9 +112,25 @@ def test_try_gpu_falls_back_to_cpu_with_a_reason():
 
 
 def test_cli_reproduce_end_to_end(fashion_root, tmp_path, capsys):
-    status = cli.main(["reproduce", "d2l-en", "--limit", "512", "--test-limit", "256",
-                       "--epochs", "1", "--device", "cpu", "--seed", "0", "1",
-                       "--out", str(tmp_path)])
+    status = cli.main(
+        [
+            "reproduce",
+            "d2l-en",
+            "--limit",
+            "512",
+            "--test-limit",
+            "256",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--seed",
+            "0",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     out = capsys.readouterr().out
     assert status == 0
     result = json.loads((tmp_path / "d2l-en_limit512.json").read_text())
@@ -114,8 +138,12 @@ def test_cli_reproduce_end_to_end(fashion_root, tmp_path, capsys):
     png = (tmp_path / "d2l-en_limit512.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert result["recipe"] == "d2l-en" and result["config"]["limit"] == 512
-    assert [(r["variant"], r["seed"]) for r in result["runs"]] == \
-        [("scratch", 0), ("gluon", 0), ("scratch", 1), ("gluon", 1)]
+    assert [(r["variant"], r["seed"]) for r in result["runs"]] == [
+        ("scratch", 0),
+        ("gluon", 0),
+        ("scratch", 1),
+        ("gluon", 1),
+    ]
     assert result["environment"]["mxnet"] == "1.9.1"
     # every printed epoch line is in the JSON, and the Markdown holds the mean over seeds
     printed = [LINE.match(l) for l in out.splitlines() if LINE.match(l)]
@@ -128,11 +156,14 @@ def test_cli_reproduce_end_to_end(fashion_root, tmp_path, capsys):
     assert "gpu(0)" in md  # where the document ran
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["reproduce", "d2l-fr"], "unknown recipe"),
-    (["reproduce", "d2l-en", "--data-root", "/nonexistent"], "dataset-fashion-mnist"),
-    (["reproduce", "d2l-en", "--resume"], "--checkpoint-dir"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["reproduce", "d2l-fr"], "unknown recipe"),
+        (["reproduce", "d2l-en", "--data-root", "/nonexistent"], "dataset-fashion-mnist"),
+        (["reproduce", "d2l-en", "--resume"], "--checkpoint-dir"),
+    ],
+)
 def test_cli_errors_are_one_message_without_traceback(argv, message, capsys, tmp_path):
     status = cli.main(argv + ["--out", str(tmp_path)])
     err = capsys.readouterr().err
@@ -140,9 +171,14 @@ def test_cli_errors_are_one_message_without_traceback(argv, message, capsys, tmp
     assert message in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv", [["reproduce", "d2l-en", "--batch-size", "0"],
-                                  ["reproduce", "d2l-en", "--epochs", "-2"],
-                                  ["reproduce", "d2l-en", "--lr", "abc"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["reproduce", "d2l-en", "--batch-size", "0"],
+        ["reproduce", "d2l-en", "--epochs", "-2"],
+        ["reproduce", "d2l-en", "--lr", "abc"],
+    ],
+)
 def test_cli_rejects_impossible_options(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
@@ -151,6 +187,7 @@ def test_cli_rejects_impossible_options(argv, capsys):
 
 
 # --- the progress bar (tqdm, on stderr) -------------------------------------------------
+
 
 class _Terminal(io.StringIO):
     """A stderr that says it is a terminal, and keeps what is written to it."""
@@ -166,8 +203,11 @@ def _without_times(text):
 def test_epoch_bar_needs_a_terminal_and_progress(monkeypatch):
     from gluon_bn.run.training import _EpochBar
 
-    for stderr, enabled, shown in [(io.StringIO(), True, False), (_Terminal(), False, False),
-                                   (_Terminal(), True, True)]:
+    for stderr, enabled, shown in [
+        (io.StringIO(), True, False),
+        (_Terminal(), False, False),
+        (_Terminal(), True, True),
+    ]:
         monkeypatch.setattr("sys.stderr", stderr)
         bar = _EpochBar(3, 1, enabled)
         for batch in range(3):
@@ -177,8 +217,9 @@ def test_epoch_bar_needs_a_terminal_and_progress(monkeypatch):
         assert bool(stderr.getvalue()) is shown, (stderr, enabled)
 
 
-def test_progress_bar_goes_to_a_terminal_stderr_only_and_stdout_lines_stay(fashion_root,
-                                                                           monkeypatch):
+def test_progress_bar_goes_to_a_terminal_stderr_only_and_stdout_lines_stay(
+    fashion_root, monkeypatch
+):
     from gluon_bn.run.training import _EpochBar
 
     monkeypatch.setattr(_EpochBar, "REFRESH_SECONDS", 0.0)
@@ -206,14 +247,16 @@ def test_progress_bar_goes_to_a_terminal_stderr_only_and_stdout_lines_stay(fashi
 def test_train_ch5_progress_false_writes_nothing_to_a_terminal(fashion_root, monkeypatch):
     recipe = get_recipe("d2l-en")
     seed_everything(0)
-    train_iter, test_iter = load_data_fashion_mnist(64, root=fashion_root, seed=0, limit=128,
-                                                    test_limit=64)
+    train_iter, test_iter = load_data_fashion_mnist(
+        64, root=fashion_root, seed=0, limit=128, test_limit=64
+    )
     net = build_net(recipe, "plain")
     net.initialize(make_initializer(recipe.initializer), ctx=mx.cpu())
     trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1})
     stderr, out = _Terminal(), io.StringIO()
     monkeypatch.setattr("sys.stderr", stderr)
-    history = train_ch5(net, train_iter, test_iter, 64, trainer, mx.cpu(), 1, file=out,
-                        progress=False)
+    history = train_ch5(
+        net, train_iter, test_iter, 64, trainer, mx.cpu(), 1, file=out, progress=False
+    )
     assert stderr.getvalue() == ""
     assert out.getvalue().splitlines() == ["training on cpu(0)", history[0].line()]

@@ -4,6 +4,7 @@ The demonstrations must print what the notebooks printed before they moved here,
 assertions must fail when what they check does not hold. One test trains for real, on 64
 images for one epoch (seconds); the rest build a few small arrays and layers.
 """
+
 import dataclasses
 import subprocess
 import sys
@@ -12,13 +13,13 @@ import numpy as np
 import pytest
 
 from gluon_bn import batch_norm, get_recipe
-from gluon_bn._mxnet import mx
+from gluon_bn import walkthrough as wt
 from gluon_bn.bn.layer import BatchNorm
 from gluon_bn.models import build_net, count_parameters, make_initializer
 from gluon_bn.options import RunOptions
 from gluon_bn.records import EpochStats, VariantRun
-from gluon_bn import walkthrough as wt
 from gluon_bn.run.reproduce import record_runs
+from gluon_bn.runtime.loader import mx
 
 npx = mx.npx
 # The recipes whose moving statistics start fixed, as the function demonstrations assume.
@@ -41,12 +42,17 @@ def conventions(name):
 def test_batch_norm_options_are_the_call_conventions_only():
     conv = conventions("straight-dope")
     assert wt.batch_norm_options(conv) == dict(
-        eps=1e-5, momentum=0.9, momentum_on="moving", normalize_by="sqrt_var_eps",
-        update_in_prediction=True)
+        eps=1e-5,
+        momentum=0.9,
+        momentum_on="moving",
+        normalize_by="sqrt_var_eps",
+        update_in_prediction=True,
+    )
 
 
-@pytest.mark.parametrize("name, weight", [("d2l-1.0", 0.1), ("d2l-en", 0.1), ("d2l-zh", 0.9),
-                                          ("d2l-zh:upstream", 0.1)])
+@pytest.mark.parametrize(
+    "name, weight", [("d2l-1.0", 0.1), ("d2l-en", 0.1), ("d2l-zh", 0.9), ("d2l-zh:upstream", 0.1)]
+)
 def test_batch_weight_reads_which_side_the_momentum_weighs(name, weight):
     assert wt.batch_weight(conventions(name)) == pytest.approx(weight)
 
@@ -55,8 +61,10 @@ def test_show_conventions_prints_them_and_returns_the_call_keywords(capsys):
     conv = conventions("d2l-zh")
     assert wt.show_conventions(conv) == wt.batch_norm_options(conv)
     out = capsys.readouterr().out.splitlines()
-    assert out == [str(conv), "each training step gives the batch statistics a weight of 0.9 "
-                              "in the moving averages"]
+    assert out == [
+        str(conv),
+        "each training step gives the batch statistics a weight of 0.9 in the moving averages",
+    ]
 
 
 def test_show_assumptions_displays_the_recipes_list(shown):
@@ -79,11 +87,15 @@ def test_the_function_demos_hold_for_every_fixed_start_recipe(name, capsys):
     assert isinstance(layer, BatchNorm) and isinstance(builtin, mx.gluon.nn.BatchNorm)
     out = capsys.readouterr().out
     assert "Y is an" not in out  # the array type is named only for mx.np arrays
-    for line in ("per-feature mean of Y:     [0. 0. 0.]", "per-feature variance of Y: [1. 1. 1.]",
-                 "moving statistics unchanged: True", "statistics are kept per channel, "
-                 "shape (1, 2, 1, 1)", "after one training call the layer holds the same moving "
-                 "statistics as the function", "output equals ours: True",
-                 "running mean equals ours: True"):
+    for line in (
+        "per-feature mean of Y:     [0. 0. 0.]",
+        "per-feature variance of Y: [1. 1. 1.]",
+        "moving statistics unchanged: True",
+        "statistics are kept per channel, shape (1, 2, 1, 1)",
+        "after one training call the layer holds the same moving statistics as the function",
+        "output equals ours: True",
+        "running mean equals ours: True",
+    ):
         assert line in out, line
 
 
@@ -97,8 +109,10 @@ def test_the_moving_statistics_follow_the_convention():
 
 def test_gluon_comparison_reports_the_gap_of_the_starting_variance(capsys):
     wt.compare_with_gluon(wt.demo_function(conventions("d2l-en")))  # starts at 0, Gluon at 1
-    assert "(expected 0.9: the running variance starts at 1 in Gluon and at 0 here)" in \
-        capsys.readouterr().out
+    assert (
+        "(expected 0.9: the running variance starts at 1 in Gluon and at 0 here)"
+        in capsys.readouterr().out
+    )
 
 
 def test_the_demos_build_numpy_arrays_in_numpy_mode(numpy_mode, capsys):
@@ -163,6 +177,7 @@ def test_layer_shapes_and_parameter_counts(capsys):
 
 def test_layer_shapes_in_numpy_mode(numpy_mode):
     from gluon_bn.models import BNLeNetScratch
+
     model = BNLeNetScratch()
     assert wt.show_layer_shapes(model.net, (3, 1, 28, 28))[-1] == (3, 10)
 
@@ -190,17 +205,24 @@ def test_first_bn_of_untrained_networks_and_the_documents_values(capsys):
 def _record(recipe_name):
     """A record of one made-up train_ch5 epoch (d2l-1.0 too: its notebook comparison uses it)."""
     history = (EpochStats(1, 2.0, 0.3, 0.25, 1.0, 0.8, 640.0),)
-    return record_runs(get_recipe(recipe_name), RunOptions(epochs=1, loop="train_ch5"), mx.cpu(),
-                       [VariantRun("scratch", 0, history)])
+    return record_runs(
+        get_recipe(recipe_name),
+        RunOptions(epochs=1, loop="train_ch5"),
+        mx.cpu(),
+        [VariantRun("scratch", 0, history)],
+    )
 
 
-@pytest.mark.parametrize("name, what", [("d2l-en", "how the document's numbers compare"),
-                                        ("d2l-1.0", "what the networks can learn")])
+@pytest.mark.parametrize(
+    "name, what",
+    [("d2l-en", "how the document's numbers compare"), ("d2l-1.0", "what the networks can learn")],
+)
 def test_show_report_notes_a_smoke_run_first(name, what, shown):
     result = _record(name)
     wt.show_report(result, smoke=True)
     assert len(shown) == 2 and what in shown[0] and shown[0].startswith("*Smoke run")
     from gluon_bn.report import markdown_report
+
     assert shown[1] == markdown_report(result)
     shown.clear()
     wt.show_report(result)
@@ -209,10 +231,13 @@ def test_show_report_notes_a_smoke_run_first(name, what, shown):
 
 # ---------------------------------------------------------------- loading and training
 def test_importing_loads_neither_d2l_nor_ipython():
-    code = ("import sys, gluon_bn.walkthrough; "
-            "print(sorted(m for m in ('d2l', 'IPython') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, gluon_bn.walkthrough; "
+        "print(sorted(m for m in ('d2l', 'IPython') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
@@ -221,8 +246,9 @@ def test_train_live_trains_and_returns_the_record_and_the_net(fashion_root, monk
     pytest.importorskip("d2l", reason="pip install -e '.[test]' (d2l, for its Animator)")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     options = RunOptions(epochs=1, limit=64, test_limit=32, data_root=str(fashion_root))
-    record, net = wt.train_live("scratch", recipe=get_recipe("d2l-en"), options=options,
-                                seed=0, ctx=mx.cpu())
+    record, net = wt.train_live(
+        "scratch", recipe=get_recipe("d2l-en"), options=options, seed=0, ctx=mx.cpu()
+    )
     assert record.variant == "scratch" and len(record.history) == 1
     assert "d2l-en / scratch / seed 0" in capsys.readouterr().out
     learned = wt.show_first_bn({"scratch": net})

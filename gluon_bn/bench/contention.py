@@ -14,6 +14,7 @@ Rounds alternate every runtime and scenario (A B C ... A B C ...), since the mac
 speed drifts; the table gives the median and range of each cell, and each cell's median
 against the idle median of the package's default.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,6 +27,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
+from gluon_bn.harness import (
+    ROUNDS,
+    Turn,
+    alternate,
+    markdown_table,
+    runtime_environment,
+    span,
+    spread,
+)
 from gluon_bn.runtime import RECORDED, usable_cores
 
 SCENARIOS = ("idle", "busy-core", "beside-mxnet", "two-runs")
@@ -54,10 +64,16 @@ def contenders(cores: Optional[int] = None) -> List[Contender]:
     n = str(cores or usable_cores())
     return [
         Contender("default (the probe's choice, or the load's; collapse guard)"),
-        Contender(f"NaiveEngine, {n} threads, libgomp's spinning wait", ("--threads", n),
-                  (("GOMP_SPINCOUNT", str(LIBGOMP_SPINCOUNT)),)),
-        Contender(f"NaiveEngine, {n} threads, sleeping (OMP_WAIT_POLICY=PASSIVE)",
-                  ("--threads", n), (("OMP_WAIT_POLICY", "PASSIVE"),)),
+        Contender(
+            f"NaiveEngine, {n} threads, libgomp's spinning wait",
+            ("--threads", n),
+            (("GOMP_SPINCOUNT", str(LIBGOMP_SPINCOUNT)),),
+        ),
+        Contender(
+            f"NaiveEngine, {n} threads, sleeping (OMP_WAIT_POLICY=PASSIVE)",
+            ("--threads", n),
+            (("OMP_WAIT_POLICY", "PASSIVE"),),
+        ),
         Contender("NaiveEngine, 1 thread", ("--threads", "1")),
         Contender("MXNet's default runtime", ("--runtime", "default")),
     ]
@@ -82,7 +98,7 @@ class BusyPlan:
     """
 
     limit: int = 6400
-    rounds: int = 3
+    rounds: int = ROUNDS
     scenarios: Tuple[str, ...] = SCENARIOS
     timeout: float = 300.0
     data_root: Optional[str] = None
@@ -97,16 +113,36 @@ class BusyPlan:
 
 
 def _clean_env(extra: Sequence[Tuple[str, str]] = ()) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in RECORDED}
-    env.update(extra)
-    return env
+    """This process's environment without any runtime variable it records, `extra` set."""
+    return runtime_environment(dict(extra), drop=RECORDED)
 
 
 def _command(plan: BusyPlan, contender: Contender, out_dir: str) -> List[str]:
-    command = [sys.executable, "-m", "gluon_bn.cli", "reproduce", "d2l-en", "--variant",
-               "gluon", "--pipeline", "fast", "--device", "cpu", "--limit", str(plan.limit),
-               "--test-limit", "1000", "--epochs", "2", "--seed", "5", "--quiet",
-               "--out", out_dir, *contender.args]
+    command = [
+        sys.executable,
+        "-m",
+        "gluon_bn.cli",
+        "reproduce",
+        "d2l-en",
+        "--variant",
+        "gluon",
+        "--pipeline",
+        "fast",
+        "--device",
+        "cpu",
+        "--limit",
+        str(plan.limit),
+        "--test-limit",
+        "1000",
+        "--epochs",
+        "2",
+        "--seed",
+        "5",
+        "--quiet",
+        "--out",
+        out_dir,
+        *contender.args,
+    ]
     return command + (["--data-root", plan.data_root] if plan.data_root else [])
 
 
@@ -118,9 +154,12 @@ def _competitor(scenario: str, plan: BusyPlan, out_dir: str) -> Optional[subproc
         return subprocess.Popen([sys.executable, "-c", code])
     if scenario == "beside-mxnet":
         busy = Contender("competitor", ("--runtime", "default", "--epochs", "1000"))
-        proc = subprocess.Popen(_command(plan, busy, out_dir), env=_clean_env(),  # last --epochs wins
-                                stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            _command(plan, busy, out_dir),
+            env=_clean_env(),  # last --epochs wins
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(8)  # past its imports and data loading: training when the timing starts
         return proc
     return None
@@ -137,21 +176,31 @@ def _epoch_seconds(proc: subprocess.Popen, timeout: float) -> Tuple[float, Optio
         return timeout, None
     match = _EPOCH_TIME.search(out or "")
     if proc.returncode != 0 or not match:
-        raise RuntimeError(f"a measured run failed (exit {proc.returncode}):\n{(err or '')[-1500:]}")
+        raise RuntimeError(
+            f"a measured run failed (exit {proc.returncode}):\n{(err or '')[-1500:]}"
+        )
     threads = _THREADS.search(out)
     return float(match[1]), int(threads[1]) if threads else None
 
 
-def measure(plan: BusyPlan, scenario: str, contender: Contender,
-            out_dir: str) -> List[Tuple[float, Optional[int]]]:
+def measure(
+    plan: BusyPlan, scenario: str, contender: Contender, out_dir: str
+) -> List[Tuple[float, Optional[int]]]:
     """Run `contender` once under `scenario`; return (epoch-2 seconds, OpenMP threads) of
     each measured run (two for two-runs)."""
     competitor = _competitor(scenario, plan, out_dir + "-competitor")
     try:
         copies = 2 if scenario == "two-runs" else 1
-        procs = [subprocess.Popen(_command(plan, contender, f"{out_dir}-{i}"),
-                                  env=_clean_env(contender.env), stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for i in range(copies)]
+        procs = [
+            subprocess.Popen(
+                _command(plan, contender, f"{out_dir}-{i}"),
+                env=_clean_env(contender.env),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(copies)
+        ]
         return [_epoch_seconds(proc, plan.timeout) for proc in procs]
     finally:
         if competitor is not None:
@@ -171,27 +220,45 @@ def run_busy(plan: BusyPlan, *, file: Optional[TextIO] = None) -> dict:
 
 
 def _run_busy(plan: BusyPlan, out_dir: str, file: TextIO) -> dict:
+    """Time every (scenario, contender) cell once per round, the same order each round."""
+    cells = [(scenario, contender) for scenario in plan.scenarios for contender in plan.contenders]
+
+    def say(turn: Turn) -> None:
+        scenario, contender = turn.cell
+        print(
+            f"[{turn.done}/{turn.total}] round {turn.round}, {scenario}, {contender.label}: "
+            + ", ".join(f"{s:.2f} s ({n} thread(s))" for s, n in turn.value),
+            file=file,
+            flush=True,
+        )
+
+    measured = alternate(
+        cells, lambda cell: measure(plan, *cell, out_dir), plan.rounds, report=say
+    ).values
     times: Dict[str, Dict[str, List[float]]] = {
-        c.label: {s: [] for s in plan.scenarios} for c in plan.contenders}
+        c.label: {s: [] for s in plan.scenarios} for c in plan.contenders
+    }
     threads: Dict[str, Dict[str, List[Optional[int]]]] = {
-        c.label: {s: [] for s in plan.scenarios} for c in plan.contenders}
-    cells = plan.rounds * len(plan.scenarios) * len(plan.contenders)
-    done = 0
-    for round_ in range(1, plan.rounds + 1):
-        for scenario in plan.scenarios:
-            for contender in plan.contenders:
-                runs = measure(plan, scenario, contender, out_dir)
-                times[contender.label][scenario] += [seconds for seconds, _ in runs]
-                threads[contender.label][scenario] += [count for _, count in runs]
-                done += 1
-                print(f"[{done}/{cells}] round {round_}, {scenario}, {contender.label}: "
-                      + ", ".join(f"{s:.2f} s ({n} thread(s))" for s, n in runs),
-                      file=file, flush=True)
-    return {"plan": {"limit": plan.limit, "rounds": plan.rounds, "scenarios": list(plan.scenarios),
-                     "timeout": plan.timeout, "cores": usable_cores()},
-            "contenders": [{"label": c.label, "args": list(c.args), "env": dict(c.env)}
-                           for c in plan.contenders],
-            "seconds": times, "omp_threads": threads}
+        c.label: {s: [] for s in plan.scenarios} for c in plan.contenders
+    }
+    for (scenario, contender), rounds in measured.items():
+        runs = [run for runs in rounds for run in runs]  # two a round for two-runs
+        times[contender.label][scenario] += [seconds for seconds, _ in runs]
+        threads[contender.label][scenario] += [count for _, count in runs]
+    return {
+        "plan": {
+            "limit": plan.limit,
+            "rounds": plan.rounds,
+            "scenarios": list(plan.scenarios),
+            "timeout": plan.timeout,
+            "cores": usable_cores(),
+        },
+        "contenders": [
+            {"label": c.label, "args": list(c.args), "env": dict(c.env)} for c in plan.contenders
+        ],
+        "seconds": times,
+        "omp_threads": threads,
+    }
 
 
 def format_busy(result: dict) -> str:
@@ -200,18 +267,23 @@ def format_busy(result: dict) -> str:
     scenarios = result["plan"]["scenarios"]
     labels = [c["label"] for c in result["contenders"]]
     base = statistics.median(seconds[labels[0]]["idle"]) if "idle" in scenarios else None
-    lines = ["| runtime | " + " | ".join(scenarios) + " |", "|---" * (len(scenarios) + 1) + "|"]
-    for label in labels:
-        cells = []
-        for scenario in scenarios:
-            values = seconds[label][scenario]
-            median = statistics.median(values)
-            ratio = f", {median / base:.1f}x" if base else ""
-            cells.append(f"{median:.2f} ({min(values):.2f}-{max(values):.2f}{ratio})")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines = markdown_table(
+        ["runtime", *scenarios],
+        (
+            [label, *(_busy_cell(seconds[label][scenario], base) for scenario in scenarios)]
+            for label in labels
+        ),
+    )
     timeout = result["plan"]["timeout"]
     return "\n".join(lines) + (
         f"\n\nEpoch-2 seconds of `reproduce d2l-en --variant gluon --pipeline fast --limit "
         f"{result['plan']['limit']}`, median (range) over {result['plan']['rounds']} "
         f"alternating round(s), and the median against the default's idle median. A run "
-        f"stopped at the {timeout:.0f} s timeout counts as {timeout:.0f} s.")
+        f"stopped at the {timeout:.0f} s timeout counts as {timeout:.0f} s."
+    )
+
+
+def _busy_cell(values: Sequence[float], base: Optional[float]) -> str:
+    """One cell of :func:`format_busy`: median (range, and x the default's idle median)."""
+    s = spread(values)
+    return span(s, 2, f", {s['median'] / base:.1f}x" if base else "")

@@ -7,14 +7,16 @@ blocked_output=...)``, :func:`gluon_bn.bn.native.hands_on_blocked`). All of them
 process and take turns, a few forward-and-backward steps each, round after round, the order
 reversed every other round; the ratios divide by ``nn.BatchNorm``'s steps of the same round.
 """
+
 from __future__ import annotations
 
 import sys
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, TextIO, Tuple
+from typing import Optional, TextIO, Tuple
 
-from gluon_bn._mxnet import mx
+from gluon_bn.harness import ROUNDS, Turn, alternate, markdown_table, span, summarize
+from gluon_bn.runtime.loader import mx
 
 nn = mx.gluon.nn
 
@@ -30,7 +32,7 @@ class LayoutPlan:
 
     batch_size: int = 256
     steps: int = 10
-    rounds: int = 3
+    rounds: int = ROUNDS
     seed: int = 0
 
 
@@ -47,12 +49,14 @@ def stage_chain(kind: str, in_channels: int, channels: int) -> mx.gluon.Block:
     from gluon_bn import BatchNorm
     from gluon_bn.models import hybridize_network
 
-    norm = {"no BN": None,
-            "nn.BatchNorm": lambda: nn.BatchNorm(in_channels=channels),
-            "native, plain output": lambda: BatchNorm(channels, 4, impl="native",
-                                                      blocked_output=False),
-            "native, blocked output": lambda: BatchNorm(channels, 4, impl="native",
-                                                        blocked_output=True)}[kind]
+    norm = {
+        "no BN": None,
+        "nn.BatchNorm": lambda: nn.BatchNorm(in_channels=channels),
+        "native, plain output": lambda: BatchNorm(channels, 4, impl="native", blocked_output=False),
+        "native, blocked output": lambda: BatchNorm(
+            channels, 4, impl="native", blocked_output=True
+        ),
+    }[kind]
     net = nn.Sequential()
     net.add(nn.Conv2D(channels, kernel_size=5, in_channels=in_channels))
     if norm is not None:
@@ -84,9 +88,8 @@ def run_layout(plan: LayoutPlan, *, file: Optional[TextIO] = None) -> dict:
     file : text stream, optional
         Where each round's progress goes (default stderr).
     """
-    from gluon_bn.bench.peer import summarize
     from gluon_bn.bn.native import unavailable_reason
-    from gluon_bn.report.environment import environment
+    from gluon_bn.report.provenance import environment
 
     file = file or sys.stderr
     reason = unavailable_reason()
@@ -94,44 +97,101 @@ def run_layout(plan: LayoutPlan, *, file: Optional[TextIO] = None) -> dict:
     if reason is not None:
         print(f"bench --layout: leaving out the native layer: {reason}", file=file)
     mx.random.seed(plan.seed)
-    stages: Dict[str, dict] = {}
-    for stage, in_channels, side, channels in STAGES:
-        X = mx.nd.random.uniform(shape=(plan.batch_size, in_channels, side, side))
-        nets = {kind: stage_chain(kind, in_channels, channels) for kind in kinds}
-        for net in nets.values():
-            step_seconds(net, X, 2)  # compiles the graph and builds oneDNN's primitives
-        seconds: Dict[str, List[float]] = {kind: [] for kind in kinds}  # a step's, per round
-        for r in range(plan.rounds):
-            for kind in (kinds if r % 2 == 0 else kinds[::-1]):
-                seconds[kind].append(step_seconds(nets[kind], X, plan.steps))
-            print(f"{stage} round {r + 1}/{plan.rounds}: " + ", ".join(
-                f"{kind} {seconds[kind][-1] * 1e3:.2f}" for kind in kinds) + " ms/step",
-                file=file, flush=True)
-        stages[stage] = {"input": [plan.batch_size, in_channels, side, side],
-                         "channels": channels, "seconds": seconds,
-                         **summarize(seconds, REFERENCE)}
-    return {"plan": vars(plan), "kinds": list(kinds), "stages": stages,
-            "environment": environment(mx.cpu())}
+    stages = {
+        stage: time_stage(plan, kinds, stage, in_channels, side, channels, file)
+        for stage, in_channels, side, channels in STAGES
+    }
+    return {
+        "plan": vars(plan),
+        "kinds": list(kinds),
+        "stages": stages,
+        "environment": environment(mx.cpu()),
+    }
+
+
+def time_stage(
+    plan: LayoutPlan,
+    kinds: Tuple[str, ...],
+    stage: str,
+    in_channels: int,
+    side: int,
+    channels: int,
+    file: TextIO,
+) -> dict:
+    """Time one stage with every kind of BN in turn, the order reversed every other round.
+
+    Parameters
+    ----------
+    plan : LayoutPlan
+        Batch size, steps per turn and rounds.
+    kinds : tuple of str
+        Of :data:`KINDS`, :data:`REFERENCE` among them.
+    stage, in_channels, side, channels
+        A row of :data:`STAGES`.
+    file : text stream
+        Where each round's times go.
+
+    Returns
+    -------
+    dict
+        The stage's record: ``input``, ``channels``, ``seconds`` of a step per kind and
+        round, and their ``ratios`` and ``summary`` (:func:`gluon_bn.harness.summarize`).
+    """
+    X = mx.nd.random.uniform(shape=(plan.batch_size, in_channels, side, side))
+    nets = {kind: stage_chain(kind, in_channels, channels) for kind in kinds}
+    for net in nets.values():
+        step_seconds(net, X, 2)  # compiles the graph and builds oneDNN's primitives
+
+    def say(turn: Turn) -> None:
+        if turn.ends_round:
+            print(
+                f"{stage} round {turn.round}/{plan.rounds}: "
+                + ", ".join(f"{kind} {turn.values[kind][-1] * 1e3:.2f}" for kind in kinds)
+                + " ms/step",
+                file=file,
+                flush=True,
+            )
+
+    seconds = alternate(
+        kinds,
+        lambda kind: step_seconds(nets[kind], X, plan.steps),
+        plan.rounds,
+        reverse=True,
+        report=say,
+    ).values
+    return {
+        "input": [plan.batch_size, in_channels, side, side],
+        "channels": channels,
+        "seconds": seconds,
+        **summarize(seconds, REFERENCE),
+    }
 
 
 def format_layout(result: dict) -> str:
     """Return the Markdown table of :func:`run_layout`'s record, with its notes."""
-    lines = ["| stage (input) | BN | ms per step, median (range) | × nn.BatchNorm per round, "
-             "median (range) |", "|---|---|---|---|"]
+    rows = []
     for stage, entry in result["stages"].items():
         shape = "x".join(str(n) for n in entry["input"])
         for kind in result["kinds"]:
             s = entry["summary"][kind]
             ms = {k: v * 1e3 for k, v in s["seconds"].items()}
-            lines.append(f"| {stage} ({shape}) | {kind} | {ms['median']:.2f} "
-                         f"({ms['min']:.2f}-{ms['max']:.2f}) | "
-                         f"{s['ratio']['median']:.2f} ({s['ratio']['min']:.2f}-"
-                         f"{s['ratio']['max']:.2f}) |")
+            rows.append([f"{stage} ({shape})", kind, span(ms), span(s["ratio"])])
+    lines = markdown_table(
+        [
+            "stage (input)",
+            "BN",
+            "ms per step, median (range)",
+            "× nn.BatchNorm per round, median (range)",
+        ],
+        rows,
+    )
     plan, runtime = result["plan"], result["environment"].get("threads") or {}
-    lines += ["", f"Convolution (kernel 5), BN, sigmoid, max-pooling: d2l-en's LeNet stages, "
-              f"each compiled as one graph; forward and backward, {plan['steps']} steps per "
-              f"turn, {plan['rounds']} alternating rounds in one process. OpenMP threads "
-              f"{runtime.get('OMP_NUM_THREADS') or 'MXNet default'}, engine "
-              f"{runtime.get('MXNET_ENGINE_TYPE') or 'MXNet default'}."]
+    lines += [
+        "",
+        f"Convolution (kernel 5), BN, sigmoid, max-pooling: d2l-en's LeNet stages, "
+        f"each compiled as one graph; forward and backward, {plan['steps']} steps per "
+        f"turn, {plan['rounds']} alternating rounds in one process. OpenMP threads "
+        f"{runtime.get('OMP_NUM_THREADS') or 'MXNet default'}, engine "
+        f"{runtime.get('MXNET_ENGINE_TYPE') or 'MXNet default'}.",
+    ]
     return "\n".join(lines)
-

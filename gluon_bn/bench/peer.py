@@ -3,12 +3,12 @@
 Which of ours (:attr:`PeerPlan.loops`): "fast", train_ch5 on the fast pipeline as static
 graphs (:data:`GLUON_CONFIGS`); "all" adds the documents' own routes, train_ch5 on d2l's
 DataLoader, imperative (:data:`DOCUMENT_CONFIGS`), and document 000's ``d2l.Trainer``
-(:data:`BOOK_ROUTES`, timed by :func:`gluon_bn.bench.bench.time_book_loop`). The book's loop
+(:data:`BOOK_ROUTES`, timed by :func:`gluon_bn.run.timing.time_book_loop`). The book's loop
 trains recipe d2l-1.0's network at its batch size and validates within its epochs, so those
 rows do not do PyTorch's work: each row records how it differs (:func:`differences`).
 
 Fair by construction: **weights**: the recipe's Gluon network, seeded and initialised as
-:func:`gluon_bn.bench.bench.time_config` does, is translated layer by layer into PyTorch with
+:func:`gluon_bn.run.timing.time_config` does, is translated layer by layer into PyTorch with
 its parameters copied (conv weights (out, in, kh, kw) and dense weights (out, in) in both).
 Gluon's BN momentum ``m`` weighs the moving statistic, PyTorch's the batch's, so PyTorch gets
 ``1 - m``; eps is the same (PyTorch keeps the unbiased running variance, MXNet the biased
@@ -23,12 +23,12 @@ kit (``.npz``); every round runs each configuration as ``python -m gluon_bn.benc
 in the same order (A B C A B C ...). Only the children import a framework each; the
 PyTorch side is :mod:`gluon_bn.bench.peer_torch`.
 """
+
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
-import statistics
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -37,13 +37,30 @@ from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
-HINT = ("bench --peer torch needs PyTorch, which is not installed: pip install 'gluon-bn[peer]' "
-        "(CPU-only wheel: add --index-url https://download.pytorch.org/whl/cpu)")
+from gluon_bn.harness import (
+    ROUNDS,
+    Turn,
+    alternate,
+    json_child_main,
+    run_json_child,
+    runtime_environment,
+    summarize,
+)
+
+MODULE = "gluon_bn.bench.peer"  # what every run starts: python -m MODULE JOB
+HINT = (
+    "bench --peer torch needs PyTorch, which is not installed: pip install 'gluon-bn[peer]' "
+    "(CPU-only wheel: add --index-url https://download.pytorch.org/whl/cpu)"
+)
 TORCH_LABEL = "torch eager / preloaded"
 # Our paths beside PyTorch, as BenchConfig(variant, bn_impl, hybridize, pipeline): the fast
 # ones, then (loops "all") the documents' train_ch5 route, d2l's DataLoader and no compiling.
-GLUON_CONFIGS = (("gluon", "faithful", "graph", "fast"), ("scratch", "fast", "graph", "fast"),
-                 ("scratch", "native", "graph", "fast"), ("plain", "faithful", "graph", "fast"))
+GLUON_CONFIGS = (
+    ("gluon", "faithful", "graph", "fast"),
+    ("scratch", "fast", "graph", "fast"),
+    ("scratch", "native", "graph", "fast"),
+    ("plain", "faithful", "graph", "fast"),
+)
 DOCUMENT_CONFIGS = (("scratch", "faithful", "none", "d2l"), ("gluon", "faithful", "none", "d2l"))
 # Document 000's d2l.Trainer route (loops "all"), as (variant, bn_impl): the book's own layers.
 BOOK_ROUTES = (("scratch", "faithful"), ("gluon", "faithful"))
@@ -70,7 +87,7 @@ class PeerPlan:
     threads : int
         OpenMP threads of every run (``torch.set_num_threads`` for PyTorch).
     recipe, fraction, seed, warmup_batches, data_root
-        As for :func:`gluon_bn.bench.bench.time_config`.
+        As for :func:`gluon_bn.run.timing.time_config`.
     rounds : int
         Alternating rounds; every configuration runs once per round.
     loops : {"fast", "all"}
@@ -83,7 +100,7 @@ class PeerPlan:
     threads: int
     recipe: str = "d2l-en"
     fraction: float = 0.25
-    rounds: int = 3
+    rounds: int = ROUNDS
     seed: int = 0
     warmup_batches: int = 5
     data_root: Optional[str] = None
@@ -108,6 +125,7 @@ def differences(recipe_name: str, reference: str, loop: str) -> List[str]:
         The row's loop; a d2l.Trainer epoch includes its validation pass.
     """
     from gluon_bn.recipes import get_recipe
+
     mine, theirs = get_recipe(recipe_name), get_recipe(reference)
     words = []
     if (mine.network, mine.pool) != (theirs.network, theirs.pool):
@@ -122,9 +140,16 @@ def differences(recipe_name: str, reference: str, loop: str) -> List[str]:
 def _row(label: str, job: dict, *, loop: str, pipeline: str, recipe: str, reference: str) -> dict:
     """Return one row of :func:`plan_rows`."""
     from gluon_bn.recipes import get_recipe
-    return {"label": label, "loop": loop, "pipeline": pipeline, "recipe": recipe,
-            "batch_size": get_recipe(recipe).batch_size,
-            "differences": differences(recipe, reference, loop), "job": job}
+
+    return {
+        "label": label,
+        "loop": loop,
+        "pipeline": pipeline,
+        "recipe": recipe,
+        "batch_size": get_recipe(recipe).batch_size,
+        "differences": differences(recipe, reference, loop),
+        "job": job,
+    }
 
 
 def plan_rows(plan: PeerPlan) -> List[dict]:
@@ -142,29 +167,69 @@ def plan_rows(plan: PeerPlan) -> List[dict]:
         with its ``batch_size``; ``differences`` from PyTorch's work (:func:`differences`);
         ``job``, what the row's child process runs (:func:`run_peer` adds PyTorch's kit).
     """
+    from gluon_bn.bench.bench import config_job
     from gluon_bn.recipes import get_recipe
-    from gluon_bn.bench.bench import BOOK_RECIPE, BenchConfig, config_job, timed_examples
+    from gluon_bn.run.timing import BOOK_RECIPE, BenchConfig, timed_examples
+
     where = {"recipe": plan.recipe, "reference": plan.recipe}
-    configs = [BenchConfig(*c) for c in
-               GLUON_CONFIGS + (DOCUMENT_CONFIGS if plan.loops == "all" else ())
-               if plan.native or c[1] != "native"]
-    rows = [_row(c.label, {**config_job(c, plan.recipe, fraction=plan.fraction, seed=plan.seed,
-                                        warmup_batches=plan.warmup_batches,
-                                        data_root=plan.data_root),
-                           "framework": "gluon", "loop": "train_ch5"},
-                 loop="train_ch5", pipeline=c.pipeline, **where)
-            for c in configs]
+    configs = [
+        BenchConfig(*c)
+        for c in GLUON_CONFIGS + (DOCUMENT_CONFIGS if plan.loops == "all" else ())
+        if plan.native or c[1] != "native"
+    ]
+    rows = [
+        _row(
+            c.label,
+            {
+                **config_job(
+                    c,
+                    plan.recipe,
+                    fraction=plan.fraction,
+                    seed=plan.seed,
+                    warmup_batches=plan.warmup_batches,
+                    data_root=plan.data_root,
+                ),
+                "framework": "gluon",
+                "loop": "train_ch5",
+            },
+            loop="train_ch5",
+            pipeline=c.pipeline,
+            **where,
+        )
+        for c in configs
+    ]
     if plan.loops == "all":
         examples = timed_examples(plan.fraction, get_recipe(BOOK_RECIPE).batch_size)
         for variant, impl in BOOK_ROUTES:
-            job = {"framework": "gluon", "loop": "d2l.Trainer", "variant": variant,
-                   "bn_impl": impl, "train_examples": examples, "seed": plan.seed,
-                   "data_root": plan.data_root}
+            job = {
+                "framework": "gluon",
+                "loop": "d2l.Trainer",
+                "variant": variant,
+                "bn_impl": impl,
+                "train_examples": examples,
+                "seed": plan.seed,
+                "data_root": plan.data_root,
+            }
             name = f"{variant} {impl}" if variant == "scratch" else variant
-            rows.append(_row(f"{name} / d2l.Trainer", job, loop="d2l.Trainer", pipeline="d2l",
-                             recipe=BOOK_RECIPE, reference=plan.recipe))
-    rows.append(_row(TORCH_LABEL, {"framework": "torch", "threads": plan.threads},
-                     loop=TORCH_LOOP, pipeline="preloaded", **where))
+            rows.append(
+                _row(
+                    f"{name} / d2l.Trainer",
+                    job,
+                    loop="d2l.Trainer",
+                    pipeline="d2l",
+                    recipe=BOOK_RECIPE,
+                    reference=plan.recipe,
+                )
+            )
+    rows.append(
+        _row(
+            TORCH_LABEL,
+            {"framework": "torch", "threads": plan.threads},
+            loop=TORCH_LOOP,
+            pipeline="preloaded",
+            **where,
+        )
+    )
     return rows
 
 
@@ -185,7 +250,7 @@ def gluon_layers(net) -> Tuple[List[dict], Dict[str, np.ndarray]]:
             layers.append({"op": "flatten"})
         rank = 2 if kind in ("Dense", "Flatten") else rank
         for name, param in block.params.items():
-            arrays[f"{len(layers)}.{name[len(block.prefix):]}"] = param.data().asnumpy()
+            arrays[f"{len(layers)}.{name[len(block.prefix) :]}"] = param.data().asnumpy()
         if kind == "Conv2D" and kw["dilate"] == (1, 1) and kw["num_group"] == 1:
             layers.append({"op": "conv", "pad": kw["pad"], "stride": kw["stride"]})
         elif kind == "BatchNorm" and not kw["fix_gamma"] and not kw["use_global_stats"]:
@@ -193,8 +258,14 @@ def gluon_layers(net) -> Tuple[List[dict], Dict[str, np.ndarray]]:
         elif kind == "Activation":
             layers.append({"op": block._act_type})
         elif kind in ("MaxPool2D", "AvgPool2D") and kw["pooling_convention"] == "valid":
-            layers.append({"op": kw["pool_type"] + "pool", "kernel": kw["kernel"],
-                           "stride": kw["stride"], "pad": kw["pad"]})
+            layers.append(
+                {
+                    "op": kw["pool_type"] + "pool",
+                    "kernel": kw["kernel"],
+                    "stride": kw["stride"],
+                    "pad": kw["pad"],
+                }
+            )
         elif kind in ("Dense", "Flatten"):
             layers.append({"op": kind.lower()})
         else:
@@ -213,12 +284,12 @@ def write_kit(plan: PeerPlan, path: Path) -> Path:
     path : Path
         The ``.npz`` to write (read by :func:`gluon_bn.bench.peer_torch.load_torch_kit`).
     """
-    from gluon_bn._mxnet import mx
     from gluon_bn.data import FASHION_MNIST, EpochShuffleSampler, load_arrays
     from gluon_bn.models import build_net, make_initializer
     from gluon_bn.recipes import get_recipe
-    from gluon_bn.bench.bench import timed_examples
+    from gluon_bn.run.timing import timed_examples
     from gluon_bn.run.training import seed_everything
+    from gluon_bn.runtime.loader import mx
 
     recipe = get_recipe(plan.recipe)
     seed_everything(plan.seed)
@@ -227,58 +298,44 @@ def write_kit(plan: PeerPlan, path: Path) -> Path:
     net(mx.nd.zeros((1, 1, 28, 28)))  # deferred initialisation draws the weights, layer by layer
     layers, arrays = gluon_layers(net)
     images, labels = load_arrays(FASHION_MNIST, plan.data_root)[:2]
-    limits = (plan.warmup_batches * recipe.batch_size, timed_examples(plan.fraction, recipe.batch_size))
+    limits = (
+        plan.warmup_batches * recipe.batch_size,
+        timed_examples(plan.fraction, recipe.batch_size),
+    )
     orders = [EpochShuffleSampler(min(n, len(labels)), plan.seed).epoch_order() for n in limits]
     n = max(map(len, orders))
-    setup = {"layers": layers, "batch_size": recipe.batch_size, "lr": recipe.trainer_learning_rate()}
-    np.savez(path, setup=json.dumps(setup), images=images[:n], labels=labels[:n],
-             warmup=orders[0], timed=orders[1], **{f"param:{k}": v for k, v in arrays.items()})
+    setup = {
+        "layers": layers,
+        "batch_size": recipe.batch_size,
+        "lr": recipe.trainer_learning_rate(),
+    }
+    np.savez(
+        path,
+        setup=json.dumps(setup),
+        images=images[:n],
+        labels=labels[:n],
+        warmup=orders[0],
+        timed=orders[1],
+        **{f"param:{k}": v for k, v in arrays.items()},
+    )
     return path
 
 
 def _time_gluon(job: dict) -> dict:
-    from gluon_bn.bench.bench import time_book_loop, time_config_job
+    from gluon_bn.bench.bench import time_config_job
+    from gluon_bn.run.timing import time_book_loop
+
     if job["loop"] == "d2l.Trainer":
-        timing = time_book_loop(job["variant"], job["bn_impl"], seed=job["seed"],
-                                train_examples=job["train_examples"], data_root=job["data_root"])
+        timing = time_book_loop(
+            job["variant"],
+            job["bn_impl"],
+            seed=job["seed"],
+            train_examples=job["train_examples"],
+            data_root=job["data_root"],
+        )
     else:
         timing = time_config_job(job)
     return {"seconds_per_epoch": timing["seconds_per_epoch"]}
-
-
-def run_child(job: dict, threads: int) -> dict:
-    """Run one job in a fresh ``python -m gluon_bn.bench.peer`` process; return its JSON answer.
-
-    Parameters
-    ----------
-    job : dict
-        ``framework`` ("gluon" or "torch") and its settings (see :func:`run_peer`).
-    threads : int
-        ``OMP_NUM_THREADS`` of the child; the rest of its environment is this process's.
-    """
-    from gluon_bn.bench.child import run_json_child
-    return run_json_child("gluon_bn.bench.peer", job, what=f"bench --peer: a {job['framework']} run",
-                          env={**os.environ, "OMP_NUM_THREADS": str(threads)})
-
-
-def summarize(seconds: Dict[str, List[float]], reference: str = TORCH_LABEL) -> dict:
-    """Return each configuration's ratio to `reference` per round, and median/min/max of both.
-
-    Parameters
-    ----------
-    seconds : dict of str to list of float
-        Seconds per epoch of every configuration, one per round, rounds in the same order.
-    reference : str
-        The configuration the ratios divide by (PyTorch).
-    """
-    def spread(values: Sequence[float]) -> Dict[str, float]:
-        return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-    ratios = {label: [s / r for s, r in zip(values, seconds[reference])]
-              for label, values in seconds.items()}
-    return {"ratios": ratios, "summary": {label: {"seconds": spread(seconds[label]),
-                                                  "ratio": spread(ratios[label])}
-                                          for label in seconds}}
 
 
 def run_peer(plan: PeerPlan, *, file: Optional[TextIO] = None) -> dict:
@@ -295,160 +352,90 @@ def run_peer(plan: PeerPlan, *, file: Optional[TextIO] = None) -> dict:
     -------
     dict
         ``plan``, ``rows`` (:func:`plan_rows` without the jobs), ``seconds`` and ``ratios``
-        per configuration and round, their ``summary`` (:func:`summarize`), PyTorch's
-        version and threads, load averages, environment.
+        per configuration and round, their ``summary``
+        (:func:`gluon_bn.harness.summarize`), PyTorch's version and threads, load averages,
+        environment.
     """
-    from gluon_bn.report.environment import environment
+    from gluon_bn.report.provenance import environment
+
     require_torch()
     file = file or sys.stdout
     rows = plan_rows(plan)
     jobs = {row["label"]: row.pop("job") for row in rows}
-    load_before, torch_info = os.getloadavg(), {}
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="gluon-bn-peer-") as tmp:
         jobs[TORCH_LABEL]["kit"] = str(write_kit(plan, Path(tmp) / "kit.npz"))
-        seconds: Dict[str, List[float]] = {label: [] for label in jobs}
-        for round_ in range(1, plan.rounds + 1):
-            for label, job in jobs.items():
-                answer = run_child(job, plan.threads)
-                seconds[label].append(answer.pop("seconds_per_epoch"))
-                torch_info.update(answer)
-                print(f"round {round_}/{plan.rounds}, {label}: {seconds[label][-1]:.2f} s/epoch",
-                      file=file, flush=True)
-    return {"plan": asdict(plan), "rows": rows, "reference": TORCH_LABEL, "torch": torch_info,
-            "load_before": list(load_before), "load_after": list(os.getloadavg()),
-            "seconds": seconds, **summarize(seconds), "environment": environment()}
+        seconds, torch_info = time_rows(plan, jobs, file)
+    return {
+        "plan": asdict(plan),
+        "rows": rows,
+        "reference": TORCH_LABEL,
+        "torch": torch_info,
+        "load_before": list(load_before),
+        "load_after": list(os.getloadavg()),
+        "seconds": seconds,
+        **summarize(seconds, TORCH_LABEL),
+        "environment": environment(),
+    }
 
 
-def format_peer(result: dict) -> str:
-    """Return the Markdown table: s/epoch and the ratio to PyTorch, median (range) over rounds.
+def time_rows(
+    plan: PeerPlan, jobs: Dict[str, dict], file: TextIO
+) -> Tuple[Dict[str, List[float]], dict]:
+    """Time every job once per round in a fresh process; return seconds and PyTorch's details.
 
-    Every row names its loop, pipeline and recipe (batch size); a ratio marked † is of a
-    row whose work differs from PyTorch's, said in the last column.
-
-    Parameters
-    ----------
-    result : dict
-        From :func:`run_peer`.
-    """
-    lines = ["| configuration | loop | pipeline | recipe (batch) | s/epoch, median (range) "
-             "| × PyTorch per round, median (range) | differs from PyTorch's run |",
-             "|---|---|---|---|---|---|---|"]
-    for row in result["rows"]:
-        summary = result["summary"][row["label"]]
-        seconds, ratio = [f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
-                          for s in (summary["seconds"], summary["ratio"])]
-        mark = " †" if row["differences"] else ""
-        lines.append(f"| {row['label']} | {row['loop']} | {row['pipeline']} | {row['recipe']} "
-                     f"({row['batch_size']}) | {seconds} | {ratio}{mark} | "
-                     f"{', '.join(row['differences'])} |")
-    return "\n".join(lines) + "\n\n" + " ".join(_table_notes(result))
-
-
-def _table_notes(result: dict) -> List[str]:
-    """Return the sentences under :func:`format_peer`'s table: how rows were timed, and where."""
-    plan, rows = result["plan"], result["rows"]
-    loops = {(row["loop"], row["pipeline"]) for row in rows}
-    notes = [f"{plan['rounds']} alternating round(s). train_ch5 and PyTorch: {plan['fraction']:g} "
-             f"of an epoch timed after {plan['warmup_batches']} warm-up batches, training "
-             f"batches only, scaled to 60000 images."]
-    if ("train_ch5", "d2l") in loops:
-        notes.append("train_ch5 on the d2l pipeline is the documents' DataLoader and imperative "
-                     "network, timed as `gluon-bn bench` times it (sums read back once per "
-                     "epoch, not per batch).")
-    if any(loop == "d2l.Trainer" for loop, _ in loops):
-        notes.append(f"d2l.Trainer: 2 epochs on {plan['fraction']:g} of the images in whole "
-                     f"batches, validating on a sixth as many; the first is the warm-up, the "
-                     f"second is timed, validation included, and scaled to 60000 images.")
-    if any(row["differences"] for row in rows):
-        notes.append("† Not like for like: the row's network, batch size or epoch differ from "
-                     "PyTorch's (last column), so its ratio compares whole routes, not the "
-                     "same work.")
-    notes += _against_gluon(result)
-    load = ", ".join(f"{a:.2f} → {b:.2f}"
-                     for a, b in zip(result["load_before"], result["load_after"]))
-    notes.append(f"{plan['threads']} OpenMP thread(s) each; PyTorch "
-                 f"{result['torch'].get('torch')}. Load average (1, 5, 15 min) before → "
-                 f"after: {load}.")
-    return notes
-
-
-def _against_gluon(result: dict) -> List[str]:
-    """Return a sentence per scratch row of the fast paths: its time over Gluon's, per round."""
-    from gluon_bn.bench.bench import BenchConfig
-    gluon = BenchConfig(*GLUON_CONFIGS[0]).label
-    if gluon not in result["ratios"]:
-        return []
-    notes = []
-    for row in result["rows"]:
-        if row["label"].startswith("scratch") and row["pipeline"] == "fast":
-            # Each round's ratios share PyTorch's time as denominator, which cancels here.
-            ratios = [a / b for a, b in zip(result["ratios"][row["label"]],
-                                            result["ratios"][gluon])]
-            notes.append(f"{row['label']} over {gluon}, per round: median "
-                         f"{statistics.median(ratios):.2f}x (range {min(ratios):.2f}-"
-                         f"{max(ratios):.2f}).")
-    return notes
-
-
-# Bar colours of plot_peer, by (loop, pipeline); PyTorch's row takes the last.
-ROUTE_COLORS = {("train_ch5", "fast"): "tab:orange", ("train_ch5", "d2l"): "tab:blue",
-                ("d2l.Trainer", "d2l"): "tab:green", (TORCH_LOOP, "preloaded"): "tab:red"}
-
-
-def plot_peer(result: dict, path: Path) -> None:
-    """Draw each configuration's median s/epoch as a bar, its range over rounds as a whisker.
-
-    Bars are coloured by loop and pipeline; a hatched bar (label marked †) does other work
-    than PyTorch (:func:`differences`).
+    Each run is ``python -m MODULE JOB``, the same order every round. The seconds per epoch
+    come back by label and round; PyTorch's runs also say its version and threads.
 
     Parameters
     ----------
-    result : dict
-        From :func:`run_peer`.
-    path : Path
-        The PNG to write.
+    plan : PeerPlan
+        Its threads (every child's ``OMP_NUM_THREADS``) and rounds.
+    jobs : dict of str to dict
+        Label to job, in round order (:func:`plan_rows`, PyTorch's kit added).
+    file : text stream
+        Where each run's time is said.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
+    env = runtime_environment({"OMP_NUM_THREADS": str(plan.threads)}, drop=())
+    torch_info: dict = {}
 
-    plan, rows = result["plan"], result["rows"]
-    s = [result["summary"][row["label"]]["seconds"] for row in rows]
-    routes = [(row["loop"], row["pipeline"]) for row in rows]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.6))
-    bars = ax.barh([row["label"] + (" †" if row["differences"] else "") for row in rows],
-                   [x["median"] for x in s], capsize=4, color=[ROUTE_COLORS[r] for r in routes],
-                   xerr=[[x["median"] - x["min"] for x in s], [x["max"] - x["median"] for x in s]])
-    for bar, row in zip(bars, rows):
-        bar.set_hatch("//" if row["differences"] else "")
-    legend = [Patch(color=ROUTE_COLORS[r], label=" / ".join(r)) for r in dict.fromkeys(routes)]
-    ax.legend(handles=legend, fontsize=8, loc="best")
-    ax.invert_yaxis()
-    other = any(row["differences"] for row in rows)
-    ax.set_xlabel("seconds per epoch (median, range over rounds)"
-                  + ("\n† other network, batch size or epoch than PyTorch's" if other else ""))
-    ax.set_title(f"Beside PyTorch eager ({plan['recipe']} LeNet), {plan['threads']} thread(s), "
-                 f"{plan['rounds']} alternating round(s)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    def time_row(label: str) -> float:
+        job = jobs[label]
+        answer = run_json_child(
+            MODULE, job, what=f"bench --peer: a {job['framework']} run", env=env
+        )
+        seconds = answer.pop("seconds_per_epoch")
+        torch_info.update(answer)  # PyTorch's version and threads; nothing else from ours
+        return seconds
+
+    def say(turn: Turn) -> None:
+        print(
+            f"round {turn.round}/{turn.rounds}, {turn.key}: {turn.value:.2f} s/epoch",
+            file=file,
+            flush=True,
+        )
+
+    return alternate(list(jobs), time_row, plan.rounds, report=say).values, torch_info
 
 
 def _answer(job: dict) -> dict:
     """Time one job of :func:`run_peer` in this process: PyTorch's or one of our rows."""
     if job["framework"] == "torch":
         from gluon_bn.bench.peer_torch import time_torch
+
         return time_torch(job)
     return _time_gluon(job)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m gluon_bn.bench.peer JOB``: one run of ``bench --peer``, answered as JSON."""
-    from gluon_bn.bench.child import json_child_main
-    return json_child_main(argv, prog="python -m gluon_bn.bench.peer", answer=_answer,
-                           description="One timed run of `gluon-bn bench --peer torch` "
-                                       "(started by the bench, one process per run).")
+    return json_child_main(
+        argv,
+        prog=f"python -m {MODULE}",
+        answer=_answer,
+        description="One timed run of `gluon-bn bench --peer torch` "
+        "(started by the bench, one process per run).",
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ libgomp, so it never shares a process with MXNet); imports PyTorch only inside f
 A kit (:func:`gluon_bn.bench.peer.write_kit`) holds the layers and initial weights of the
 Gluon network, the uint8 images and labels, and the warm-up and timed epoch orders.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-TRAIN_SIZE = 60000  # what "per epoch" scales to, as gluon_bn.bench.bench
+from gluon_bn.recipes import TRAIN_SIZE
 
 
 def preloaded(images: np.ndarray) -> np.ndarray:
@@ -44,10 +45,14 @@ def torch_net(layers: Sequence[dict], arrays: Dict[str, np.ndarray]):
         momentum ``m`` weighs the moving statistic, PyTorch's the batch's: ``1 - m``.
     """
     from torch import from_numpy, nn
+
     modules = []
     for at, layer in enumerate(layers):
-        p = {k.split(".", 1)[1]: from_numpy(v.copy()) for k, v in arrays.items()
-             if k.split(".", 1)[0] == str(at)}
+        p = {
+            k.split(".", 1)[1]: from_numpy(v.copy())
+            for k, v in arrays.items()
+            if k.split(".", 1)[0] == str(at)
+        }
         op = layer["op"]
         if op == "conv":
             out, inp, kh, kw = p["weight"].shape
@@ -56,13 +61,17 @@ def torch_net(layers: Sequence[dict], arrays: Dict[str, np.ndarray]):
             m = nn.Linear(p["weight"].shape[1], p["weight"].shape[0], bias="bias" in p)
         elif op == "bn":
             m = (nn.BatchNorm2d if layer["rank"] == 4 else nn.BatchNorm1d)(
-                len(p["gamma"]), eps=layer["eps"], momentum=1 - layer["momentum"])
+                len(p["gamma"]), eps=layer["eps"], momentum=1 - layer["momentum"]
+            )
             p["weight"], p["bias"] = p.pop("gamma"), p.pop("beta")
         elif op in ("maxpool", "avgpool"):
             m = (nn.MaxPool2d if op == "maxpool" else nn.AvgPool2d)(
-                layer["kernel"], layer["stride"], layer["pad"])
+                layer["kernel"], layer["stride"], layer["pad"]
+            )
         else:
-            m = {"flatten": nn.Flatten, "sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}[op]()
+            m = {"flatten": nn.Flatten, "sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}[
+                op
+            ]()
         if p and m.load_state_dict(p, strict=False).unexpected_keys:
             raise ValueError(f"layer {at} ({op}) has no parameters named {sorted(p)}")
         modules.append(m)
@@ -90,10 +99,11 @@ def train_torch(net, optimizer, kit: dict, order, *, record: bool = False) -> Li
     """
     import torch
     import torch.nn.functional as F
+
     batch, losses = kit["batch_size"], []
     loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.int64)
     for start in range(0, len(order), batch):
-        index = order[start:start + batch]
+        index = order[start : start + batch]
         x, y = kit["x"].index_select(0, index), kit["y"].index_select(0, index)
         y_hat = net(x)
         loss = F.cross_entropy(y_hat, y, reduction="sum")
@@ -120,12 +130,17 @@ def load_torch_kit(path: str, threads: int) -> Tuple[dict, object, object]:
         ``torch.set_num_threads``: the OpenMP threads of every configuration.
     """
     import torch
+
     torch.set_num_threads(threads)
     data = np.load(path)
     setup = json.loads(str(data["setup"]))
-    kit = {"batch_size": setup["batch_size"], "x": torch.from_numpy(preloaded(data["images"])),
-           "y": torch.from_numpy(data["labels"].astype(np.int64)),
-           "warmup": torch.from_numpy(data["warmup"]), "timed": torch.from_numpy(data["timed"])}
+    kit = {
+        "batch_size": setup["batch_size"],
+        "x": torch.from_numpy(preloaded(data["images"])),
+        "y": torch.from_numpy(data["labels"].astype(np.int64)),
+        "warmup": torch.from_numpy(data["warmup"]),
+        "timed": torch.from_numpy(data["timed"]),
+    }
     net = torch_net(setup["layers"], {k[6:]: data[k] for k in data.files if k.startswith("param:")})
     return kit, net, torch.optim.SGD(net.parameters(), lr=setup["lr"])
 
@@ -146,6 +161,7 @@ def time_torch(job: dict) -> dict:
         ``torch_threads``; or ``losses``.
     """
     import torch
+
     kit, net, optimizer = load_torch_kit(job["kit"], job["threads"])
     if job.get("record"):
         return {"losses": train_torch(net, optimizer, kit, kit["warmup"], record=True)}
@@ -153,5 +169,8 @@ def time_torch(job: dict) -> dict:
     start = time.perf_counter()
     train_torch(net, optimizer, kit, kit["timed"])
     seconds = time.perf_counter() - start
-    return {"seconds_per_epoch": seconds * TRAIN_SIZE / len(kit["timed"]),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    return {
+        "seconds_per_epoch": seconds * TRAIN_SIZE / len(kit["timed"]),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }

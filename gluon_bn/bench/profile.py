@@ -13,50 +13,27 @@ reads 0 (a lower bound). The train_ch5 pass also evaluates
 one test batch at its end, a forward pass the step's rows include (about one step in
 ``3 * batches``).
 """
+
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
-from gluon_bn._mxnet import mx
+from gluon_bn.harness import markdown_table
+from gluon_bn.run.timing import operator_times
 
 TOP = 8  # operators named per path in the Markdown table; the rest are summed
 
 
-def operator_times(run: Callable[[], None]) -> Tuple[float, Dict[str, Tuple[int, float]]]:
-    """Call `run` under MXNet's profiler; return its wall ms and each operator's (calls, ms).
-
-    Parameters
-    ----------
-    run : callable
-        The work to profile; it must leave nothing pending (it is followed by
-        ``mx.nd.waitall()`` before the clock stops).
-    """
-    path = os.path.join(tempfile.gettempdir(), f"gluon-bn-profile-{os.getpid()}.json")
-    mx.profiler.set_config(profile_imperative=True, profile_symbolic=True,
-                           aggregate_stats=True, filename=path)
-    mx.nd.waitall()
-    mx.profiler.set_state("run")
-    try:
-        start = time.perf_counter()
-        run()
-        mx.nd.waitall()
-        wall = (time.perf_counter() - start) * 1e3
-    finally:
-        mx.profiler.set_state("stop")
-    stats = json.loads(mx.profiler.dumps(reset=True, format="json"))
-    # {"Time": {domain: {name: {"Count": calls, "Total": ms, ...}}}}: real operators only.
-    ops = {name: (int(entry["Count"]), float(entry["Total"]))
-           for name, entry in stats["Time"].get("operator", {}).items()}
-    return wall, ops
-
-
-def profile_step(config, recipe_name: str = "d2l-en", *, batches: int = 20,
-                 warmup_batches: int = 5, seed: int = 0, ctx=None,
-                 data_root: Optional[str] = None) -> dict:
+def profile_step(
+    config,
+    recipe_name: str = "d2l-en",
+    *,
+    batches: int = 20,
+    warmup_batches: int = 5,
+    seed: int = 0,
+    ctx=None,
+    data_root: Optional[str] = None,
+) -> dict:
     """Profile `batches` training steps of one bench path after its warm-up; return per-step ms.
 
     Parameters
@@ -68,7 +45,7 @@ def profile_step(config, recipe_name: str = "d2l-en", *, batches: int = 20,
     batches : int
         Steps profiled.
     warmup_batches, seed, ctx, data_root
-        As for :func:`gluon_bn.bench.bench.time_config`.
+        As for :func:`gluon_bn.run.timing.time_config`.
 
     Returns
     -------
@@ -77,19 +54,29 @@ def profile_step(config, recipe_name: str = "d2l-en", *, batches: int = 20,
         difference, at least 0) and ``operators``: ``[name, calls per step, ms per step]``,
         slowest first.
     """
-    from gluon_bn.bench.bench import prepare_bench, slice_data, train_slice
+    from gluon_bn.run.timing import prepare_bench, slice_data, train_slice
+
     net, trainer, batch = prepare_bench(config, recipe_name, seed=seed, ctx=ctx)
-    warmup, profiled = (slice_data(config, recipe_name, limit=n * batch, seed=seed,
-                                   data_root=data_root) for n in (warmup_batches, batches))
+    warmup, profiled = (
+        slice_data(config, recipe_name, limit=n * batch, seed=seed, data_root=data_root)
+        for n in (warmup_batches, batches)
+    )
     train_slice(net, trainer, warmup, batch, ctx)
     # the profiled slice's data is loaded above: file reading is not part of a step
     wall, ops = operator_times(lambda: train_slice(net, trainer, profiled, batch, ctx))
-    rows = sorted(([name, calls / batches, ms / batches] for name, (calls, ms) in ops.items()),
-                  key=lambda row: -row[2])
+    rows = sorted(
+        ([name, calls / batches, ms / batches] for name, (calls, ms) in ops.items()),
+        key=lambda row: -row[2],
+    )
     operator_ms = sum(row[2] for row in rows)
-    return {"label": config.label, "batches": batches, "wall_ms": wall / batches,
-            "operator_ms": operator_ms, "outside_ms": max(0.0, wall / batches - operator_ms),
-            "operators": rows}
+    return {
+        "label": config.label,
+        "batches": batches,
+        "wall_ms": wall / batches,
+        "operator_ms": operator_ms,
+        "outside_ms": max(0.0, wall / batches - operator_ms),
+        "operators": rows,
+    }
 
 
 def operator_name(name: str, shown: int = 3) -> str:
@@ -103,22 +90,36 @@ def operator_name(name: str, shown: int = 3) -> str:
 
 def format_profile(profiles: Sequence[dict], top: int = TOP) -> str:
     """Return one Markdown table per path: its `top` operators, the rest, and the time outside."""
-    parts: List[str] = []
-    for p in profiles:
-        lines = [f"**{p['label']}**: {p['wall_ms']:.2f} ms per step ({p['batches']} steps "
-                 "profiled)", "", "| operator | calls/step | ms/step | share |",
-                 "|---|---:|---:|---:|"]
+    return "\n\n".join(profile_table(p, top) for p in profiles)
 
-        def row(name: str, calls: Optional[float], ms: float) -> str:
-            count = "" if calls is None else f"{calls:g}"
-            return f"| {name} | {count} | {ms:.2f} | {ms / p['wall_ms']:.0%} |"
 
-        for name, calls, ms in p["operators"][:top]:
-            lines.append(row(operator_name(name), calls, ms))
-        rest = p["operators"][top:]
-        if rest:
-            lines.append(row(f"{len(rest)} other operators", sum(r[1] for r in rest),
-                             sum(r[2] for r in rest)))
-        lines.append(row("outside operators (Python, autograd, calls)", None, p["outside_ms"]))
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts)
+def profile_table(p: dict, top: int = TOP) -> str:
+    """Return one path's table of :func:`format_profile`, under a line naming the path.
+
+    Parameters
+    ----------
+    p : dict
+        From :func:`profile_step`.
+    top : int
+        Operators named; the rest are summed in one row.
+    """
+
+    def row(name: str, calls: Optional[float], ms: float) -> List[str]:
+        count = "" if calls is None else f"{calls:g}"
+        return [name, count, f"{ms:.2f}", f"{ms / p['wall_ms']:.0%}"]
+
+    rows = [row(operator_name(name), calls, ms) for name, calls, ms in p["operators"][:top]]
+    rest = p["operators"][top:]
+    if rest:
+        rows.append(
+            row(f"{len(rest)} other operators", sum(r[1] for r in rest), sum(r[2] for r in rest))
+        )
+    rows.append(row("outside operators (Python, autograd, calls)", None, p["outside_ms"]))
+    title = f"**{p['label']}**: {p['wall_ms']:.2f} ms per step ({p['batches']} steps profiled)"
+    return "\n".join(
+        [
+            title,
+            "",
+            *markdown_table(["operator", "calls/step", "ms/step", "share"], rows, align="lrrr"),
+        ]
+    )

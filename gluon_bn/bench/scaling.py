@@ -13,6 +13,7 @@ and weight gradients), divided by the rate of one large float32 matrix product (
 the median over every process that ran with the same thread count: what the epoch would
 take if every product ran at MXNet's best matrix speed and nothing else cost anything.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,10 +25,27 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
+from gluon_bn.harness import (
+    ROUNDS,
+    Turn,
+    alternate,
+    json_child_main,
+    markdown_table,
+    run_json_child,
+    runtime_environment,
+    span,
+    spread,
+)
+from gluon_bn.recipes import TRAIN_SIZE
+
+MODULE = "gluon_bn.bench.scaling"  # what every cell starts: python -m MODULE JOB
 BATCH_SIZES = (64, 128, 256, 512, 1024)
 # The BN paths of the fast pipeline, as BenchConfig(variant, bn_impl, hybridize, pipeline).
-PATHS = (("gluon", "faithful", "graph", "fast"), ("scratch", "fast", "graph", "fast"),
-         ("scratch", "native", "graph", "fast"))
+PATHS = (
+    ("gluon", "faithful", "graph", "fast"),
+    ("scratch", "fast", "graph", "fast"),
+    ("scratch", "native", "graph", "fast"),
+)
 GEMM_SIZE = 1024
 TRAIN_PASSES = 3  # forward, input gradient, weight gradient: each one product per layer
 
@@ -49,7 +67,7 @@ class ScalingPlan:
     rounds : int
         Every cell runs once per round.
     seed, warmup_batches, data_root
-        As for :func:`gluon_bn.bench.bench.time_config`.
+        As for :func:`gluon_bn.run.timing.time_config`.
     native : bool
         Time the scratch layer's ``impl="native"`` too (it needs a C++ compiler).
     """
@@ -58,7 +76,7 @@ class ScalingPlan:
     batch_sizes: Tuple[int, ...] = BATCH_SIZES
     recipe: str = "d2l-en"
     fraction: float = 0.1
-    rounds: int = 3
+    rounds: int = ROUNDS
     seed: int = 0
     warmup_batches: int = 5
     data_root: Optional[str] = None
@@ -67,8 +85,9 @@ class ScalingPlan:
     def __post_init__(self):
         for name in ("threads", "batch_sizes"):
             values = getattr(self, name)
-            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
-                                 for v in values):
+            if not values or any(
+                isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values
+            ):
                 raise ValueError(f"{name} must be positive integers, got {list(values)}")
         if not 0 < self.fraction <= 1:
             raise ValueError(f"fraction must lie in (0, 1], got {self.fraction!r}")
@@ -77,8 +96,13 @@ class ScalingPlan:
 
     def cells(self) -> List[Tuple[Tuple[str, str, str, str], int, int]]:
         """Return every (path, batch size, threads) in running order."""
-        return [(path, batch, threads) for threads in self.threads for batch in self.batch_sizes
-                for path in PATHS if self.native or path[1] != "native"]
+        return [
+            (path, batch, threads)
+            for threads in self.threads
+            for batch in self.batch_sizes
+            for path in PATHS
+            if self.native or path[1] != "native"
+        ]
 
 
 def matmul_flops_per_example(net, shape: Sequence[int]) -> float:
@@ -91,7 +115,8 @@ def matmul_flops_per_example(net, shape: Sequence[int]) -> float:
     shape : sequence of int
         One example's shape, e.g. (1, 28, 28).
     """
-    from gluon_bn._mxnet import mx
+    from gluon_bn.runtime.loader import mx
+
     nn = mx.gluon.nn
     net.initialize(ctx=mx.cpu())
     x = mx.nd.zeros((1, *shape))
@@ -110,7 +135,8 @@ def matmul_flops_per_example(net, shape: Sequence[int]) -> float:
 
 def gemm_gflops(size: int = GEMM_SIZE, repeat: int = 10) -> float:
     """Return this process's float32 matrix-product rate in GFLOP/s (best of `repeat`)."""
-    from gluon_bn._mxnet import mx
+    from gluon_bn.runtime.loader import mx
+
     a = mx.nd.random.uniform(shape=(size, size))
     b = mx.nd.random.uniform(shape=(size, size))
     mx.nd.dot(a, b).wait_to_read()  # warm-up: first call allocates
@@ -119,29 +145,26 @@ def gemm_gflops(size: int = GEMM_SIZE, repeat: int = 10) -> float:
         start = time.perf_counter()
         mx.nd.dot(a, b).wait_to_read()
         best = min(best, time.perf_counter() - start)
-    return 2.0 * size ** 3 / best / 1e9
+    return 2.0 * size**3 / best / 1e9
 
 
 def measure_cell(job: dict) -> dict:
     """Time one cell in this process; return seconds per epoch, peak memory and the GEMM rate."""
     from gluon_bn.bench.bench import time_config_job
+
     timing = time_config_job(job)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"seconds_per_epoch": timing["seconds_per_epoch"], "peak_mib": peak_kib / 1024,
-            "gemm_gflops": gemm_gflops()}
-
-
-def run_child(job: dict, threads: int) -> dict:
-    """Run one cell in a fresh ``python -m gluon_bn.bench.scaling`` with the tuned runtime."""
-    from gluon_bn.bench.child import run_json_child, runtime_environment
-    from gluon_bn.runtime import tuned
-    return run_json_child("gluon_bn.bench.scaling", job, what=f"bench --scaling: the cell {job}",
-                          env=runtime_environment(tuned(threads).variables()))
+    return {
+        "seconds_per_epoch": timing["seconds_per_epoch"],
+        "peak_mib": peak_kib / 1024,
+        "gemm_gflops": gemm_gflops(),
+    }
 
 
 def cell_label(path: Sequence[str]) -> str:
     """Return a path's label as the other bench tables write it."""
-    from gluon_bn.bench.bench import BenchConfig
+    from gluon_bn.run.timing import BenchConfig
+
     return BenchConfig(*path).label
 
 
@@ -157,35 +180,91 @@ def run_scaling(plan: ScalingPlan, *, file: Optional[TextIO] = None) -> dict:
     """
     from gluon_bn.models import build_net
     from gluon_bn.recipes import get_recipe
-    from gluon_bn.report.environment import environment
-    from gluon_bn.bench.bench import TRAIN_SIZE, BenchConfig, config_job
+    from gluon_bn.report.provenance import environment
+
     file = file or sys.stdout
-    flops = TRAIN_PASSES * TRAIN_SIZE * matmul_flops_per_example(
-        build_net(get_recipe(plan.recipe), "plain"), (1, 28, 28))
-    runs: Dict[Tuple, List[dict]] = {cell: [] for cell in plan.cells()}
+    flops = (
+        TRAIN_PASSES
+        * TRAIN_SIZE
+        * matmul_flops_per_example(build_net(get_recipe(plan.recipe), "plain"), (1, 28, 28))
+    )
     load_before = os.getloadavg()
-    for round_ in range(1, plan.rounds + 1):
-        for i, (path, batch, threads) in enumerate(plan.cells(), 1):
-            job = config_job(BenchConfig(*path), plan.recipe, fraction=plan.fraction,
-                             seed=plan.seed, warmup_batches=plan.warmup_batches,
-                             data_root=plan.data_root, batch_size=batch)
-            answer = run_child(job, threads)
-            runs[(path, batch, threads)].append(answer)
-            print(f"round {round_}/{plan.rounds}, cell {i}/{len(runs)}: {cell_label(path)}, "
-                  f"batch {batch}, {threads} thread(s): {answer['seconds_per_epoch']:.2f} s/epoch, "
-                  f"peak {answer['peak_mib']:.0f} MiB", file=file, flush=True)
-    gemm = {t: statistics.median(a["gemm_gflops"] for (_, _, threads), answers in runs.items()
-                                 if threads == t for a in answers) for t in plan.threads}
-    cells = [summarize_cell(path, batch, threads, answers, flops / (gemm[threads] * 1e9))
-             for (path, batch, threads), answers in runs.items()]
-    return {"plan": asdict(plan), "flops_per_epoch": flops, "cells": cells,
-            "gemm_gflops": {str(t): rate for t, rate in gemm.items()},
-            "load_before": list(load_before), "load_after": list(os.getloadavg()),
-            "environment": environment()}
+    runs = time_cells(plan, file)
+    gemm = {
+        t: statistics.median(
+            a["gemm_gflops"]
+            for (_, _, threads), answers in runs.items()
+            if threads == t
+            for a in answers
+        )
+        for t in plan.threads
+    }
+    cells = [
+        summarize_cell(path, batch, threads, answers, flops / (gemm[threads] * 1e9))
+        for (path, batch, threads), answers in runs.items()
+    ]
+    return {
+        "plan": asdict(plan),
+        "flops_per_epoch": flops,
+        "cells": cells,
+        "gemm_gflops": {str(t): rate for t, rate in gemm.items()},
+        "load_before": list(load_before),
+        "load_after": list(os.getloadavg()),
+        "environment": environment(),
+    }
 
 
-def summarize_cell(path: Sequence[str], batch: int, threads: int, answers: Sequence[dict],
-                   floor_seconds: float) -> dict:
+def time_cells(plan: ScalingPlan, file: TextIO) -> Dict[Tuple, List[dict]]:
+    """Time every cell once per round in a fresh process; return each cell's answers.
+
+    Each run is ``python -m MODULE JOB`` with the tuned runtime for the cell's threads, the
+    same order every round.
+
+    Parameters
+    ----------
+    plan : ScalingPlan
+        The cells and rounds.
+    file : text stream
+        Where each run is said.
+    """
+    from gluon_bn.bench.bench import config_job
+    from gluon_bn.run.timing import BenchConfig
+    from gluon_bn.runtime import tuned
+
+    def time_cell(cell: Tuple) -> dict:
+        path, batch, threads = cell
+        job = config_job(
+            BenchConfig(*path),
+            plan.recipe,
+            fraction=plan.fraction,
+            seed=plan.seed,
+            warmup_batches=plan.warmup_batches,
+            data_root=plan.data_root,
+            batch_size=batch,
+        )
+        return run_json_child(
+            MODULE,
+            job,
+            what=f"bench --scaling: the cell {job}",
+            env=runtime_environment(tuned(threads).variables()),
+        )
+
+    def say(turn: Turn) -> None:
+        (path, batch, threads), answer = turn.cell, turn.value
+        print(
+            f"round {turn.round}/{turn.rounds}, cell {turn.index}/{turn.count}: "
+            f"{cell_label(path)}, batch {batch}, {threads} thread(s): "
+            f"{answer['seconds_per_epoch']:.2f} s/epoch, peak {answer['peak_mib']:.0f} MiB",
+            file=file,
+            flush=True,
+        )
+
+    return alternate(plan.cells(), time_cell, plan.rounds, report=say).values
+
+
+def summarize_cell(
+    path: Sequence[str], batch: int, threads: int, answers: Sequence[dict], floor_seconds: float
+) -> dict:
     """Return one cell's rounds, their median and range, its peak memory and its FLOP floor.
 
     Parameters
@@ -200,30 +279,58 @@ def summarize_cell(path: Sequence[str], batch: int, threads: int, answers: Seque
         The epoch's matrix-product FLOPs at the median GEMM rate of `threads` threads.
     """
     seconds = [a["seconds_per_epoch"] for a in answers]
-    return {"label": cell_label(path), "path": list(path), "batch_size": batch, "threads": threads,
-            "seconds": seconds, "seconds_median": statistics.median(seconds),
-            "seconds_min": min(seconds), "seconds_max": max(seconds),
-            "peak_mib": max(a["peak_mib"] for a in answers), "floor_seconds": floor_seconds}
+    return {
+        "label": cell_label(path),
+        "path": list(path),
+        "batch_size": batch,
+        "threads": threads,
+        "seconds": seconds,
+        **{f"seconds_{k}": v for k, v in spread(seconds).items()},
+        "peak_mib": max(a["peak_mib"] for a in answers),
+        "floor_seconds": floor_seconds,
+    }
 
 
 def format_scaling(result: dict) -> str:
     """Return the Markdown table: s/epoch median (range), × the FLOP floor, peak memory."""
     plan = result["plan"]
-    lines = ["| path | threads | batch | s/epoch, median (range) | × FLOP floor | floor s | "
-             "peak MiB |", "|---|---:|---:|---|---:|---:|---:|"]
-    for c in sorted(result["cells"], key=lambda c: (c["label"], c["threads"], c["batch_size"])):
-        lines.append(f"| {c['label']} | {c['threads']} | {c['batch_size']} | "
-                     f"{c['seconds_median']:.2f} ({c['seconds_min']:.2f}-{c['seconds_max']:.2f}) | "
-                     f"{c['seconds_median'] / c['floor_seconds']:.1f} | "
-                     f"{c['floor_seconds']:.2f} | {c['peak_mib']:.0f} |")
-    lines += ["", f"{plan['rounds']} rounds, {plan['fraction']:g} of an epoch timed after "
-              f"{plan['warmup_batches']} warm-up batches, scaled to 60 000 images; the "
-              f"{plan['recipe']} network, learning rate unchanged. FLOP floor: "
-              f"{result['flops_per_epoch'] / 1e9:.0f} GFLOP of matrix products per epoch at the "
-              "median 1024 x 1024 float32 GEMM rate its processes measured with that many "
-              "threads (" + ", ".join(f"{t}: {r:.0f} GFLOP/s" for t, r in
-                                       result["gemm_gflops"].items()) + "). Peak MiB: the process's peak resident "
-              "memory (MXNet, the preloaded images, the network)."]
+    rows = [
+        [
+            c["label"],
+            c["threads"],
+            c["batch_size"],
+            span({k: c[f"seconds_{k}"] for k in ("median", "min", "max")}),
+            f"{c['seconds_median'] / c['floor_seconds']:.1f}",
+            f"{c['floor_seconds']:.2f}",
+            f"{c['peak_mib']:.0f}",
+        ]
+        for c in sorted(result["cells"], key=lambda c: (c["label"], c["threads"], c["batch_size"]))
+    ]
+    lines = markdown_table(
+        [
+            "path",
+            "threads",
+            "batch",
+            "s/epoch, median (range)",
+            "× FLOP floor",
+            "floor s",
+            "peak MiB",
+        ],
+        rows,
+        align="lrrlrrr",
+    )
+    lines += [
+        "",
+        f"{plan['rounds']} rounds, {plan['fraction']:g} of an epoch timed after "
+        f"{plan['warmup_batches']} warm-up batches, scaled to 60 000 images; the "
+        f"{plan['recipe']} network, learning rate unchanged. FLOP floor: "
+        f"{result['flops_per_epoch'] / 1e9:.0f} GFLOP of matrix products per epoch at the "
+        "median 1024 x 1024 float32 GEMM rate its processes measured with that many "
+        "threads ("
+        + ", ".join(f"{t}: {r:.0f} GFLOP/s" for t, r in result["gemm_gflops"].items())
+        + "). Peak MiB: the process's peak resident "
+        "memory (MXNet, the preloaded images, the network).",
+    ]
     return "\n".join(lines)
 
 
@@ -231,8 +338,10 @@ def plot_scaling(result: dict, path: Path) -> None:
     """Draw s/epoch (with the FLOP floor) and peak memory against batch size, a line per
     path and thread count; save to `path`."""
     import matplotlib
+
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
     groups: Dict[Tuple[str, int], List[dict]] = {}
     for c in result["cells"]:
@@ -242,15 +351,21 @@ def plot_scaling(result: dict, path: Path) -> None:
         cells.sort(key=lambda c: c["batch_size"])
         x = [c["batch_size"] for c in cells]
         y = [c["seconds_median"] for c in cells]
-        err = [[c["seconds_median"] - c["seconds_min"] for c in cells],
-               [c["seconds_max"] - c["seconds_median"] for c in cells]]
+        err = [
+            [c["seconds_median"] - c["seconds_min"] for c in cells],
+            [c["seconds_max"] - c["seconds_median"] for c in cells],
+        ]
         ax_t.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"{label}, {threads} thr")
         ax_m.plot(x, [c["peak_mib"] for c in cells], marker="o", label=f"{label}, {threads} thr")
         floors.setdefault(threads, cells)
     for i, (threads, cells) in enumerate(sorted(floors.items())):
-        ax_t.plot([c["batch_size"] for c in cells], [c["floor_seconds"] for c in cells],
-                  linestyle=("--", ":", "-.")[i % 3], color="gray",
-                  label=f"FLOP floor, {threads} thr")
+        ax_t.plot(
+            [c["batch_size"] for c in cells],
+            [c["floor_seconds"] for c in cells],
+            linestyle=("--", ":", "-.")[i % 3],
+            color="gray",
+            label=f"FLOP floor, {threads} thr",
+        )
     for ax in (ax_t, ax_m):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch size")
@@ -267,10 +382,13 @@ def plot_scaling(result: dict, path: Path) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m gluon_bn.bench.scaling JOB``: one cell of :func:`run_scaling`, answered as JSON."""
-    from gluon_bn.bench.child import json_child_main
-    return json_child_main(argv, prog="python -m gluon_bn.bench.scaling", answer=measure_cell,
-                           description="One cell of `gluon-bn bench --scaling` (started by "
-                                       "the bench, one process per cell).")
+    return json_child_main(
+        argv,
+        prog=f"python -m {MODULE}",
+        answer=measure_cell,
+        description="One cell of `gluon-bn bench --scaling` (started by "
+        "the bench, one process per cell).",
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ of an (N*C, 1) column over (N*C, H*W) rows 0.47 ms). So this module:
 The mathematics, the conventions and the moving-statistics updates are those of
 :func:`gluon_bn.bn.functional.batch_norm`; the numbers agree to float32 rounding (tested).
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,10 +25,18 @@ from typing import Tuple
 
 import numpy as np
 
-from gluon_bn._mxnet import mx
-from gluon_bn.bn.functional import (LegacyHybridBlock, as_kind, as_legacy, check_conventions,
-                                    check_input, is_numpy_array, safe_std, stats_shape,
-                                    update_moving)
+from gluon_bn.bn.functional import (
+    LegacyHybridBlock,
+    as_kind,
+    as_legacy,
+    check_conventions,
+    check_input,
+    is_numpy_array,
+    safe_std,
+    stats_shape,
+    update_moving,
+)
+from gluon_bn.runtime.loader import mx
 
 nd, autograd = mx.nd, mx.autograd
 
@@ -94,8 +103,7 @@ def _centred_moments(F, layout: _Layout, R, ones):
 def moments(X) -> Tuple[object, object]:
     """Return the per-channel batch mean and biased variance of `X`, each (1, C)."""
     layout = _Layout(X.shape)
-    mean, _, var = _centred_moments(nd, layout, layout.rows(nd, X),
-                                    layout.ones(X.context, X.dtype))
+    mean, _, var = _centred_moments(nd, layout, layout.rows(nd, X), layout.ones(X.context, X.dtype))
     return mean, var
 
 
@@ -109,8 +117,8 @@ class _ForwardKernel(LegacyHybridBlock):
     def compute(self, F, X, gamma, beta, *ones):
         layout, C = self.layout, self.layout.C
         mean, centred, var = _centred_moments(F, layout, layout.rows(F, X), ones)
-        inv = _inverse_scale(F, var, self.eps, self.normalize_by)               # (1, C)
-        scale = F.reshape(gamma, shape=(1, C)) * inv                             # (1, C)
+        inv = _inverse_scale(F, var, self.eps, self.normalize_by)  # (1, C)
+        scale = F.reshape(gamma, shape=(1, C)) * inv  # (1, C)
         Y = layout.times_plus(F, centred, scale, F.reshape(beta, shape=(1, C)))
         # d inv / d var, as a factor of inv: -inv^2 / 2 (sqrt(var + eps)) or
         # -inv / (2 sqrt(var)) (sqrt(var) + eps); the backward pass multiplies it by
@@ -134,20 +142,23 @@ class _BackwardKernel(LegacyHybridBlock):
     def compute(self, F, dY, centred, inv, scale, coef, *ones):
         layout = self.layout
         dR = layout.rows(F, dY)
-        sum_dy = layout.channel_sum(F, dR, ones)                                # (1, C)
-        sum_dy_centred = layout.channel_sum(F, dR * centred, ones)              # (1, C)
+        sum_dy = layout.channel_sum(F, dR, ones)  # (1, C)
+        sum_dy_centred = layout.channel_sum(F, dR * centred, ones)  # (1, C)
         k = coef * sum_dy_centred / layout.count
         # dX = gamma * inv * (dY - mean(dY) - centred * k)
         inner = dR - F.broadcast_mul(centred, layout.spread(F, k))
         dX = layout.times_plus(F, inner, scale, -scale * sum_dy / layout.count)
-        return (F.reshape(dX, shape=layout.shape),
-                F.reshape(sum_dy_centred * inv, shape=layout.param_shape),
-                F.reshape(sum_dy, shape=layout.param_shape))
+        return (
+            F.reshape(dX, shape=layout.shape),
+            F.reshape(sum_dy_centred * inv, shape=layout.param_shape),
+            F.reshape(sum_dy, shape=layout.param_shape),
+        )
 
 
 @functools.lru_cache(maxsize=32)
-def _kernels(shape: Tuple[int, ...], ctx, dtype: str, eps: float, normalize_by: str,
-             numpy_api: bool) -> Tuple:
+def _kernels(
+    shape: Tuple[int, ...], ctx, dtype: str, eps: float, normalize_by: str, numpy_api: bool
+) -> Tuple:
     """The compiled forward and backward kernels, and the ones vectors, for one input shape.
 
     A memo of immutable graphs, bounded by ``maxsize``: compiling once per shape turns some
@@ -170,8 +181,14 @@ class _TrainingBatchNorm(autograd.Function):
         self.eps, self.normalize_by = eps, normalize_by
 
     def forward(self, X, gamma, beta):
-        self.kernels = _kernels(X.shape, X.context, np.dtype(X.dtype).name, self.eps,
-                                self.normalize_by, mx.util.is_np_array())
+        self.kernels = _kernels(
+            X.shape,
+            X.context,
+            np.dtype(X.dtype).name,
+            self.eps,
+            self.normalize_by,
+            mx.util.is_np_array(),
+        )
         forward, _, ones = self.kernels
         Y, mean, var, *saved = (as_legacy(a) for a in forward(X, gamma, beta, *ones))
         # Save only arrays made here: saving a view of a Parameter (gamma) hangs MXNet's
@@ -185,13 +202,15 @@ class _TrainingBatchNorm(autograd.Function):
         return tuple(as_legacy(a) for a in backward(dY, *self.saved_tensors, *ones))
 
 
-def predict(X, gamma, beta, moving_mean, moving_var, eps: float,
-            normalize_by: str = "sqrt_var_eps"):
+def predict(
+    X, gamma, beta, moving_mean, moving_var, eps: float, normalize_by: str = "sqrt_var_eps"
+):
     """Normalise `X` with the moving statistics: ``X * scale + shift`` per channel."""
     layout = _Layout(X.shape)
     C = layout.C
-    scale = gamma.reshape((1, C)) * _inverse_scale(nd, moving_var.reshape((1, C)), eps,
-                                                   normalize_by)
+    scale = gamma.reshape((1, C)) * _inverse_scale(
+        nd, moving_var.reshape((1, C)), eps, normalize_by
+    )
     shift = beta.reshape((1, C)) - moving_mean.reshape((1, C)) * scale
     return layout.times_plus(nd, layout.rows(nd, X), scale, shift).reshape(X.shape)
 
@@ -199,18 +218,30 @@ def predict(X, gamma, beta, moving_mean, moving_var, eps: float,
 def _training_step(X, gamma, beta, eps: float, normalize_by: str):
     """Y and the batch's mean and variance, through the compiled kernels and the hand-written backward."""
     if X.dtype == np.float16 and X.context.device_type == "cpu":
-        raise TypeError("impl='fast' cannot train in float16 on the CPU: its reductions are "
-                        "matrix products, which MXNet's CPU build has no float16 kernel "
-                        "for. Use impl='faithful', or float32")
+        raise TypeError(
+            "impl='fast' cannot train in float16 on the CPU: its reductions are "
+            "matrix products, which MXNet's CPU build has no float16 kernel "
+            "for. Use impl='faithful', or float32"
+        )
     op = _TrainingBatchNorm(eps, normalize_by)
     Y = op(X, gamma, beta)
     return Y, op.mean, op.var
 
 
-def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
-               momentum: float = 0.9, *, momentum_on: str = "moving",
-               normalize_by: str = "sqrt_var_eps", update_in_prediction: bool = False,
-               seeded=None):
+def batch_norm(
+    X,
+    gamma,
+    beta,
+    moving_mean,
+    moving_var,
+    eps: float = 1e-5,
+    momentum: float = 0.9,
+    *,
+    momentum_on: str = "moving",
+    normalize_by: str = "sqrt_var_eps",
+    update_in_prediction: bool = False,
+    seeded=None,
+):
     """Fast twin of :func:`gluon_bn.bn.functional.batch_norm`: same arguments, same results.
 
     Parameters
@@ -226,14 +257,37 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
         Of the kind of `X` (``mx.nd`` or ``mx.np``); the moving statistics without autograd
         history, shaped like the ones passed.
     """
-    return batch_norm_with(_training_step, X, gamma, beta, moving_mean, moving_var, eps,
-                           momentum, momentum_on=momentum_on, normalize_by=normalize_by,
-                           update_in_prediction=update_in_prediction, seeded=seeded)
+    return batch_norm_with(
+        _training_step,
+        X,
+        gamma,
+        beta,
+        moving_mean,
+        moving_var,
+        eps,
+        momentum,
+        momentum_on=momentum_on,
+        normalize_by=normalize_by,
+        update_in_prediction=update_in_prediction,
+        seeded=seeded,
+    )
 
 
-def batch_norm_with(training_step, X, gamma, beta, moving_mean, moving_var, eps: float,
-                    momentum: float, *, momentum_on: str, normalize_by: str,
-                    update_in_prediction: bool, seeded=None):
+def batch_norm_with(
+    training_step,
+    X,
+    gamma,
+    beta,
+    moving_mean,
+    moving_var,
+    eps: float,
+    momentum: float,
+    *,
+    momentum_on: str,
+    normalize_by: str,
+    update_in_prediction: bool,
+    seeded=None,
+):
     """:func:`batch_norm` around a given training step: prediction and the moving statistics.
 
     Parameters
@@ -249,7 +303,8 @@ def batch_norm_with(training_step, X, gamma, beta, moving_mean, moving_var, eps:
     numpy_api = is_numpy_array(X)
     given = (moving_mean, moving_var)
     X, gamma, beta, moving_mean, moving_var, seeded = (
-        as_legacy(a) for a in (X, gamma, beta, moving_mean, moving_var, seeded))
+        as_legacy(a) for a in (X, gamma, beta, moving_mean, moving_var, seeded)
+    )
     shape = moving_mean.shape
     if autograd.is_training():
         Y, mean, var = training_step(X, gamma, beta, eps, normalize_by)
@@ -263,6 +318,14 @@ def batch_norm_with(training_step, X, gamma, beta, moving_mean, moving_var, eps:
         with autograd.pause():
             mean, var = moments(X)
     with autograd.pause():
-        new_mean, new_var = update_moving(nd, moving_mean, moving_var, mean.reshape(shape),
-                                          var.reshape(shape), momentum, momentum_on, seeded)
+        new_mean, new_var = update_moving(
+            nd,
+            moving_mean,
+            moving_var,
+            mean.reshape(shape),
+            var.reshape(shape),
+            momentum,
+            momentum_on,
+            seeded,
+        )
     return tuple(as_kind(a, numpy_api) for a in (Y, new_mean, new_var))

@@ -27,6 +27,7 @@ written once, in legacy operators; the public functions accept either kind, work
 views of the same memory (``as_nd_ndarray`` keeps autograd's history, so gradients reach
 the caller's arrays) and return results of the kind `X` came in.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,7 +35,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from gluon_bn._mxnet import mx
+from gluon_bn.runtime.loader import mx
 
 nd = mx.nd
 autograd = mx.autograd
@@ -73,8 +74,9 @@ class LegacyHybridBlock(mx.gluon.HybridBlock):
         raise NotImplementedError
 
     def hybrid_forward(self, F, *inputs, **params):
-        out = self.compute(F, *(as_legacy(a) for a in inputs),
-                           **{name: as_legacy(a) for name, a in params.items()})
+        out = self.compute(
+            F, *(as_legacy(a) for a in inputs), **{name: as_legacy(a) for name, a in params.items()}
+        )
         numpy_api = mx.util.is_np_array()
         if isinstance(out, tuple):
             return tuple(as_kind(a, numpy_api) for a in out)
@@ -113,7 +115,8 @@ def check_block_input(X, who: str) -> bool:
             f"{who} got a legacy mx.nd.NDArray while MXNet's numpy mode is on "
             f"(npx.set_np()), where Gluon blocks must return mx.np arrays. Pass "
             f"X.as_np_ndarray() (or build the batch with mx.np), or run without npx.set_np() "
-            f"(npx.reset_np()) to stay with mx.nd arrays.")
+            f"(npx.reset_np()) to stay with mx.nd arrays."
+        )
     return numpy_api
 
 
@@ -180,8 +183,10 @@ def check_input(X, num_features: Optional[int] = None, num_dims: Optional[int] =
         The rank the layer was built for.
     """
     if not isinstance(X, nd.NDArray):
-        raise TypeError(f"batch_norm takes an mx.nd.NDArray or an mx.np.ndarray, got "
-                        f"{type(X).__name__}; convert it first, e.g. mx.np.array(x)")
+        raise TypeError(
+            f"batch_norm takes an mx.nd.NDArray or an mx.np.ndarray, got "
+            f"{type(X).__name__}; convert it first, e.g. mx.np.array(x)"
+        )
     if X.ndim not in (2, 4):
         raise ValueError(
             f"batch_norm takes 2-D (batch, features) or 4-D (batch, channels, height, width) "
@@ -236,8 +241,7 @@ def safe_std(F, var):
     gives the one-sided limit, 0, for document 004's ``std + eps``.
     """
     positive = var > 0
-    return F.where(positive, F.sqrt(F.where(positive, var, F.ones_like(var))),
-                   F.zeros_like(var))
+    return F.where(positive, F.sqrt(F.where(positive, var, F.ones_like(var))), F.zeros_like(var))
 
 
 def normalize(F, X, mean, var, gamma, beta, eps: float, normalize_by: str = "sqrt_var_eps"):
@@ -261,10 +265,23 @@ def moving_average(moving, batch, momentum: float, momentum_on: str = "moving"):
     return momentum * moving + (1.0 - momentum) * batch
 
 
-def batch_norm_step(F, X, gamma, beta, moving_mean, moving_var, *, training: bool,
-                    num_dims: int, eps: float, momentum: float, momentum_on: str = "moving",
-                    normalize_by: str = "sqrt_var_eps", update_in_prediction: bool = False,
-                    seeded=None):
+def batch_norm_step(
+    F,
+    X,
+    gamma,
+    beta,
+    moving_mean,
+    moving_var,
+    *,
+    training: bool,
+    num_dims: int,
+    eps: float,
+    momentum: float,
+    momentum_on: str = "moving",
+    normalize_by: str = "sqrt_var_eps",
+    update_in_prediction: bool = False,
+    seeded=None,
+):
     """One batch normalization step with the mode given explicitly; works on nd and sym.
 
     This is the kernel behind :func:`batch_norm` and the layers: it neither validates nor
@@ -306,13 +323,15 @@ def batch_norm_step(F, X, gamma, beta, moving_mean, moving_var, *, training: boo
     # and imperatively the update is not even recorded (autograd keeps no history of it).
     mean, var = F.stop_gradient(mean), F.stop_gradient(var)
     with autograd.pause() if F is nd else contextlib.nullcontext():
-        new_mean, new_var = update_moving(F, moving_mean, moving_var, mean, var, momentum,
-                                          momentum_on, seeded)
+        new_mean, new_var = update_moving(
+            F, moving_mean, moving_var, mean, var, momentum, momentum_on, seeded
+        )
     return Y, new_mean, new_var
 
 
-def update_moving(F, moving_mean, moving_var, mean, var, momentum: float,
-                  momentum_on: str = "moving", seeded=None):
+def update_moving(
+    F, moving_mean, moving_var, mean, var, momentum: float, momentum_on: str = "moving", seeded=None
+):
     """Return both moving statistics after one update with the batch's `mean` and `var`.
 
     Parameters
@@ -330,16 +349,28 @@ def update_moving(F, moving_mean, moving_var, mean, var, momentum: float,
     new_var = moving_average(moving_var, var, momentum, momentum_on)
     if seeded is not None:
         # seeded in {0, 1}: 1 * average + 0 * batch is the average exactly, and vice versa.
-        new_mean = F.broadcast_add(F.broadcast_mul(seeded, new_mean),
-                                   F.broadcast_mul(1 - seeded, mean))
-        new_var = F.broadcast_add(F.broadcast_mul(seeded, new_var),
-                                  F.broadcast_mul(1 - seeded, var))
+        new_mean = F.broadcast_add(
+            F.broadcast_mul(seeded, new_mean), F.broadcast_mul(1 - seeded, mean)
+        )
+        new_var = F.broadcast_add(
+            F.broadcast_mul(seeded, new_var), F.broadcast_mul(1 - seeded, var)
+        )
     return new_mean, new_var
 
 
-def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
-               momentum: float = 0.9, *, momentum_on: str = "moving",
-               normalize_by: str = "sqrt_var_eps", update_in_prediction: bool = False):
+def batch_norm(
+    X,
+    gamma,
+    beta,
+    moving_mean,
+    moving_var,
+    eps: float = 1e-5,
+    momentum: float = 0.9,
+    *,
+    momentum_on: str = "moving",
+    normalize_by: str = "sqrt_var_eps",
+    update_in_prediction: bool = False,
+):
     """Batch-normalise `X` and return the output with the updated moving statistics.
 
     Training or prediction is decided by ``autograd.is_training()``, as in the documents:
@@ -382,21 +413,36 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
     numpy_api = is_numpy_array(X)
     given = (moving_mean, moving_var)
     X, gamma, beta, moving_mean, moving_var = (
-        as_legacy(a) for a in (X, gamma, beta, moving_mean, moving_var))
+        as_legacy(a) for a in (X, gamma, beta, moving_mean, moving_var)
+    )
     training = autograd.is_training()
     seeded = None
     if moving_mean is None or moving_var is None:
         if not (training or update_in_prediction):
-            raise ValueError("moving_mean and moving_var are None (not seeded) but there is "
-                             "no batch to seed them: call batch_norm in training mode first")
+            raise ValueError(
+                "moving_mean and moving_var are None (not seeded) but there is "
+                "no batch to seed them: call batch_norm in training mode first"
+            )
         shape = stats_shape(X.shape[1], X.ndim)
         moving_mean = nd.zeros(shape, ctx=X.context, dtype=X.dtype)
         moving_var = nd.zeros(shape, ctx=X.context, dtype=X.dtype)
         seeded = nd.zeros((1,), ctx=X.context, dtype=X.dtype)
     Y, new_mean, new_var = batch_norm_step(
-        nd, X, gamma, beta, moving_mean, moving_var, training=training, num_dims=X.ndim,
-        eps=eps, momentum=momentum, momentum_on=momentum_on, normalize_by=normalize_by,
-        update_in_prediction=update_in_prediction, seeded=seeded)
+        nd,
+        X,
+        gamma,
+        beta,
+        moving_mean,
+        moving_var,
+        training=training,
+        num_dims=X.ndim,
+        eps=eps,
+        momentum=momentum,
+        momentum_on=momentum_on,
+        normalize_by=normalize_by,
+        update_in_prediction=update_in_prediction,
+        seeded=seeded,
+    )
     if new_mean is moving_mean:  # not updated: hand back the caller's own arrays
         return (as_kind(Y, numpy_api), *given)
     return tuple(as_kind(a, numpy_api) for a in (Y, new_mean, new_var))

@@ -15,6 +15,7 @@ imperatively and writes back the same way.
 updates the moving statistics itself, so a hybridized network (``hybridize_network(net,
 "graph")``) compiles it with the rest into one graph, as it compiles ``nn.BatchNorm``.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -22,12 +23,20 @@ from typing import Optional
 import numpy as np
 
 from gluon_bn.bn import fast, native
+from gluon_bn.bn.functional import (
+    LegacyHybridBlock,
+    as_kind,
+    as_legacy,
+    batch_norm_step,
+    check_block_input,
+    check_conventions,
+    check_input,
+    reduction_axes,
+    stats_shape,
+)
 from gluon_bn.bn.modal import ModeGraphs, traced_mode
-from gluon_bn._mxnet import mx
-from gluon_bn.bn.functional import (LegacyHybridBlock, as_kind, as_legacy, batch_norm_step,
-                                    check_block_input, check_conventions, check_input,
-                                    reduction_axes, stats_shape)
 from gluon_bn.options import BN_IMPLS
+from gluon_bn.runtime.loader import mx
 
 nd = mx.nd
 autograd = mx.autograd
@@ -40,20 +49,42 @@ MOVING_INIT = ("fixed", "first_batch")
 class _BatchNormKernel(LegacyHybridBlock):
     """One mode (training or prediction) of the computation, with no parameters of its own."""
 
-    def __init__(self, training: bool, num_dims: int, eps: float, momentum: float,
-                 momentum_on: str, normalize_by: str, update_in_prediction: bool,
-                 first_batch: bool, **kwargs):
+    def __init__(
+        self,
+        training: bool,
+        num_dims: int,
+        eps: float,
+        momentum: float,
+        momentum_on: str,
+        normalize_by: str,
+        update_in_prediction: bool,
+        first_batch: bool,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self._step = dict(training=training, num_dims=num_dims, eps=eps, momentum=momentum,
-                          momentum_on=momentum_on, normalize_by=normalize_by,
-                          update_in_prediction=update_in_prediction)
+        self._step = dict(
+            training=training,
+            num_dims=num_dims,
+            eps=eps,
+            momentum=momentum,
+            momentum_on=momentum_on,
+            normalize_by=normalize_by,
+            update_in_prediction=update_in_prediction,
+        )
         self.updates = training or update_in_prediction
         self._first_batch = first_batch and self.updates
 
     def compute(self, F, X, gamma, beta, moving_mean, moving_var, seeded=None):
         Y, new_mean, new_var = batch_norm_step(
-            F, X, gamma, beta, moving_mean, moving_var,
-            seeded=seeded if self._first_batch else None, **self._step)
+            F,
+            X,
+            gamma,
+            beta,
+            moving_mean,
+            moving_var,
+            seeded=seeded if self._first_batch else None,
+            **self._step,
+        )
         # Without an update, only Y leaves the graph (an input cannot also be an output).
         return (Y, new_mean, new_var) if self.updates else Y
 
@@ -108,16 +139,27 @@ class BatchNorm(gluon.Block):
             cls = NativeBatchNorm
         return super().__new__(cls)
 
-    def __init__(self, num_features: int, num_dims: int, *, eps: float = 1e-5,
-                 momentum: float = 0.9, momentum_on: str = "moving",
-                 moving_var_init: float = 1.0, moving_init: str = "fixed",
-                 normalize_by: str = "sqrt_var_eps", update_in_prediction: bool = False,
-                 gamma_initializer: Optional[init.Initializer] = None,
-                 beta_initializer: Optional[init.Initializer] = None,
-                 impl: str = "faithful", **kwargs):
+    def __init__(
+        self,
+        num_features: int,
+        num_dims: int,
+        *,
+        eps: float = 1e-5,
+        momentum: float = 0.9,
+        momentum_on: str = "moving",
+        moving_var_init: float = 1.0,
+        moving_init: str = "fixed",
+        normalize_by: str = "sqrt_var_eps",
+        update_in_prediction: bool = False,
+        gamma_initializer: Optional[init.Initializer] = None,
+        beta_initializer: Optional[init.Initializer] = None,
+        impl: str = "faithful",
+        **kwargs,
+    ):
         if "blocked_output" in kwargs:  # NativeBatchNorm takes it before this point
-            raise TypeError(f"blocked_output is an option of impl='native' only, not of "
-                            f"impl={impl!r}")
+            raise TypeError(
+                f"blocked_output is an option of impl='native' only, not of impl={impl!r}"
+            )
         super().__init__(**kwargs)
         if impl not in BN_IMPLS:
             raise ValueError(f"impl must be one of {BN_IMPLS}, got {impl!r}")
@@ -132,34 +174,44 @@ class BatchNorm(gluon.Block):
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must lie in [0, 1], got {momentum!r}")
         self.num_features, self.num_dims, self.impl = num_features, num_dims, impl
-        self._conventions = dict(eps=eps, momentum=momentum, momentum_on=momentum_on,
-                                 normalize_by=normalize_by,
-                                 update_in_prediction=update_in_prediction)
+        self._conventions = dict(
+            eps=eps,
+            momentum=momentum,
+            momentum_on=momentum_on,
+            normalize_by=normalize_by,
+            update_in_prediction=update_in_prediction,
+        )
         shape = stats_shape(num_features, num_dims)
         first_batch = moving_init == "first_batch"
         statistic = dict(shape=shape, grad_req="null", differentiable=False)
         with self.name_scope():
-            self.gamma = self.params.get("gamma", shape=shape,
-                                         init=gamma_initializer or init.One())
-            self.beta = self.params.get("beta", shape=shape,
-                                        init=beta_initializer or init.Zero())
+            self.gamma = self.params.get("gamma", shape=shape, init=gamma_initializer or init.One())
+            self.beta = self.params.get("beta", shape=shape, init=beta_initializer or init.Zero())
             self.moving_mean = self.params.get("moving_mean", init=init.Zero(), **statistic)
-            self.moving_var = self.params.get("moving_var", init=init.Constant(moving_var_init),
-                                              **statistic)
+            self.moving_var = self.params.get(
+                "moving_var", init=init.Constant(moving_var_init), **statistic
+            )
             # 0 until the first batch has seeded the moving statistics, then 1.
-            self.seeded = (self.params.get("seeded", shape=(1,), init=init.Zero(),
-                                           grad_req="null", differentiable=False)
-                           if first_batch else None)
+            self.seeded = (
+                self.params.get(
+                    "seeded", shape=(1,), init=init.Zero(), grad_req="null", differentiable=False
+                )
+                if first_batch
+                else None
+            )
             if impl == "faithful":
-                self.train_kernel = _BatchNormKernel(True, num_dims, first_batch=first_batch,
-                                                     **self._conventions)
-                self.predict_kernel = _BatchNormKernel(False, num_dims,
-                                                       first_batch=first_batch,
-                                                       **self._conventions)
-        self._repr = (f"{num_features}, num_dims={num_dims}, eps={eps}, momentum={momentum}, "
-                      f"momentum_on={momentum_on!r}, moving_var_init={moving_var_init}, "
-                      f"moving_init={moving_init!r}, normalize_by={normalize_by!r}, "
-                      f"update_in_prediction={update_in_prediction}, impl={impl!r}")
+                self.train_kernel = _BatchNormKernel(
+                    True, num_dims, first_batch=first_batch, **self._conventions
+                )
+                self.predict_kernel = _BatchNormKernel(
+                    False, num_dims, first_batch=first_batch, **self._conventions
+                )
+        self._repr = (
+            f"{num_features}, num_dims={num_dims}, eps={eps}, momentum={momentum}, "
+            f"momentum_on={momentum_on!r}, moving_var_init={moving_var_init}, "
+            f"moving_init={moving_init!r}, normalize_by={normalize_by!r}, "
+            f"update_in_prediction={update_in_prediction}, impl={impl!r}"
+        )
 
     def _check(self, X) -> bool:
         """Validate `X` against the layer; return whether it is an ``mx.np`` array."""
@@ -170,7 +222,8 @@ class BatchNorm(gluon.Block):
             name, want = np.dtype(X.dtype).name, np.dtype(dtype).name
             raise TypeError(
                 f"this BatchNorm holds {want} parameters but got {name} input; cast the layer "
-                f"(layer.cast({name!r})) or the input (X.astype({want!r}))")
+                f"(layer.cast({name!r})) or the input (X.astype({want!r}))"
+            )
         return numpy_api
 
     def forward(self, X):
@@ -183,8 +236,9 @@ class BatchNorm(gluon.Block):
         gamma, beta = as_legacy(self.gamma.data(ctx)), as_legacy(self.beta.data(ctx))
         X = as_legacy(X)
         if self.impl == "fast":
-            Y, new_mean, new_var = fast.batch_norm(X, gamma, beta, *stats, seeded=seeded,
-                                                   **self._conventions)
+            Y, new_mean, new_var = fast.batch_norm(
+                X, gamma, beta, *stats, seeded=seeded, **self._conventions
+            )
             updated = new_mean is not stats[0]
         else:
             kernel = self.train_kernel if autograd.is_training() else self.predict_kernel
@@ -226,8 +280,9 @@ class NativeBatchNorm(BatchNorm, ModeGraphs, LegacyHybridBlock):
         layout to keep, so it is left alone). The values are the same either way.
     """
 
-    def __init__(self, num_features: int, num_dims: int, *,
-                 blocked_output: Optional[bool] = None, **kwargs):
+    def __init__(
+        self, num_features: int, num_dims: int, *, blocked_output: Optional[bool] = None, **kwargs
+    ):
         super().__init__(num_features, num_dims, **kwargs)
         self.blocked_output = blocked_output
 
@@ -250,10 +305,21 @@ class NativeBatchNorm(BatchNorm, ModeGraphs, LegacyHybridBlock):
                 "BatchNorm(impl='native') is compiled once per mode (training, prediction), "
                 "which this container's single graph cannot hold: compile the network with "
                 "gluon_bn.models.hybridize_network(net, 'graph'), put the layers in a "
-                "gluon_bn.bn.modal.ModeHybridSequential, or hybridize the layer alone")
-        Y = native.layer_step(F, X, gamma, beta, moving_mean, moving_var, seeded,
-                              training=training, **self._conventions)
+                "gluon_bn.bn.modal.ModeHybridSequential, or hybridize the layer alone"
+            )
+        Y = native.layer_step(
+            F,
+            X,
+            gamma,
+            beta,
+            moving_mean,
+            moving_var,
+            seeded,
+            training=training,
+            **self._conventions,
+        )
         if not self._hands_on_blocked():
             return Y
-        return native.blocked_layout(F, Y, self.num_features, self.gamma.dtype,
-                                     ctx=X.context if F is nd else None)
+        return native.blocked_layout(
+            F, Y, self.num_features, self.gamma.dtype, ctx=X.context if F is nd else None
+        )

@@ -13,12 +13,13 @@ exist.
 The switch swaps Gluon 1.9's cache attributes of a HybridBlock (``_CACHE``), which are
 private; ``tests/test_modal.py`` checks that they still are what this module expects.
 """
+
 from __future__ import annotations
 
 import threading
 from typing import Optional
 
-from gluon_bn._mxnet import mx
+from gluon_bn.runtime.loader import mx
 
 autograd = mx.autograd
 nn = mx.gluon.nn
@@ -71,4 +72,5 @@ class ModeHybridSequential(ModeGraphs, nn.HybridSequential):
 def needs_mode_graphs(block: mx.gluon.Block) -> bool:
     """Return whether `block` is, or holds, a block that compiles one graph per mode."""
     return isinstance(block, ModeGraphs) or any(
-        needs_mode_graphs(child) for child in block._children.values())
+        needs_mode_graphs(child) for child in block._children.values()
+    )

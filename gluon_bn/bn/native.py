@@ -28,6 +28,7 @@ and the command. It runs on the CPU in float32 and float64. Its sums run in SIMD
 the input's type, added into float64 per-channel totals, so its numbers agree with the
 faithful layer's to float32 rounding, not bit for bit: it is an option, never a default.
 """
+
 from __future__ import annotations
 
 import functools
@@ -42,9 +43,9 @@ from typing import List, Optional
 
 import numpy as np
 
-from gluon_bn._mxnet import mx
 from gluon_bn.bn.functional import as_kind, as_legacy, check_conventions, is_numpy_array
 from gluon_bn.bn.functional import check_input as check_batch
+from gluon_bn.runtime.loader import mx
 
 nd, autograd = mx.nd, mx.autograd
 
@@ -63,6 +64,7 @@ class NativeUnavailable(RuntimeError):
 def cache_dir() -> Path:
     """Return where compiled libraries are kept: ``native/`` under :func:`gluon_bn.cache.cache_root`."""
     from gluon_bn.cache import cache_root
+
     return cache_root() / "native"
 
 
@@ -76,20 +78,31 @@ def find_compiler() -> Optional[str]:
 def _mxnet_sources() -> Path:
     """The directory of MXNet's wheel that holds ``include/mxnet/lib_api.h`` and ``src/lib_api.cc``."""
     root = Path(mx.__file__).parent
-    if not (root / "include" / "mxnet" / "lib_api.h").is_file() or \
-            not (root / "src" / "lib_api.cc").is_file():
+    if (
+        not (root / "include" / "mxnet" / "lib_api.h").is_file()
+        or not (root / "src" / "lib_api.cc").is_file()
+    ):
         raise NativeUnavailable(
             f"impl='native' needs MXNet's extension headers, which this MXNet ({mx.__version__},"
             f" {root}) does not ship (include/mxnet/lib_api.h, src/lib_api.cc); install the "
-            "mxnet 1.9.1 wheel from PyPI, or use impl='fast'")
+            "mxnet 1.9.1 wheel from PyPI, or use impl='fast'"
+        )
     return root
 
 
 def compile_command(compiler: str, output: Path) -> List[str]:
     """Return the command that compiles the operator library into `output`."""
     mxnet = _mxnet_sources()
-    return [*shlex.split(compiler), *CXX_FLAGS, "-I", str(mxnet / "include"), str(SOURCE),
-            str(mxnet / "src" / "lib_api.cc"), "-o", str(output)]
+    return [
+        *shlex.split(compiler),
+        *CXX_FLAGS,
+        "-I",
+        str(mxnet / "include"),
+        str(SOURCE),
+        str(mxnet / "src" / "lib_api.cc"),
+        "-o",
+        str(output),
+    ]
 
 
 def build(directory: Optional[Path] = None) -> Path:
@@ -110,7 +123,8 @@ def build(directory: Optional[Path] = None) -> Path:
         raise NativeUnavailable(
             "impl='native' compiles a small C++ library on first use and found no C++ compiler"
             " (set CXX, or install one: `sudo apt-get install g++` on Debian/Ubuntu); "
-            "impl='fast' needs none")
+            "impl='fast' needs none"
+        )
     directory = Path(directory) if directory is not None else cache_dir()
     key = hashlib.sha256()
     key.update(SOURCE.read_bytes())
@@ -123,12 +137,14 @@ def build(directory: Optional[Path] = None) -> Path:
     fd, partial = tempfile.mkstemp(suffix=".so", dir=directory)
     os.close(fd)
     try:
-        done = subprocess.run(compile_command(compiler, Path(partial)), capture_output=True,
-                              text=True)
+        done = subprocess.run(
+            compile_command(compiler, Path(partial)), capture_output=True, text=True
+        )
         if done.returncode != 0:
             raise NativeUnavailable(
                 f"compiling {SOURCE.name} with {compiler} failed (exit {done.returncode}); "
-                f"impl='fast' needs no compiler. The compiler said:\n{done.stderr[-4000:]}")
+                f"impl='fast' needs no compiler. The compiler said:\n{done.stderr[-4000:]}"
+            )
         os.replace(partial, target)
     finally:
         if os.path.exists(partial):
@@ -150,8 +166,8 @@ def load() -> Path:
         except mx.base.MXNetError as err:  # e.g. a library built for another MXNet
             said = str(err).strip().splitlines()[-1]  # its last line says why
             raise NativeUnavailable(
-                f"MXNet could not load {library} ({said}); delete it to rebuild, or use "
-                "impl='fast'") from err
+                f"MXNet could not load {library} ({said}); delete it to rebuild, or use impl='fast'"
+            ) from err
     return library
 
 
@@ -167,16 +183,33 @@ def unavailable_reason() -> Optional[str]:
 def check_input(X) -> None:
     """Raise TypeError, with the way out, for input the operator cannot take (device, dtype)."""
     if X.context.device_type != "cpu":
-        raise TypeError(f"impl='native' runs on the CPU only, got input on {X.context}; use "
-                        "impl='fast' or 'faithful' on a GPU")
+        raise TypeError(
+            f"impl='native' runs on the CPU only, got input on {X.context}; use "
+            "impl='fast' or 'faithful' on a GPU"
+        )
     if np.dtype(X.dtype) not in (np.float32, np.float64):
-        raise TypeError(f"impl='native' computes in float32 or float64, got {np.dtype(X.dtype)};"
-                        " use impl='faithful' for other dtypes")
+        raise TypeError(
+            f"impl='native' computes in float32 or float64, got {np.dtype(X.dtype)};"
+            " use impl='faithful' for other dtypes"
+        )
 
 
-def layer_step(F, X, gamma, beta, moving_mean, moving_var, seeded=None, *, training: bool,
-               eps: float, momentum: float, momentum_on: str, normalize_by: str,
-               update_in_prediction: bool):
+def layer_step(
+    F,
+    X,
+    gamma,
+    beta,
+    moving_mean,
+    moving_var,
+    seeded=None,
+    *,
+    training: bool,
+    eps: float,
+    momentum: float,
+    momentum_on: str,
+    normalize_by: str,
+    update_in_prediction: bool,
+):
     """One call of the operator: return Y; the moving statistics are updated in place.
 
     Parameters
@@ -195,11 +228,21 @@ def layer_step(F, X, gamma, beta, moving_mean, moving_var, seeded=None, *, train
         The conventions of :mod:`gluon_bn.bn.functional`.
     """
     extra = [] if seeded is None else [seeded]
-    out = getattr(F, OP_NAME)(X, gamma, beta, moving_mean, moving_var, *extra,
-                              training=int(training), eps=eps, momentum=momentum,
-                              momentum_on=momentum_on, normalize_by=normalize_by,
-                              update_in_prediction=int(update_in_prediction),
-                              first_batch=int(seeded is not None))
+    out = getattr(F, OP_NAME)(
+        X,
+        gamma,
+        beta,
+        moving_mean,
+        moving_var,
+        *extra,
+        training=int(training),
+        eps=eps,
+        momentum=momentum,
+        momentum_on=momentum_on,
+        normalize_by=normalize_by,
+        update_in_prediction=int(update_in_prediction),
+        first_batch=int(seeded is not None),
+    )
     return out[0]  # the other outputs, the statistics Y was normalised with, are for backward
 
 
@@ -233,8 +276,12 @@ def hands_on_blocked(num_features: int, num_dims: int, dtype) -> bool:
     dtype
         The layer's parameter type (oneDNN convolves float32 only).
     """
-    return (num_dims == 4 and num_features % CHANNEL_BLOCK == 0
-            and np.dtype(dtype) == np.float32 and _onednn())
+    return (
+        num_dims == 4
+        and num_features % CHANNEL_BLOCK == 0
+        and np.dtype(dtype) == np.float32
+        and _onednn()
+    )
 
 
 def blocked_layout(F, Y, num_features: int, dtype="float32", ctx=None):
@@ -263,10 +310,20 @@ def blocked_layout(F, Y, num_features: int, dtype="float32", ctx=None):
     return F.Convolution(Y, weight, kernel=(1, 1), num_filter=num_features, no_bias=True)
 
 
-def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
-               momentum: float = 0.9, *, momentum_on: str = "moving",
-               normalize_by: str = "sqrt_var_eps", update_in_prediction: bool = False,
-               seeded=None):
+def batch_norm(
+    X,
+    gamma,
+    beta,
+    moving_mean,
+    moving_var,
+    eps: float = 1e-5,
+    momentum: float = 0.9,
+    *,
+    momentum_on: str = "moving",
+    normalize_by: str = "sqrt_var_eps",
+    update_in_prediction: bool = False,
+    seeded=None,
+):
     """Native twin of :func:`gluon_bn.bn.functional.batch_norm`: same arguments and results.
 
     Arguments and results are those of :func:`gluon_bn.bn.fast.batch_norm`; `X` must be on
@@ -285,16 +342,29 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps: float = 1e-5,
     numpy_api = is_numpy_array(X)
     given = (moving_mean, moving_var)
     X, gamma, beta, moving_mean, moving_var, seeded = (
-        as_legacy(a) for a in (X, gamma, beta, moving_mean, moving_var, seeded))
+        as_legacy(a) for a in (X, gamma, beta, moving_mean, moving_var, seeded)
+    )
     training = autograd.is_training()
     updates = training or update_in_prediction
     if updates:
         with autograd.pause():
             moving_mean, moving_var = moving_mean.copy(), moving_var.copy()
             seeded = seeded.copy() if seeded is not None else None
-    Y = layer_step(nd, X, gamma, beta, moving_mean, moving_var, seeded, training=training,
-                   eps=eps, momentum=momentum, momentum_on=momentum_on, normalize_by=normalize_by,
-                   update_in_prediction=update_in_prediction)
+    Y = layer_step(
+        nd,
+        X,
+        gamma,
+        beta,
+        moving_mean,
+        moving_var,
+        seeded,
+        training=training,
+        eps=eps,
+        momentum=momentum,
+        momentum_on=momentum_on,
+        normalize_by=normalize_by,
+        update_in_prediction=update_in_prediction,
+    )
     if not updates:
         return (as_kind(Y, numpy_api), *given)
     return tuple(as_kind(a, numpy_api) for a in (Y, moving_mean, moving_var))

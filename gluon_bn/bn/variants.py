@@ -13,6 +13,7 @@ the CPU on a (N*C, H*W) view with an (N*C, 1) column, as :mod:`gluon_bn.bn.fast`
   injected such noise after each BN layer to re-create internal covariate shift).
 - :func:`combine_moments`: the mean and variance of a whole data set from per-batch ones.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,9 +21,9 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from gluon_bn._mxnet import mx
 from gluon_bn.bn import fast
 from gluon_bn.bn.functional import check_input, stats_shape
+from gluon_bn.runtime.loader import mx
 
 nd, autograd, gluon, init = mx.nd, mx.autograd, mx.gluon, mx.init
 
@@ -46,8 +47,10 @@ def channel_affine(X, a, b):
     # (N, C, H, W) -> rows (N*C, H*W); a, b tiled to one value per row, (N*C, 1).
     rows = X.reshape((N * C, -1))
     column = (N * C, 1)
-    Y = nd.broadcast_add(nd.broadcast_mul(rows, nd.tile(a, reps=(N, 1)).reshape(column)),
-                         nd.tile(b, reps=(N, 1)).reshape(column))
+    Y = nd.broadcast_add(
+        nd.broadcast_mul(rows, nd.tile(a, reps=(N, 1)).reshape(column)),
+        nd.tile(b, reps=(N, 1)).reshape(column),
+    )
     return Y.reshape(X.shape)
 
 
@@ -104,8 +107,9 @@ def draw_affine_noise(num_features: int, shift: float, spread: float, ctx) -> Tu
     return nd.exp(log_scale), offset
 
 
-def combine_moments(counts: Sequence[int], means: Sequence[np.ndarray],
-                    variances: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+def combine_moments(
+    counts: Sequence[int], means: Sequence[np.ndarray], variances: Sequence[np.ndarray]
+) -> Tuple[np.ndarray, np.ndarray]:
     """Return the mean and (biased) variance of the union of batches from their own ones.
 
     Parameters
@@ -120,12 +124,12 @@ def combine_moments(counts: Sequence[int], means: Sequence[np.ndarray],
     (mean, variance) : numpy arrays (C,), float64
         ``E[x]`` and ``E[x^2] - E[x]^2`` over every value of every batch.
     """
-    n = np.asarray(counts, dtype="float64")[:, None]          # (batches, 1)
-    m = np.asarray(means, dtype="float64")                    # (batches, C)
-    v = np.asarray(variances, dtype="float64")                # (batches, C)
+    n = np.asarray(counts, dtype="float64")[:, None]  # (batches, 1)
+    m = np.asarray(means, dtype="float64")  # (batches, C)
+    v = np.asarray(variances, dtype="float64")  # (batches, C)
     mean = (n * m).sum(axis=0) / n.sum()
-    second = (n * (v + m ** 2)).sum(axis=0) / n.sum()
-    return mean, np.maximum(second - mean ** 2, 0.0)
+    second = (n * (v + m**2)).sum(axis=0) / n.sum()
+    return mean, np.maximum(second - mean**2, 0.0)
 
 
 class PartialBatchNorm(gluon.Block):
@@ -148,8 +152,16 @@ class PartialBatchNorm(gluon.Block):
         As :class:`gluon_bn.BatchNorm` with ``momentum_on="moving"``.
     """
 
-    def __init__(self, num_features: int, num_dims: int, *, part: str = "both",
-                 eps: float = 1e-5, momentum: float = 0.9, **kwargs):
+    def __init__(
+        self,
+        num_features: int,
+        num_dims: int,
+        *,
+        part: str = "both",
+        eps: float = 1e-5,
+        momentum: float = 0.9,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if part not in PARTS:
             raise ValueError(f"part must be one of {PARTS}, got {part!r}")
@@ -172,12 +184,14 @@ class PartialBatchNorm(gluon.Block):
             mean, var = fast.moments(X)  # (1, C) each, differentiable
             with autograd.pause():
                 for stat, batch in zip(moving, (mean, var)):
-                    stat[:] = (self.momentum * stat.reshape((1, -1))
-                               + (1 - self.momentum) * batch).reshape(stat.shape)
+                    stat[:] = (
+                        self.momentum * stat.reshape((1, -1)) + (1 - self.momentum) * batch
+                    ).reshape(stat.shape)
         else:
             mean, var = moving
-        a, b = partial_coefficients(mean, var, self.gamma.data(ctx), self.beta.data(ctx),
-                                    part=self.part, eps=self.eps)
+        a, b = partial_coefficients(
+            mean, var, self.gamma.data(ctx), self.beta.data(ctx), part=self.part, eps=self.eps
+        )
         return channel_affine(X, a, b)
 
     def __repr__(self) -> str:
@@ -212,7 +226,9 @@ class AffineNoise(gluon.Block):
         return channel_affine(X, scale, offset)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.num_features}, shift={self.shift}, spread={self.spread})"
+        return (
+            f"{type(self).__name__}({self.num_features}, shift={self.shift}, spread={self.spread})"
+        )
 
 
 def statistics_of(layer) -> Optional[Tuple]:

@@ -41,20 +41,43 @@ The package, one module per concern (each imports only the ones above it):
 
 Every name is re-exported here, so ``from gluon_bn.data import ...`` needs no submodule.
 """
+
 from __future__ import annotations
+
+from gluon_bn.data.idx import identify, load_arrays, read_idx, verify_files
+from gluon_bn.data.order import ORDER_STATE_KIND, EpochShuffleSampler
+from gluon_bn.data.pipelines import (
+    PIPELINES,
+    D2lBatchIterator,
+    FastBatchIterator,
+    Resize,
+    _check_positive_int,
+    _check_resize,
+    load_data,
+    load_data_fashion_mnist,
+    load_data_mnist,
+)
 
 # Besides __all__, the type aliases PathLike and Resize and the private helpers used through
 # this package (_mxnet_home by the doctor, _download by tests, the argument checks) are
 # re-exported, so every import of gluon_bn.data keeps working. To replace a helper in a test,
 # patch the module that calls it (e.g. gluon_bn.data.sources._download), not this package.
-from gluon_bn.data.sources import (ENV_VAR, FASHION_MNIST, MNIST, SPECS, DataError,
-                                   DataWarning, IdxDataset, PathLike, _download, _mxnet_home,
-                                   default_dirs, find_data_root, mxnet_sources, spec_for)
-from gluon_bn.data.idx import identify, load_arrays, read_idx, verify_files
-from gluon_bn.data.order import ORDER_STATE_KIND, EpochShuffleSampler
-from gluon_bn.data.pipelines import (PIPELINES, D2lBatchIterator, FastBatchIterator, Resize,
-                                     _check_positive_int, _check_resize, load_data,
-                                     load_data_fashion_mnist, load_data_mnist)
+from gluon_bn.data.sources import (
+    ENV_VAR,
+    FASHION_MNIST,
+    MNIST,
+    SPECS,
+    DataError,
+    DataWarning,
+    IdxDataset,
+    PathLike,
+    _download,
+    _mxnet_home,
+    default_dirs,
+    find_data_root,
+    mxnet_sources,
+    spec_for,
+)
 
 __all__ = [
     "DataError",

@@ -12,27 +12,38 @@ the SHA-256 of their decompressed content (see :mod:`gluon_bn.data`).
 Importing this module imports ``d2l`` (and MXNet); ``import gluon_bn`` does neither and loads
 this module only when ``gluon_bn.FashionMNIST`` is first used.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from d2l import mxnet as d2l  # after gluon_bn's MXNet, see above
 
-# gluon_bn's MXNet first: it loads the GPU wheel's CUDA runtime before d2l imports mxnet.
-from gluon_bn._mxnet import mx
 from gluon_bn.data.idx import load_arrays
 from gluon_bn.data.pipelines import Resize, _check_positive_int, _check_resize, image_transform
 from gluon_bn.data.sources import FASHION_MNIST, PathLike
 
-from d2l import mxnet as d2l  # after gluon_bn's MXNet, see above
+# gluon_bn's MXNet first: it loads the GPU wheel's CUDA runtime before d2l imports mxnet.
+from gluon_bn.runtime.loader import mx
 
 __all__ = ["FashionMNIST", "TEXT_LABELS", "DEFAULT_NUM_WORKERS"]
 
 gluon = mx.gluon
 
 # Fashion-MNIST class names; position = label. The same spelling as d2l's text_labels.
-TEXT_LABELS = ("t-shirt", "trouser", "pullover", "dress", "coat",
-               "sandal", "shirt", "sneaker", "bag", "ankle boot")
+TEXT_LABELS = (
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+)
 
 # d2l uses 4 worker processes. Measured on this project's machine (2 vCPU, MXNet 1.9.1 CPU):
 # one pass over the 60,000 training images, batch 64, Resize((28, 28)) + ToTensor, DataLoader
@@ -88,9 +99,16 @@ class FashionMNIST(d2l.DataModule):
         For an invalid argument.
     """
 
-    def __init__(self, batch_size: int = 64, resize: Resize = (28, 28),
-                 root: Optional[PathLike] = None, num_workers: int = DEFAULT_NUM_WORKERS, *,
-                 limit: Optional[int] = None, val_limit: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        batch_size: int = 64,
+        resize: Resize = (28, 28),
+        root: Optional[PathLike] = None,
+        num_workers: int = DEFAULT_NUM_WORKERS,
+        *,
+        limit: Optional[int] = None,
+        val_limit: Optional[int] = None,
+    ) -> None:
         batch_size = _check_positive_int("batch_size", batch_size)
         resize = _check_resize(resize)
         num_workers = _check_positive_int("num_workers", num_workers, allow_zero=True)
@@ -152,8 +170,9 @@ class FashionMNIST(d2l.DataModule):
             Yields ``(X, y)``: X float32 (B, 1, H, W) in [0, 1], y int32 (B,); ``mx.np``
             arrays in numpy mode, ``mx.nd`` arrays otherwise.
         """
-        return gluon.data.DataLoader(self._dataset(train), self.batch_size, shuffle=train,
-                                     num_workers=self.num_workers)
+        return gluon.data.DataLoader(
+            self._dataset(train), self.batch_size, shuffle=train, num_workers=self.num_workers
+        )
 
     def text_labels(self, indices) -> List[str]:
         """Return the class names of the labels `indices`.
@@ -172,8 +191,7 @@ class FashionMNIST(d2l.DataModule):
             indices = indices.asnumpy().reshape(-1)
         return [TEXT_LABELS[int(index)] for index in indices]
 
-    def visualize(self, batch, nrows: int = 1, ncols: int = 8,
-                  labels: Sequence[str] = ()) -> None:
+    def visualize(self, batch, nrows: int = 1, ncols: int = 8, labels: Sequence[str] = ()) -> None:
         """Show the first ``nrows * ncols`` images of `batch` titled by their labels.
 
         Parameters

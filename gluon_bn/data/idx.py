@@ -22,6 +22,7 @@ Integrity, file by file, with ``verify=True`` (the default):
 A file whose content is another known set's (Fashion-MNIST's labels where MNIST's belong)
 gets a checksum error that says which set it is from; `identify` tells the sets apart.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -34,8 +35,17 @@ from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from gluon_bn.data.sources import (FASHION_MNIST, SPECS, DataError, DataWarning, IdxDataset,
-                                   PathLike, _file_in, find_data_root, mxnet_sources)
+from gluon_bn.data.sources import (
+    FASHION_MNIST,
+    SPECS,
+    DataError,
+    DataWarning,
+    IdxDataset,
+    PathLike,
+    _file_in,
+    find_data_root,
+    mxnet_sources,
+)
 
 __all__ = ["read_idx", "load_arrays", "verify_files", "identify"]
 
@@ -48,6 +58,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 # --------------------------------------------------------------------------- reading IDX
+
 
 def _read_raw(path: Path) -> bytes:
     """Return the bytes of a file as stored (compressed or not)."""
@@ -86,8 +97,9 @@ def _parse_idx(data: bytes, path: Path) -> np.ndarray:
     header = 4 + 4 * ndim  # magic, then one big-endian uint32 per dimension
     if len(data) < header:
         raise DataError(
-            f"{path} is truncated: its header needs {header} bytes, the file has {len(data)}.")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+            f"{path} is truncated: its header needs {header} bytes, the file has {len(data)}."
+        )
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = math.prod(dims)
     actual = len(data) - header
     if actual != expected:
@@ -127,13 +139,18 @@ def read_idx(path: PathLike) -> np.ndarray:
 
 # --------------------------------------------------------------------------- loading arrays
 
+
 def _fix_hint(spec: IdxDataset, path: Path) -> str:
     """How to replace a bad file, depending on where it lies."""
-    hints = [f"  - delete {path} and run again: it is fetched again when it lies in MXNet's "
-             "data directory (~/.mxnet/datasets/...)"]
+    hints = [
+        f"  - delete {path} and run again: it is fetched again when it lies in MXNet's "
+        "data directory (~/.mxnet/datasets/...)"
+    ]
     if spec.apt_package:
-        hints.append(f"  - if it comes from the Debian package: "
-                     f"sudo apt-get install --reinstall {spec.apt_package}")
+        hints.append(
+            f"  - if it comes from the Debian package: "
+            f"sudo apt-get install --reinstall {spec.apt_package}"
+        )
     hints.append("  - or pass verify=False if you trust this copy")
     return "How to fix:\n" + "\n".join(hints)
 
@@ -160,11 +177,12 @@ def _check_sha256(spec: IdxDataset, index: int, path: Path, data: bytes) -> None
         f"checksum mismatch for {path} ({spec.name}):\n"
         f"  SHA-256 of the decompressed content is {got}\n"
         f"  expected                               {want}\n"
-        + _not_another_sets(spec, index, got) + _fix_hint(spec, path))
+        + _not_another_sets(spec, index, got)
+        + _fix_hint(spec, path)
+    )
 
 
-def _check_without_sum(spec: IdxDataset, index: int, path: Path, raw: bytes,
-                       data: bytes) -> None:
+def _check_without_sum(spec: IdxDataset, index: int, path: Path, raw: bytes, data: bytes) -> None:
     """A file whose content sum is unknown: refuse another set's, warn unless MXNet's .gz."""
     other = _not_another_sets(spec, index, hashlib.sha256(data).hexdigest())
     if other:
@@ -177,7 +195,10 @@ def _check_without_sum(spec: IdxDataset, index: int, path: Path, raw: bytes,
         form = "a plain file" if raw[:2] != _GZIP_MAGIC else "a .gz"
     warnings.warn(
         f"{path} ({spec.name}) is {form}; no checksum of its content is known, so only its "
-        f"structure and counts were checked", DataWarning, stacklevel=2)
+        f"structure and counts were checked",
+        DataWarning,
+        stacklevel=2,
+    )
 
 
 def _check_order(spec: IdxDataset) -> list:
@@ -202,19 +223,27 @@ def _load_file(spec: IdxDataset, directory: Path, index: int, verify: bool) -> n
     if array.shape != shape:
         raise DataError(
             f"{path} does not hold {spec.name} {'images' if is_images else 'labels'}:\n"
-            f"  shape {array.shape}, expected {shape}.\n" + _fix_hint(spec, path))
+            f"  shape {array.shape}, expected {shape}.\n" + _fix_hint(spec, path)
+        )
     if not is_images and array.size and int(array.max()) >= spec.num_classes:
-        raise DataError(f"{path} has label {int(array.max())}, "
-                        f"expected 0..{spec.num_classes - 1}.\n" + _fix_hint(spec, path))
+        raise DataError(
+            f"{path} has label {int(array.max())}, "
+            f"expected 0..{spec.num_classes - 1}.\n" + _fix_hint(spec, path)
+        )
     if verify and spec.sha256[index] is None:
         _check_without_sum(spec, index, path, raw, data)
     return array
 
 
-def load_arrays(spec: IdxDataset = FASHION_MNIST, root: Optional[PathLike] = None, *,
-                verify: bool = True, env: Optional[Mapping[str, str]] = None,
-                system_dirs: Optional[Sequence[PathLike]] = None,
-                download: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_arrays(
+    spec: IdxDataset = FASHION_MNIST,
+    root: Optional[PathLike] = None,
+    *,
+    verify: bool = True,
+    env: Optional[Mapping[str, str]] = None,
+    system_dirs: Optional[Sequence[PathLike]] = None,
+    download: bool = True,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Find, read and check the four IDX files of `spec` and return them as numpy arrays.
 
     Parameters

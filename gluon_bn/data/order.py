@@ -7,13 +7,14 @@ iterators' only state: ``state_dict()`` returns it as JSON-serialisable data and
 ``load_state_dict(state)`` restores it (checkpoints use these to resume exactly). The format
 (`ORDER_STATE_KIND`) is the same for the sampler and both iterators.
 """
+
 from __future__ import annotations
 
 from typing import Iterator, Mapping, Optional
 
 import numpy as np
 
-from gluon_bn._mxnet import mx
+from gluon_bn.runtime.loader import mx
 
 __all__ = ["ORDER_STATE_KIND", "EpochShuffleSampler"]
 
@@ -25,13 +26,19 @@ ORDER_STATE_KIND = "gluon_bn.data.epoch_order"
 _ORDER_STATE_VERSION = 1
 
 
-def _order_state(num_examples: int, seed: Optional[int],
-                 rng: Optional[np.random.Generator]) -> dict:
+def _order_state(
+    num_examples: int, seed: Optional[int], rng: Optional[np.random.Generator]
+) -> dict:
     """The state dict of an epoch order: shuffled by `rng`, or file order if it is None."""
     shuffle = rng is not None
-    return {"kind": ORDER_STATE_KIND, "version": _ORDER_STATE_VERSION, "shuffle": shuffle,
-            "num_examples": num_examples, "seed": seed if shuffle else None,
-            "bit_generator": rng.bit_generator.state if shuffle else None}
+    return {
+        "kind": ORDER_STATE_KIND,
+        "version": _ORDER_STATE_VERSION,
+        "shuffle": shuffle,
+        "num_examples": num_examples,
+        "seed": seed if shuffle else None,
+        "bit_generator": rng.bit_generator.state if shuffle else None,
+    }
 
 
 def _describe_order(state: Mapping) -> str:
@@ -55,15 +62,21 @@ def _check_order_state(state, mine: dict, owner: str) -> None:
             got = f"a dict of kind {state['kind']!r}"
         else:
             got = f"a dict without 'kind' (keys {sorted(map(str, state))})"
-        raise ValueError(f"{where} expects what {owner}.state_dict() returns (a dict with "
-                         f"kind {ORDER_STATE_KIND!r}), got {got}")
+        raise ValueError(
+            f"{where} expects what {owner}.state_dict() returns (a dict with "
+            f"kind {ORDER_STATE_KIND!r}), got {got}"
+        )
     if state.get("version") != _ORDER_STATE_VERSION:
-        raise ValueError(f"{where}: unknown state version {state.get('version')!r}, "
-                         f"expected {_ORDER_STATE_VERSION}")
+        raise ValueError(
+            f"{where}: unknown state version {state.get('version')!r}, "
+            f"expected {_ORDER_STATE_VERSION}"
+        )
     if any(state.get(key) != mine[key] for key in ("shuffle", "num_examples", "seed")):
-        raise ValueError(f"{where}: the state is of another data set, seed or order: "
-                         f"{_describe_order(state)}, but this {owner} has "
-                         f"{_describe_order(mine)}")
+        raise ValueError(
+            f"{where}: the state is of another data set, seed or order: "
+            f"{_describe_order(state)}, but this {owner} has "
+            f"{_describe_order(mine)}"
+        )
     if not mine["shuffle"]:
         return
     kind = mine["bit_generator"]["bit_generator"]  # e.g. "PCG64"
@@ -75,8 +88,9 @@ def _check_order_state(state, mine: dict, owner: str) -> None:
     else:  # numpy wraps some out-of-range numbers (a negative state, say) instead of failing
         problem = None if probe.state == saved else "its numbers do not read back as given"
     if problem is not None:
-        raise ValueError(f"{where}: the state's bit_generator is not a valid {kind} state "
-                         f"({problem})")
+        raise ValueError(
+            f"{where}: the state's bit_generator is not a valid {kind} state ({problem})"
+        )
 
 
 class EpochShuffleSampler(mx.gluon.data.Sampler):

@@ -13,6 +13,7 @@ it with ``state_dict()`` / ``load_state_dict(state)`` (see :mod:`gluon_bn.data.o
 `load_data` (and `load_data_fashion_mnist`, `load_data_mnist`) checks its arguments, reads
 the arrays with :func:`gluon_bn.data.idx.load_arrays` and builds the two iterators.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,11 +21,11 @@ from typing import Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from gluon_bn._mxnet import mx
 from gluon_bn.data.idx import load_arrays
 from gluon_bn.data.order import EpochShuffleSampler, _OrderStateMixin
 from gluon_bn.data.sources import FASHION_MNIST, MNIST, IdxDataset, PathLike
 from gluon_bn.options import PIPELINES  # the names the run options accept
+from gluon_bn.runtime.loader import mx
 
 __all__ = [
     "PIPELINES",
@@ -40,6 +41,7 @@ Resize = Union[int, Tuple[int, int], None]
 
 
 # --------------------------------------------------------------------------- argument checks
+
 
 def _check_positive_int(name: str, value, allow_none: bool = False, allow_zero: bool = False):
     """Return `value` as int, or raise ValueError saying what was expected."""
@@ -85,11 +87,14 @@ def _resolve_seed(seed: Optional[int]) -> int:
 def _check_arrays(images: np.ndarray, labels: np.ndarray) -> None:
     """Images (N, H, W) and labels (N,) of the same N, or ValueError."""
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"expected images (N, H, W) and labels (N,), got shapes "
-                         f"{images.shape} and {labels.shape}")
+        raise ValueError(
+            f"expected images (N, H, W) and labels (N,), got shapes "
+            f"{images.shape} and {labels.shape}"
+        )
 
 
 # --------------------------------------------------------------------------- iterators and loaders
+
 
 class D2lBatchIterator(_OrderStateMixin):
     """Batches as in d2l: ``ArrayDataset`` + ``ToTensor`` through ``gluon.data.DataLoader``.
@@ -121,9 +126,17 @@ class D2lBatchIterator(_OrderStateMixin):
         int32 (B,), on cpu.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, *,
-                 shuffle: bool, seed: Optional[int] = None, resize: Resize = None,
-                 num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: Optional[int] = None,
+        resize: Resize = None,
+        num_workers: int = 0,
+    ) -> None:
         _check_arrays(images, labels)
         self.batch_size = _check_positive_int("batch_size", batch_size)
         self.num_examples = len(labels)
@@ -133,12 +146,18 @@ class D2lBatchIterator(_OrderStateMixin):
         dataset = mx.gluon.data.ArrayDataset(data, labels.astype(np.int32))
         dataset = dataset.transform_first(image_transform(_check_resize(resize)))
         # The DataLoader draws the sampler's indices in this process, also with workers.
-        self._sampler = (EpochShuffleSampler(self.num_examples, _resolve_seed(seed))
-                         if shuffle else None)
+        self._sampler = (
+            EpochShuffleSampler(self.num_examples, _resolve_seed(seed)) if shuffle else None
+        )
         sampler = self._sampler or mx.gluon.data.SequentialSampler(self.num_examples)
         self._loader = mx.gluon.data.DataLoader(
-            dataset, self.batch_size, shuffle=False, sampler=sampler, last_batch="keep",
-            num_workers=num_workers)
+            dataset,
+            self.batch_size,
+            shuffle=False,
+            sampler=sampler,
+            last_batch="keep",
+            num_workers=num_workers,
+        )
 
     def __iter__(self) -> Iterator[Tuple["mx.nd.NDArray", "mx.nd.NDArray"]]:
         return iter(self._loader)
@@ -157,14 +176,23 @@ class FastBatchIterator(_OrderStateMixin):
     (without ``num_workers``).
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, *,
-                 shuffle: bool, seed: Optional[int] = None, resize: Resize = None) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: Optional[int] = None,
+        resize: Resize = None,
+    ) -> None:
         _check_arrays(images, labels)
         self.batch_size = _check_positive_int("batch_size", batch_size)
         self.num_examples = len(labels)
         # The permutation stream of the d2l pipeline, drawn without a DataLoader.
-        self._sampler = (EpochShuffleSampler(self.num_examples, _resolve_seed(seed))
-                         if shuffle else None)
+        self._sampler = (
+            EpochShuffleSampler(self.num_examples, _resolve_seed(seed)) if shuffle else None
+        )
         resize = _check_resize(resize)
         if resize is None:
             self._transform = None
@@ -174,8 +202,7 @@ class FastBatchIterator(_OrderStateMixin):
         else:
             transforms = mx.gluon.data.vision.transforms
             # Resize and ToTensor accept a batch (B, H, W, C) -> (B, C, H', W').
-            self._transform = transforms.Compose([transforms.Resize(resize),
-                                                  transforms.ToTensor()])
+            self._transform = transforms.Compose([transforms.Resize(resize), transforms.ToTensor()])
             self._x = mx.nd.array(images[..., np.newaxis], dtype=np.uint8)  # (N, H, W, 1)
         self._y = mx.nd.array(labels, dtype=np.int32)  # (N,)
 
@@ -198,13 +225,22 @@ class FastBatchIterator(_OrderStateMixin):
         return math.ceil(self.num_examples / self.batch_size)
 
 
-def load_data(spec: IdxDataset, batch_size: int, resize: Resize = None,
-              root: Optional[PathLike] = None, *, pipeline: str = "d2l",
-              seed: Optional[int] = None, limit: Optional[int] = None,
-              test_limit: Optional[int] = None, num_workers: int = 0, verify: bool = True,
-              env: Optional[Mapping[str, str]] = None,
-              system_dirs: Optional[Sequence[PathLike]] = None,
-              download: bool = True):
+def load_data(
+    spec: IdxDataset,
+    batch_size: int,
+    resize: Resize = None,
+    root: Optional[PathLike] = None,
+    *,
+    pipeline: str = "d2l",
+    seed: Optional[int] = None,
+    limit: Optional[int] = None,
+    test_limit: Optional[int] = None,
+    num_workers: int = 0,
+    verify: bool = True,
+    env: Optional[Mapping[str, str]] = None,
+    system_dirs: Optional[Sequence[PathLike]] = None,
+    download: bool = True,
+):
     """Load any `IdxDataset` and return ``(train_iter, test_iter)`` like d2l does.
 
     Parameters
@@ -254,7 +290,8 @@ def load_data(spec: IdxDataset, batch_size: int, resize: Resize = None,
     seed = _resolve_seed(seed)
 
     train_x, train_y, test_x, test_y = load_arrays(
-        spec, root, verify=verify, env=env, system_dirs=system_dirs, download=download)
+        spec, root, verify=verify, env=env, system_dirs=system_dirs, download=download
+    )
     # Slicing with None keeps everything.
     train_x, train_y = train_x[:limit], train_y[:limit]
     test_x, test_y = test_x[:test_limit], test_y[:test_limit]
@@ -265,17 +302,23 @@ def load_data(spec: IdxDataset, batch_size: int, resize: Resize = None,
     else:
         extra = {}
         make = FastBatchIterator
-    train_iter = make(train_x, train_y, batch_size, shuffle=True, seed=seed, resize=resize,
-                      **extra)
+    train_iter = make(train_x, train_y, batch_size, shuffle=True, seed=seed, resize=resize, **extra)
     test_iter = make(test_x, test_y, batch_size, shuffle=False, resize=resize, **extra)
     return train_iter, test_iter
 
 
-def load_data_fashion_mnist(batch_size: int, resize: Resize = None,
-                            root: Optional[PathLike] = None, *, pipeline: str = "d2l",
-                            seed: Optional[int] = None, limit: Optional[int] = None,
-                            test_limit: Optional[int] = None, num_workers: int = 0,
-                            verify: bool = True):
+def load_data_fashion_mnist(
+    batch_size: int,
+    resize: Resize = None,
+    root: Optional[PathLike] = None,
+    *,
+    pipeline: str = "d2l",
+    seed: Optional[int] = None,
+    limit: Optional[int] = None,
+    test_limit: Optional[int] = None,
+    num_workers: int = 0,
+    verify: bool = True,
+):
     """Load Fashion-MNIST and return ``(train_iter, test_iter)``, as d2l's function does.
 
     Parameters
@@ -288,15 +331,32 @@ def load_data_fashion_mnist(batch_size: int, resize: Resize = None,
     train_iter, test_iter
         See `load_data`.
     """
-    return load_data(FASHION_MNIST, batch_size, resize, root, pipeline=pipeline, seed=seed,
-                     limit=limit, test_limit=test_limit, num_workers=num_workers,
-                     verify=verify)
+    return load_data(
+        FASHION_MNIST,
+        batch_size,
+        resize,
+        root,
+        pipeline=pipeline,
+        seed=seed,
+        limit=limit,
+        test_limit=test_limit,
+        num_workers=num_workers,
+        verify=verify,
+    )
 
 
-def load_data_mnist(batch_size: int, resize: Resize = None, root: Optional[PathLike] = None,
-                    *, pipeline: str = "d2l", seed: Optional[int] = None,
-                    limit: Optional[int] = None, test_limit: Optional[int] = None,
-                    num_workers: int = 0, verify: bool = True):
+def load_data_mnist(
+    batch_size: int,
+    resize: Resize = None,
+    root: Optional[PathLike] = None,
+    *,
+    pipeline: str = "d2l",
+    seed: Optional[int] = None,
+    limit: Optional[int] = None,
+    test_limit: Optional[int] = None,
+    num_workers: int = 0,
+    verify: bool = True,
+):
     """Load MNIST digits and return ``(train_iter, test_iter)``, like `load_data_fashion_mnist`.
 
     Parameters
@@ -309,6 +369,15 @@ def load_data_mnist(batch_size: int, resize: Resize = None, root: Optional[PathL
     train_iter, test_iter
         See `load_data`.
     """
-    return load_data(MNIST, batch_size, resize, root, pipeline=pipeline, seed=seed,
-                     limit=limit, test_limit=test_limit, num_workers=num_workers,
-                     verify=verify)
+    return load_data(
+        MNIST,
+        batch_size,
+        resize,
+        root,
+        pipeline=pipeline,
+        seed=seed,
+        limit=limit,
+        test_limit=test_limit,
+        num_workers=num_workers,
+        verify=verify,
+    )

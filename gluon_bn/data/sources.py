@@ -17,6 +17,7 @@ Reading and verifying the files (which check applies to which file) is
 :mod:`gluon_bn.data.idx`'s job. Code that picks a set by its ``--dataset`` name goes through
 `SPECS` (:func:`spec_for`), so a test can put a tiny set in MNIST's place.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
-from gluon_bn._mxnet import mx
+from gluon_bn.recipes import TEST_SIZE, TRAIN_SIZE
+from gluon_bn.runtime.loader import mx
 
 __all__ = [
     "DataError",
@@ -98,7 +100,11 @@ class IdxDataset:
     image_shape: Tuple[int, int] = (28, 28)
     num_classes: int = 10
     sha256: Tuple[Optional[str], Optional[str], Optional[str], Optional[str]] = (
-        None, None, None, None)
+        None,
+        None,
+        None,
+        None,
+    )
     mxnet_class: Optional[str] = None
     system_dirs: Tuple[str, ...] = ()
     apt_package: Optional[str] = None
@@ -119,15 +125,19 @@ class IdxDataset:
         return dataclasses.replace(self, **changes)
 
 
-_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 FASHION_MNIST = IdxDataset(
     name="Fashion-MNIST",
     namespace="fashion-mnist",
     files=_MNIST_FILES,
-    num_train=60000,
-    num_test=10000,
+    num_train=TRAIN_SIZE,
+    num_test=TEST_SIZE,
     # SHA-256 of the decompressed IDX bytes, computed from Debian's dataset-fashion-mnist files
     # (gzip.open(f).read() then hashlib.sha256); equal to the content of MXNet's downloads.
     sha256=(
@@ -145,8 +155,8 @@ MNIST = IdxDataset(
     name="MNIST",
     namespace="mnist",
     files=_MNIST_FILES,
-    num_train=60000,
-    num_test=10000,
+    num_train=TRAIN_SIZE,
+    num_test=TEST_SIZE,
     # SHA-256 of the decompressed IDX bytes, computed (gzip.decompress, hashlib.sha256) from
     # the .gz files of github.com/fgnt/mnist (commit ae608a0), byte for byte the originals:
     # their MD5s are those torchvision's MNIST.resources lists, their SHA-1s those MXNet
@@ -193,6 +203,7 @@ def spec_for(name: str) -> IdxDataset:
 
 # --------------------------------------------------------------------------- finding the files
 
+
 def mxnet_sources(spec: IdxDataset) -> Tuple[Tuple[str, str, str], ...]:
     """Return MXNet's download information for the four files of `spec`.
 
@@ -232,8 +243,12 @@ def mxnet_sources(spec: IdxDataset) -> Tuple[Tuple[str, str, str], ...]:
     url_of = mx.gluon.utils._get_repo_file_url  # pylint: disable=protected-access
     namespace = _MXNET_REPO_PREFIX + probe._namespace  # pylint: disable=protected-access
     # Order of spec.files: train images, train labels, test images, test labels.
-    pairs = (probe._train_data, probe._train_label,  # pylint: disable=protected-access
-             probe._test_data, probe._test_label)  # pylint: disable=protected-access
+    pairs = (
+        probe._train_data,
+        probe._train_label,  # pylint: disable=protected-access
+        probe._test_data,
+        probe._test_label,
+    )  # pylint: disable=protected-access
     return tuple((name, url_of(namespace, name), sha1) for name, sha1 in pairs)
 
 
@@ -270,8 +285,10 @@ def _how_to_get(spec: IdxDataset, mxnet_dir: Path) -> str:
     if spec.apt_package:
         where = f" (installs {spec.system_dirs[0]})" if spec.system_dirs else ""
         lines.append(f"  - sudo apt-get install {spec.apt_package}{where}")
-    lines.append(f"  - {'or ' if spec.apt_package else ''}set {ENV_VAR} (or pass --data-root / "
-                 "root=) to a directory holding the four files")
+    lines.append(
+        f"  - {'or ' if spec.apt_package else ''}set {ENV_VAR} (or pass --data-root / "
+        "root=) to a directory holding the four files"
+    )
     lines.append(f"  - or connect to the internet: MXNet then downloads them into {mxnet_dir}")
     lines.append("Files needed, each plain or gzipped (.gz): " + ", ".join(spec.files))
     return "\n".join(lines)
@@ -297,12 +314,15 @@ def _download(spec: IdxDataset, target: Path, retries: int) -> None:
     for name, url, sha1 in mxnet_sources(spec):
         stem = name[:-3] if name.endswith(".gz") else name
         if _file_in(target, stem) is None:
-            mx.gluon.utils.download(url, path=str(target / name), sha1_hash=sha1,
-                                    retries=retries)
+            mx.gluon.utils.download(url, path=str(target / name), sha1_hash=sha1, retries=retries)
 
 
-def default_dirs(spec: IdxDataset, *, env: Optional[Mapping[str, str]] = None,
-                 system_dirs: Optional[Sequence[PathLike]] = None) -> List[Path]:
+def default_dirs(
+    spec: IdxDataset,
+    *,
+    env: Optional[Mapping[str, str]] = None,
+    system_dirs: Optional[Sequence[PathLike]] = None,
+) -> List[Path]:
     """Return the directories searched when no root is given: MXNet's, then the system ones.
 
     Parameters
@@ -323,10 +343,15 @@ def default_dirs(spec: IdxDataset, *, env: Optional[Mapping[str, str]] = None,
     return [_mxnet_home(env) / "datasets" / spec.namespace] + [Path(d) for d in dirs]
 
 
-def find_data_root(spec: IdxDataset, root: Optional[PathLike] = None, *,
-                   env: Optional[Mapping[str, str]] = None,
-                   system_dirs: Optional[Sequence[PathLike]] = None,
-                   download: bool = True, retries: int = 2) -> Path:
+def find_data_root(
+    spec: IdxDataset,
+    root: Optional[PathLike] = None,
+    *,
+    env: Optional[Mapping[str, str]] = None,
+    system_dirs: Optional[Sequence[PathLike]] = None,
+    download: bool = True,
+    retries: int = 2,
+) -> Path:
     """Return the directory that holds the four IDX files of `spec`, downloading if needed.
 
     Search order: the explicit `root`; ``$GLUON_BN_DATA``; MXNet's
@@ -377,7 +402,8 @@ def find_data_root(spec: IdxDataset, root: Optional[PathLike] = None, *,
             return found
         raise DataError(
             f"{spec.name} data not found in the directory given by {label}:\n"
-            + "\n".join(_describe(d, spec) for d in candidates) + "\n"
+            + "\n".join(_describe(d, spec) for d in candidates)
+            + "\n"
             + _how_to_get(spec, mxnet_dir)
         )
 
@@ -386,7 +412,7 @@ def find_data_root(spec: IdxDataset, root: Optional[PathLike] = None, *,
         return found
 
     places = "\n".join(_describe(d, spec) for d in looked)
-    not_found = (f"{spec.name} data not found. Looked in (with {ENV_VAR} unset):\n{places}\n")
+    not_found = f"{spec.name} data not found. Looked in (with {ENV_VAR} unset):\n{places}\n"
     if not download:
         raise DataError(not_found + "Downloading was disabled.\n" + _how_to_get(spec, mxnet_dir))
     try:
@@ -398,6 +424,9 @@ def find_data_root(spec: IdxDataset, root: Optional[PathLike] = None, *,
             + _how_to_get(spec, mxnet_dir)
         ) from err
     if _missing_files(mxnet_dir, spec):
-        raise DataError(not_found + f"After the download, {mxnet_dir} still lacks: "
-                        + ", ".join(_missing_files(mxnet_dir, spec)))
+        raise DataError(
+            not_found
+            + f"After the download, {mxnet_dir} still lacks: "
+            + ", ".join(_missing_files(mxnet_dir, spec))
+        )
     return mxnet_dir

@@ -1,15 +1,16 @@
 """The networks of the documents: LeNet with and without batch normalization, and document 004's convnet."""
+
 from __future__ import annotations
 
 import warnings
 from typing import Any, Mapping, Optional
 
-from gluon_bn._mxnet import mx
 from gluon_bn.bn.layer import BatchNorm
 from gluon_bn.bn.modal import ModeHybridSequential, needs_mode_graphs
 from gluon_bn.bn.variants import AffineNoise, PartialBatchNorm
 from gluon_bn.recipes import VARIANTS, Recipe
 from gluon_bn.runtime import synchronous_engine
+from gluon_bn.runtime.loader import mx
 
 nn = mx.gluon.nn
 init = mx.init
@@ -22,8 +23,9 @@ BN_POSITIONS = ("before", "after")  # BN before the activation (the documents) o
 from gluon_bn.options import BN_IMPLS, HYBRIDIZE_MODES  # noqa: E402  (pure data, shared with the run options)
 
 
-def make_bn(kind: str, num_features: int, num_dims: int,
-            options: Optional[Mapping[str, Any]] = None) -> Optional[mx.gluon.Block]:
+def make_bn(
+    kind: str, num_features: int, num_dims: int, options: Optional[Mapping[str, Any]] = None
+) -> Optional[mx.gluon.Block]:
     """Return the batch normalization layer of `kind` for a layer's output, or None.
 
     Parameters
@@ -48,14 +50,23 @@ def make_bn(kind: str, num_features: int, num_dims: int,
     if kind in ("gluon", "frozen"):
         learned = kind == "gluon"
         return nn.BatchNorm(
-            momentum=options.get("momentum", 0.9), epsilon=options.get("eps", 1e-5),
+            momentum=options.get("momentum", 0.9),
+            epsilon=options.get("eps", 1e-5),
             gamma_initializer=options.get("gamma_initializer") or "ones",
             beta_initializer=options.get("beta_initializer") or "zeros",
-            center=learned, scale=learned, in_channels=num_features)
+            center=learned,
+            scale=learned,
+            in_channels=num_features,
+        )
     if kind in ("mean-only", "var-only"):
         part = {"mean-only": "mean", "var-only": "variance"}[kind]
-        return PartialBatchNorm(num_features, num_dims, part=part, eps=options.get("eps", 1e-5),
-                                momentum=options.get("momentum", 0.9))
+        return PartialBatchNorm(
+            num_features,
+            num_dims,
+            part=part,
+            eps=options.get("eps", 1e-5),
+            momentum=options.get("momentum", 0.9),
+        )
     raise ValueError(f"bn must be one of {BN_KINDS}, got {kind!r}")
 
 
@@ -63,11 +74,20 @@ def _add(net: nn.Sequential, *blocks: Optional[mx.gluon.Block]) -> None:
     net.add(*(b for b in blocks if b is not None))
 
 
-def lenet(bn: str = "scratch", *, pool: str = "max", flatten: bool = False,
-          activation: str = "sigmoid", num_classes: int = 10, padding: int = 0,
-          bn_options: Optional[Mapping[str, Any]] = None, bn_position: str = "before",
-          bias_before_bn: bool = True, dropout: float = 0.0,
-          noise: Optional[Mapping[str, float]] = None) -> nn.Sequential:
+def lenet(
+    bn: str = "scratch",
+    *,
+    pool: str = "max",
+    flatten: bool = False,
+    activation: str = "sigmoid",
+    num_classes: int = 10,
+    padding: int = 0,
+    bn_options: Optional[Mapping[str, Any]] = None,
+    bn_position: str = "before",
+    bias_before_bn: bool = True,
+    dropout: float = 0.0,
+    noise: Optional[Mapping[str, float]] = None,
+) -> nn.Sequential:
     """Build LeNet as the documents do, with batch normalization after each conv and dense layer.
 
     Layout (Fashion-MNIST input (N, 1, 28, 28)): conv 6@5x5 -> (N, 6, 24, 24) -> BN ->
@@ -122,15 +142,24 @@ def lenet(bn: str = "scratch", *, pool: str = "max", flatten: bool = False,
         return [layer] + (norm + act if bn_position == "before" else act + norm)
 
     net = nn.Sequential()
-    _add(net, *stage(nn.Conv2D(6, kernel_size=5, padding=padding, use_bias=use_bias), 6, 4),
-         Pool(pool_size=2, strides=2))
-    _add(net, *stage(nn.Conv2D(16, kernel_size=5, use_bias=use_bias), 16, 4),
-         Pool(pool_size=2, strides=2))
+    _add(
+        net,
+        *stage(nn.Conv2D(6, kernel_size=5, padding=padding, use_bias=use_bias), 6, 4),
+        Pool(pool_size=2, strides=2),
+    )
+    _add(
+        net,
+        *stage(nn.Conv2D(16, kernel_size=5, use_bias=use_bias), 16, 4),
+        Pool(pool_size=2, strides=2),
+    )
     if flatten:
         net.add(nn.Flatten())
     for width in (120, 84):
-        _add(net, *stage(nn.Dense(width, use_bias=use_bias), width, 2),
-             nn.Dropout(dropout) if dropout else None)
+        _add(
+            net,
+            *stage(nn.Dense(width, use_bias=use_bias), width, 2),
+            nn.Dropout(dropout) if dropout else None,
+        )
     net.add(nn.Dense(num_classes))
     return net
 
@@ -151,9 +180,13 @@ class ShiftedNormal(init.Initializer):
     _init_bias = _init_gamma = _init_beta = _init_default = _init_weight
 
 
-def straight_dope_convnet(bn: str = "scratch", *, num_classes: int = 10,
-                          weight_scale: float = 0.01,
-                          bn_options: Optional[Mapping[str, Any]] = None) -> nn.Sequential:
+def straight_dope_convnet(
+    bn: str = "scratch",
+    *,
+    num_classes: int = 10,
+    weight_scale: float = 0.01,
+    bn_options: Optional[Mapping[str, Any]] = None,
+) -> nn.Sequential:
     """Build document 004's convnet, its parameters drawn as the document draws them.
 
     Layout (input (N, 1, 28, 28)): conv 20@3x3 -> (N, 20, 26, 26) -> BN -> ReLU -> avg-pool 2
@@ -179,17 +212,32 @@ def straight_dope_convnet(bn: str = "scratch", *, num_classes: int = 10,
     options.update(gamma_initializer=ShiftedNormal(1.0, weight_scale), beta_initializer=drawn)
 
     def conv(channels: int, kernel: int) -> nn.Conv2D:
-        return nn.Conv2D(channels, kernel_size=kernel, weight_initializer=drawn,
-                         bias_initializer=drawn)
+        return nn.Conv2D(
+            channels, kernel_size=kernel, weight_initializer=drawn, bias_initializer=drawn
+        )
 
     net = nn.Sequential()
-    _add(net, conv(20, 3), make_bn(bn, 20, 4, options), nn.Activation("relu"),
-         nn.AvgPool2D(pool_size=2, strides=2))
-    _add(net, conv(50, 5), make_bn(bn, 50, 4, options), nn.Activation("relu"),
-         nn.AvgPool2D(pool_size=2, strides=2))
+    _add(
+        net,
+        conv(20, 3),
+        make_bn(bn, 20, 4, options),
+        nn.Activation("relu"),
+        nn.AvgPool2D(pool_size=2, strides=2),
+    )
+    _add(
+        net,
+        conv(50, 5),
+        make_bn(bn, 50, 4, options),
+        nn.Activation("relu"),
+        nn.AvgPool2D(pool_size=2, strides=2),
+    )
     net.add(nn.Flatten())
-    _add(net, nn.Dense(128, weight_initializer=drawn, bias_initializer=drawn),
-         make_bn(bn, 128, 2, options), nn.Activation("relu"))
+    _add(
+        net,
+        nn.Dense(128, weight_initializer=drawn, bias_initializer=drawn),
+        make_bn(bn, 128, 2, options),
+        nn.Activation("relu"),
+    )
     net.add(nn.Dense(num_classes, weight_initializer=drawn, bias_initializer=drawn))
     return net
 
@@ -293,8 +341,12 @@ def make_initializer(name: str) -> mx.init.Initializer:
     document 000); ``"straight-dope"``: the network draws its own parameters, so this only
     fills what it leaves (nothing).
     """
-    table = {"xavier": mx.init.Xavier, "normal-0.01": lambda: mx.init.Normal(0.01),
-             "default": mx.init.Uniform, "straight-dope": mx.init.Uniform}
+    table = {
+        "xavier": mx.init.Xavier,
+        "normal-0.01": lambda: mx.init.Normal(0.01),
+        "default": mx.init.Uniform,
+        "straight-dope": mx.init.Uniform,
+    }
     if name not in table:
         raise ValueError(f"unknown initializer {name!r}; known: {', '.join(table)}")
     return table[name]()
@@ -337,5 +389,6 @@ _BOOK_MODELS = ("LeNet", "BNLeNetScratch", "BNLeNet")
 def __getattr__(name: str):
     if name in _BOOK_MODELS:
         from gluon_bn.models import book
+
         return getattr(book, name)
     raise AttributeError(f"module 'gluon_bn.models' has no attribute {name!r}")

@@ -12,13 +12,14 @@ Build them in numpy mode (``npx.set_np()``), as the book does: d2l's ``Classifie
 its loss and accuracy with numpy-API operators. The moving statistics are Parameters, so
 ``d2l.Trainer(num_gpus=1)`` moves them with the model (``collect_params().reset_ctx``).
 """
+
 from __future__ import annotations
 
 from d2l import mxnet as d2l
 
-from gluon_bn._mxnet import mx
 from gluon_bn.models import lenet
 from gluon_bn.recipes import get_recipe
+from gluon_bn.runtime.loader import mx
 
 __all__ = ["LeNet", "BNLeNetScratch", "BNLeNet"]
 
@@ -66,8 +67,12 @@ class BNLeNetScratch(d2l.Classifier):
     def __init__(self, lr: float = 0.1, num_classes: int = 10, *, impl: str = "faithful"):
         super().__init__()
         self.save_hyperparameters()
-        self.net = lenet("scratch", pool="avg", num_classes=num_classes,
-                         bn_options={**_document_conventions(), "impl": impl})
+        self.net = lenet(
+            "scratch",
+            pool="avg",
+            num_classes=num_classes,
+            bn_options={**_document_conventions(), "impl": impl},
+        )
         self.initialize()  # MXNet's default initialiser, as the document
 
 
@@ -86,7 +91,10 @@ class BNLeNet(d2l.Classifier):
         super().__init__()
         self.save_hyperparameters()
         conventions = get_recipe("d2l-1.0").conventions
-        self.net = lenet("gluon", pool="avg", num_classes=num_classes,
-                         bn_options={"momentum": conventions.gluon_momentum(),
-                                     "eps": conventions.eps})
+        self.net = lenet(
+            "gluon",
+            pool="avg",
+            num_classes=num_classes,
+            bn_options={"momentum": conventions.gluon_momentum(), "eps": conventions.eps},
+        )
         self.initialize()

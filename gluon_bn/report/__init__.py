@@ -3,6 +3,7 @@
 :func:`write_outputs` writes a record's three files; the JSON first, so that a failing
 figure never takes the numbers with it.
 """
+
 from __future__ import annotations
 
 import errno
@@ -11,14 +12,38 @@ import tempfile
 from pathlib import Path
 from typing import Dict
 
+from gluon_bn.harness import write_atomically  # one atomic writer for every file
 from gluon_bn.records import Reproduction, dumps
-from gluon_bn.report.markdown import (DIGITS, LABELS, METRICS, document_time_ratio,
-                                      markdown_report, mean_sd, summarize, time_ratio)
+from gluon_bn.report.markdown import (
+    DIGITS,
+    LABELS,
+    METRICS,
+    document_time_ratio,
+    markdown_report,
+    mean_sd,
+    summarize,
+    time_ratio,
+)
 from gluon_bn.report.plots import plot_curves
 
-__all__ = ["DIGITS", "LABELS", "METRICS", "OutputError", "WriteError", "document_time_ratio",
-           "environment", "markdown_report", "mean_sd", "os_error_cause", "plot_curves",
-           "prepare_directory", "summarize", "time_ratio", "write_atomically", "write_outputs"]
+__all__ = [
+    "DIGITS",
+    "LABELS",
+    "METRICS",
+    "OutputError",
+    "WriteError",
+    "document_time_ratio",
+    "environment",
+    "markdown_report",
+    "mean_sd",
+    "os_error_cause",
+    "plot_curves",
+    "prepare_directory",
+    "summarize",
+    "time_ratio",
+    "write_atomically",
+    "write_outputs",
+]
 
 
 class OutputError(ValueError):
@@ -52,30 +77,21 @@ def prepare_directory(path: Path, option: str) -> Path:
         cause = os.strerror(err.errno) if err.errno else str(err)
         if err.errno in (errno.ENOTDIR, errno.EEXIST):
             cause = "a file is in the way (a directory is needed)"
-        raise OutputError(f"{option} {path} cannot be used: {cause}. Give {option} a directory "
-                          f"you can write to.") from None
+        raise OutputError(
+            f"{option} {path} cannot be used: {cause}. Give {option} a directory you can write to."
+        ) from None
     return path
 
 
 def environment(ctx=None):
     """Return versions, device and thread settings (loads MXNet; see :mod:`.environment`)."""
-    from gluon_bn.report.environment import environment as describe
+    from gluon_bn.report.provenance import environment as describe
+
     return describe(ctx)
 
 
 class WriteError(OSError):
     """A result file could not be written mid-run; the message names the file, the cause and what was kept."""
-
-
-def write_atomically(path: Path, write) -> None:
-    """Write `path` through a temporary file beside it, so a failed write leaves the old file whole."""
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # the suffix names the format
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def os_error_cause(err: BaseException) -> str:
@@ -101,18 +117,25 @@ def write_outputs(rep: Reproduction, out_dir: Path, stem: str) -> Dict[str, Path
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("json", "md", "png")}
-    writers = {"json": lambda p: p.write_text(dumps(rep)),
-               "md": lambda p: p.write_text(markdown_report(rep) + "\n"),
-               "png": lambda p: plot_curves(rep, p)}
+    writers = {
+        "json": lambda p: p.write_text(dumps(rep)),
+        "md": lambda p: p.write_text(markdown_report(rep) + "\n"),
+        "png": lambda p: plot_curves(rep, p),
+    }
     written = []
     for ext, write in writers.items():
         try:
             write_atomically(paths[ext], write)
         except OSError as err:
-            kept = (f"the record was written first and is complete: {paths['json']}"
-                    if written else "no file of this run was written")
-            raise WriteError(f"could not write {paths[ext]}: {os_error_cause(err)}; {kept}. Free space "
-                             f"(or raise the limit) and run again, or give --out another "
-                             f"directory.") from None
+            kept = (
+                f"the record was written first and is complete: {paths['json']}"
+                if written
+                else "no file of this run was written"
+            )
+            raise WriteError(
+                f"could not write {paths[ext]}: {os_error_cause(err)}; {kept}. Free space "
+                f"(or raise the limit) and run again, or give --out another "
+                f"directory."
+            ) from None
         written.append(paths[ext])
     return paths

@@ -1,6 +1,6 @@
 """The results table's verdicts: is a published number out of our reach, and is it an outlier?
 
-The rules, stated once (the README that :mod:`gluon_bn.report.results` generates says the same):
+The rules, stated once (the README that :mod:`gluon_bn.results` generates says the same):
 
 *Spread* of a metric is the sample standard deviation (``ddof=1``) of its last-epoch values;
 it needs at least two values. The **seeds' spread** is taken over our seeds of one variant in
@@ -24,6 +24,7 @@ number is the outlier; otherwise the note says the pair disagrees and names neit
 
 This module imports no MXNet.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,9 +54,9 @@ def published_lines(recipe: Recipe, variant: str, epoch: int) -> Dict[str, Epoch
     """
     sources = [("document", recipe.printed_run(variant))] + [
         (name, next((r for r in other.runs if r.variant == variant), None))
-        for name, other in recipe.published_elsewhere.items()]
-    return {name: line for name, run in sources if run
-            for line in run.lines if line.epoch == epoch}
+        for name, other in recipe.published_elsewhere.items()
+    ]
+    return {name: line for name, run in sources if run for line in run.lines if line.epoch == epoch}
 
 
 def spread(values: Sequence[float]) -> Optional[float]:
@@ -88,8 +89,11 @@ class Tolerance:
     @property
     def source(self) -> Optional[str]:
         """Return "seeds" or "published", whichever spread is larger (seeds on a tie), or None."""
-        known = [(value, name) for name, value in zip(SOURCES, (self.seeds, self.published))
-                 if value is not None]
+        known = [
+            (value, name)
+            for name, value in zip(SOURCES, (self.seeds, self.published))
+            if value is not None
+        ]
         return max(known, key=lambda pair: pair[0])[1] if known else None
 
     @property
@@ -159,8 +163,9 @@ class Comparison:
         return "untested" if outside is None else ("gap" if outside else "within")
 
 
-def compare(lines: Mapping[str, object],
-            ours: Mapping[str, Sequence[float]]) -> Dict[str, Comparison]:
+def compare(
+    lines: Mapping[str, object], ours: Mapping[str, Sequence[float]]
+) -> Dict[str, Comparison]:
     """Return a :class:`Comparison` per metric of `ours`.
 
     Parameters
@@ -173,10 +178,14 @@ def compare(lines: Mapping[str, object],
     """
     out = {}
     for metric, values in ours.items():
-        published = {source: float(getattr(line, metric)) for source, line in lines.items()
-                     if getattr(line, metric, None) is not None}
-        out[metric] = Comparison(metric, published, tuple(values),
-                                 choose_tolerance(values, list(published.values())))
+        published = {
+            source: float(getattr(line, metric))
+            for source, line in lines.items()
+            if getattr(line, metric, None) is not None
+        }
+        out[metric] = Comparison(
+            metric, published, tuple(values), choose_tolerance(values, list(published.values()))
+        )
     return out
 
 
@@ -236,6 +245,15 @@ def find_outliers(comparisons: Mapping[str, Mapping[str, Comparison]]) -> List[O
             if difference <= allowed:
                 continue
             outside = [v for v, c in zip(PAIR, pair) if c.outside(source)]
-            found.append(Outlier(source, metric, numbers, {v: c.mean for v, c in zip(PAIR, pair)},
-                                 difference, allowed, outside[0] if len(outside) == 1 else None))
+            found.append(
+                Outlier(
+                    source,
+                    metric,
+                    numbers,
+                    {v: c.mean for v, c in zip(PAIR, pair)},
+                    difference,
+                    allowed,
+                    outside[0] if len(outside) == 1 else None,
+                )
+            )
     return found

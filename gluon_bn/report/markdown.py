@@ -2,6 +2,7 @@
 
 This module imports no MXNet: tables can be regenerated from the JSON anywhere.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
@@ -12,10 +13,24 @@ from gluon_bn.records import LOOP_METRICS, Reproduction
 from gluon_bn.runtime import describe as describe_runtime
 
 METRICS = LOOP_METRICS["train_ch5"]
-LABELS = {"loss": "loss", "train_acc": "train acc", "test_acc": "test acc", "seconds": "sec/epoch",
-          "train_loss": "train loss", "val_loss": "val loss", "val_acc": "val acc"}
-DIGITS = {"loss": 4, "train_acc": 3, "test_acc": 3, "seconds": 1, "train_loss": 4,
-          "val_loss": 4, "val_acc": 3}
+LABELS = {
+    "loss": "loss",
+    "train_acc": "train acc",
+    "test_acc": "test acc",
+    "seconds": "sec/epoch",
+    "train_loss": "train loss",
+    "val_loss": "val loss",
+    "val_acc": "val acc",
+}
+DIGITS = {
+    "loss": 4,
+    "train_acc": 3,
+    "test_acc": 3,
+    "seconds": 1,
+    "train_loss": 4,
+    "val_loss": 4,
+    "val_acc": 3,
+}
 
 
 def mean_sd(values: Sequence[float]) -> tuple:
@@ -31,9 +46,13 @@ def summarize(rep: Reproduction, variant: str) -> List[Dict[str, tuple]]:
         return []
     epochs = min(len(h) for h in histories)
     names = [k for k in histories[0][0].as_dict() if k != "epoch"] if epochs else []
-    return [{"epoch": histories[0][i].epoch,
-             **{m: mean_sd([getattr(h[i], m) for h in histories]) for m in names}}
-            for i in range(epochs)]
+    return [
+        {
+            "epoch": histories[0][i].epoch,
+            **{m: mean_sd([getattr(h[i], m) for h in histories]) for m in names},
+        }
+        for i in range(epochs)
+    ]
 
 
 def machine(env: Dict[str, object]) -> str:
@@ -42,11 +61,13 @@ def machine(env: Dict[str, object]) -> str:
     Parameters
     ----------
     env : dict
-        A record's ``environment`` (:func:`gluon_bn.report.environment`); records older
+        A record's ``environment`` (:func:`gluon_bn.report.provenance`); records older
         than the CPU model name the processor instead.
     """
-    return (f"MXNet {env['mxnet']} on {env['cpu_count']} CPU(s) "
-            f"({env.get('cpu_model') or env['processor']})")
+    return (
+        f"MXNet {env['mxnet']} on {env['cpu_count']} CPU(s) "
+        f"({env.get('cpu_model') or env['processor']})"
+    )
 
 
 def _fmt(value: Optional[float], digits: int) -> str:
@@ -65,17 +86,21 @@ def markdown_report(rep: Reproduction) -> str:
     :func:`gluon_bn.records.load_result` read), so the table can be regenerated at any time.
     """
     recipe, run, env = rep.recipe, rep.run, rep.environment
-    lines = [f"# {recipe.name}: {recipe.title}", "",
-             f"Source: `{recipe.source_file}`, {recipe.section}.", "",
-             f"Ours: {recipe.describe_dataset(run.dataset)}, device {env['device']}, loop `{run.loop}`, "
-             f"pipeline `{run.pipeline}`, BN implementation `{run.bn_impl}`, "
-             f"hybridize `{run.hybridize}`, "
-             f"{run.epochs} epoch(s), lr {run.lr}, batch {run.batch_size}, "
-             f"seeds {list(run.seeds)}"
-             + (f", first {run.limit} training examples" if run.limit else "")
-             + f"; {machine(env)}, "
-             f"{describe_runtime(env.get('threads') or {})}.",
-             ""]
+    lines = [
+        f"# {recipe.name}: {recipe.title}",
+        "",
+        f"Source: `{recipe.source_file}`, {recipe.section}.",
+        "",
+        f"Ours: {recipe.describe_dataset(run.dataset)}, device {env['device']}, loop `{run.loop}`, "
+        f"pipeline `{run.pipeline}`, BN implementation `{run.bn_impl}`, "
+        f"hybridize `{run.hybridize}`, "
+        f"{run.epochs} epoch(s), lr {run.lr}, batch {run.batch_size}, "
+        f"seeds {list(run.seeds)}"
+        + (f", first {run.limit} training examples" if run.limit else "")
+        + f"; {machine(env)}, "
+        f"{describe_runtime(env.get('threads') or {})}.",
+        "",
+    ]
     if len(run.seeds) > 1:
         lines += ["Our numbers are mean ± sample standard deviation over the seeds.", ""]
     metrics = rep.metrics
@@ -86,7 +111,11 @@ def markdown_report(rep: Reproduction) -> str:
         n = len(rep.runs_of(variant))
         lines += [f"## {variant}", ""]
         if printed:
-            lines += [f"The document ran on {printed.device}." + (f" {printed.note}." if printed.note else ""), ""]
+            lines += [
+                f"The document ran on {printed.device}."
+                + (f" {printed.note}." if printed.note else ""),
+                "",
+            ]
         else:
             lines += ["The document printed no numbers for this variant.", ""]
         if metrics == METRICS:
@@ -105,21 +134,36 @@ def markdown_report(rep: Reproduction) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         if summary and "examples_per_sec" in summary[-1]:
             eps = summary[-1]["examples_per_sec"]
-            doc_eps = f" (document: {printed.examples_per_sec:.1f})" if printed and printed.examples_per_sec else ""
-            lines += ["", f"Training throughput, last epoch: {_fmt_ms(eps, 0, n)} examples/sec{doc_eps}."]
+            doc_eps = (
+                f" (document: {printed.examples_per_sec:.1f})"
+                if printed and printed.examples_per_sec
+                else ""
+            )
+            lines += [
+                "",
+                f"Training throughput, last epoch: {_fmt_ms(eps, 0, n)} examples/sec{doc_eps}.",
+            ]
         lines.append("")
     ratio = time_ratio(rep)
     if ratio is not None:
         doc_ratio = document_time_ratio(recipe)
-        lines += [f"Scratch/Gluon time per epoch: {ratio:.2f}x"
-                  + (f" (document: {doc_ratio:.2f}x)." if doc_ratio else "."), ""]
+        lines += [
+            f"Scratch/Gluon time per epoch: {ratio:.2f}x"
+            + (f" (document: {doc_ratio:.2f}x)." if doc_ratio else "."),
+            "",
+        ]
     with_bn = [r for r in rep.runs if r.first_bn_gamma]
     if recipe.printed_gamma_beta and with_bn:
         first = with_bn[0]
-        lines += [f"First BN layer after training ({first.variant}, seed {first.seed}):", "",
-                  "| | document | ours |", "|---|---|---|",
-                  f"| gamma | {_vec(recipe.printed_gamma_beta[0])} | {_vec(first.first_bn_gamma)} |",
-                  f"| beta | {_vec(recipe.printed_gamma_beta[1])} | {_vec(first.first_bn_beta)} |", ""]
+        lines += [
+            f"First BN layer after training ({first.variant}, seed {first.seed}):",
+            "",
+            "| | document | ours |",
+            "|---|---|---|",
+            f"| gamma | {_vec(recipe.printed_gamma_beta[0])} | {_vec(first.first_bn_gamma)} |",
+            f"| beta | {_vec(recipe.printed_gamma_beta[1])} | {_vec(first.first_bn_beta)} |",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -128,9 +172,14 @@ def _published_elsewhere(recipe, variant: str) -> List[str]:
     lines = []
     for name, other in recipe.published_elsewhere.items():
         for line in (line for run in other.runs if run.variant == variant for line in run.lines):
-            numbers = ", ".join(f"{LABELS[m]} {getattr(line, m):.{DIGITS[m]}f}" for m in METRICS[:3])
-            lines += [f"The `{name}` published run printed, epoch {line.epoch}: {numbers} "
-                      f"(source in results/README.md).", ""]
+            numbers = ", ".join(
+                f"{LABELS[m]} {getattr(line, m):.{DIGITS[m]}f}" for m in METRICS[:3]
+            )
+            lines += [
+                f"The `{name}` published run printed, epoch {line.epoch}: {numbers} "
+                f"(source in results/README.md).",
+                "",
+            ]
     return lines
 
 

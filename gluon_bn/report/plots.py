@@ -1,4 +1,5 @@
 """A record as a picture: each loop's three curves per variant, mean and band over seeds."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +13,7 @@ from gluon_bn.report.markdown import LABELS, METRICS, summarize
 def plot_curves(rep: Reproduction, path: Path) -> None:
     """Draw loss, train and test accuracy per epoch, ours (mean, band ± sd) and the document's points."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -30,14 +32,21 @@ def plot_curves(rep: Reproduction, path: Path) -> None:
                 ax.plot(x, mean, "-o", ms=3, color=colors[variant], label=f"{variant} (ours)")
                 ax.fill_between(x, mean - sd, mean + sd, color=colors[variant], alpha=0.2)
             if printed:
-                ax.plot([l.epoch for l in printed.lines], [getattr(l, m) for l in printed.lines],
-                        "x", ms=8, color=colors[variant], label=f"{variant} (document)")
+                ax.plot(
+                    [e.epoch for e in printed.lines],
+                    [getattr(e, m) for e in printed.lines],
+                    "x",
+                    ms=8,
+                    color=colors[variant],
+                    label=f"{variant} (document)",
+                )
             ax.set_title(LABELS[m])
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{recipe.name}, {recipe.describe_dataset(rep.run.dataset)} ({rep.loop} loop)",
-                 fontsize=10)
+    fig.suptitle(
+        f"{recipe.name}, {recipe.describe_dataset(rep.run.dataset)} ({rep.loop} loop)", fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

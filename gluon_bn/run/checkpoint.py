@@ -29,70 +29,29 @@ resolved against the recipe), input pipeline, scratch-BN implementation, hybridi
 dataset and the example limits. The number of epochs may grow (train further); the data
 directory and ``--sync-every-batch`` (reporting only) may change.
 """
+
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, TextIO, Tuple
 
-from gluon_bn._mxnet import mx
 from gluon_bn.run.checkpoint_files import (  # noqa: F401  (CheckpointError, FORMAT, FILES: public here too)
-    FILES, FORMAT, MANIFEST, CheckpointError, _safe_name, list_checkpoints, read_checkpoint,
-    refuse_pickled, remove_temporaries, verify_checkpoint, write_checkpoint)
-
-# Options that may differ between the run that wrote a checkpoint and the one resuming it.
-_FREE_OPTIONS = ("variants", "seeds", "epochs", "data_root", "sync_every_batch")
-
-
-def mxnet_seed(seed: int, epoch: int) -> int:
-    """Return the MXNet seed of `epoch` (1-based) of the run seeded with `seed`.
-
-    Parameters
-    ----------
-    seed : int
-        The run's seed.
-    epoch : int
-        The epoch about to start.
-
-    Returns
-    -------
-    int
-        A seed in ``[0, 2**31)`` that depends only on (`seed`, `epoch`).
-    """
-    digest = hashlib.sha256(f"gluon-bn/mxnet/{seed}/{epoch}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def run_config(recipe_name: str, variant: str, seed: int, options) -> dict:
-    """Return what identifies a run for checkpointing: recipe, variant, seed and options.
-
-    Parameters
-    ----------
-    recipe_name : str
-        As given to ``gluon-bn reproduce`` (``NAME[:ALTERNATIVE]``).
-    variant : str
-        "scratch", "gluon" or "plain".
-    seed : int
-        The run's seed.
-    options : gluon_bn.options.RunOptions or ResolvedRun
-        The run's options, resolved against the recipe (:meth:`RunOptions.resolve`).
-
-    Returns
-    -------
-    dict
-        JSON-serialisable; ``options`` holds only what must match on resume.
-    """
-    from gluon_bn.options import RunOptions
-    from gluon_bn.recipes import get_recipe
-
-    recipe = get_recipe(recipe_name)
-    run = options.resolve(recipe) if isinstance(options, RunOptions) else options
-    fixed = {k: v for k, v in run.config().items() if k not in _FREE_OPTIONS}
-    return {"recipe": recipe.name, "variant": variant, "seed": seed, "epochs": run.epochs,
-            "options": fixed}
+    FILES,
+    FORMAT,
+    MANIFEST,
+    CheckpointError,
+    list_checkpoints,
+    read_checkpoint,
+    refuse_pickled,
+    remove_temporaries,
+    verify_checkpoint,
+    write_checkpoint,
+)
+from gluon_bn.run.resume import mxnet_seed, run_config, run_directory, runtime_state
+from gluon_bn.runtime.loader import mx
 
 
 class Checkpointer:
@@ -113,8 +72,15 @@ class Checkpointer:
         Where notes go (default stdout).
     """
 
-    def __init__(self, directory: Path, config: dict, *, resume: bool = False, keep: int = 2,
-                 file: Optional[TextIO] = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        config: dict,
+        *,
+        resume: bool = False,
+        keep: int = 2,
+        file: Optional[TextIO] = None,
+    ) -> None:
         if keep < 1:
             raise ValueError(f"keep must be at least 1, got {keep!r}")
         self.directory = Path(directory)
@@ -128,8 +94,16 @@ class Checkpointer:
 
     # ------------------------------------------------------------------ factory
     @classmethod
-    def factory(cls, root: Path, recipe_name: str, options, *, resume: bool = False,
-                keep: int = 2, file: Optional[TextIO] = None) -> "CheckpointPlan":
+    def factory(
+        cls,
+        root: Path,
+        recipe_name: str,
+        options,
+        *,
+        resume: bool = False,
+        keep: int = 2,
+        file: Optional[TextIO] = None,
+    ) -> "CheckpointPlan":
         """Return a callable ``(variant, seed) -> Checkpointer`` for every run of a recipe.
 
         Every planned run is checked now, before any training: without `resume` none may
@@ -156,8 +130,7 @@ class Checkpointer:
             If `root` is not a usable directory, or a planned run's checkpoint is in the way
             (fresh start) or was made with another config (resume).
         """
-        plan = CheckpointPlan(Path(root), recipe_name, options, resume=resume, keep=keep,
-                              file=file)
+        plan = CheckpointPlan(Path(root), recipe_name, options, resume=resume, keep=keep, file=file)
         plan.check()
         return plan
 
@@ -208,22 +181,30 @@ class Checkpointer:
         except (OSError, ValueError) as err:
             raise CheckpointError(f"cannot read the checkpoint {path}: {err}") from err
         mine = self.config
-        differences = [f"{key}: checkpoint {saved.get(key)!r}, now {mine[key]!r}"
-                       for key in ("recipe", "variant", "seed") if saved.get(key) != mine[key]]
+        differences = [
+            f"{key}: checkpoint {saved.get(key)!r}, now {mine[key]!r}"
+            for key in ("recipe", "variant", "seed")
+            if saved.get(key) != mine[key]
+        ]
         theirs, ours = saved.get("options", {}), mine["options"]
-        differences += [f"{key}: checkpoint {theirs.get(key)!r}, now {ours.get(key)!r}"
-                        for key in sorted(set(theirs) | set(ours)) if theirs.get(key) != ours.get(key)]
+        differences += [
+            f"{key}: checkpoint {theirs.get(key)!r}, now {ours.get(key)!r}"
+            for key in sorted(set(theirs) | set(ours))
+            if theirs.get(key) != ours.get(key)
+        ]
         if differences:
             raise CheckpointError(
                 f"the checkpoint {path} was made with a different configuration, so it cannot "
                 f"be resumed with this one:\n  " + "\n  ".join(differences) + "\n"
                 f"Resume with the original options, or start afresh with another "
-                f"--checkpoint-dir (or delete {self.directory}).")
+                f"--checkpoint-dir (or delete {self.directory})."
+            )
         epoch = int(manifest["epoch"])
         if epoch > mine["epochs"]:
             raise CheckpointError(
                 f"the checkpoint {path} already holds {epoch} epochs, more than the "
-                f"{mine['epochs']} asked for; resume with --epochs {epoch} or more.")
+                f"{mine['epochs']} asked for; resume with --epochs {epoch} or more."
+            )
         return epoch
 
     # ------------------------------------------------------------------ restore
@@ -262,27 +243,38 @@ class Checkpointer:
         found = self.latest()
         if found is None:
             if self.resume:
-                self._print(f"checkpoint: nothing to resume in {self.directory}; "
-                            f"starting at epoch 1")
+                self._print(
+                    f"checkpoint: nothing to resume in {self.directory}; starting at epoch 1"
+                )
             return [], 0
         epoch, path = found
         if not self.resume:
             raise CheckpointError(
                 f"{path} already holds a checkpoint of this run (epoch {epoch}). Add --resume "
                 f"to continue it, or choose another --checkpoint-dir (or delete "
-                f"{self.directory}) to start over.")
+                f"{self.directory}) to start over."
+            )
         self.check_config(path)
         try:
             history = read_checkpoint(path, net, trainer, train_iter, ctx)
         except CheckpointError:
             raise
-        except (mx.base.MXNetError, AssertionError, OSError, ValueError, KeyError,
-                TypeError, EOFError) as err:
+        except (
+            mx.base.MXNetError,
+            AssertionError,
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            EOFError,
+        ) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise CheckpointError(f"cannot load the checkpoint {path}: {first}") from err
         if len(history) != epoch:
-            raise CheckpointError(f"the checkpoint {path} is inconsistent: epoch {epoch} but "
-                                  f"{len(history)} epochs of history")
+            raise CheckpointError(
+                f"the checkpoint {path} is inconsistent: epoch {epoch} but "
+                f"{len(history)} epochs of history"
+            )
         self.restored_from = self.last_saved = path
         total = self.config["epochs"]
         state = "finished" if epoch >= total else f"resuming at epoch {epoch + 1} of {total}"
@@ -303,15 +295,15 @@ class Checkpointer:
         history : sequence of dict
             EpochStats dicts of epochs 1 .. `epoch`.
         """
-        final = write_checkpoint(self.directory, epoch, net, trainer, train_iter, history,
-                                 self.config)
+        config = {**self.config, "runtime": runtime_state()}  # what --resume restores
+        final = write_checkpoint(self.directory, epoch, net, trainer, train_iter, history, config)
         self.last_saved = final
         self._prune()
         return final
 
     def _prune(self) -> None:
         complete = [(e, p) for e, p in self.checkpoints() if (p / MANIFEST).is_file()]
-        for _, path in complete[:-self.keep]:
+        for _, path in complete[: -self.keep]:
             shutil.rmtree(path, ignore_errors=True)
 
     def saver(self, net, trainer, train_iter, history: Sequence[dict]) -> Callable:
@@ -369,21 +361,34 @@ class CheckpointPlan:
         Where notes go.
     """
 
-    def __init__(self, root: Path, recipe_name: str, options, *, resume: bool, keep: int = 2,
-                 file: Optional[TextIO] = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        recipe_name: str,
+        options,
+        *,
+        resume: bool,
+        keep: int = 2,
+        file: Optional[TextIO] = None,
+    ) -> None:
         self.root, self.recipe_name, self.options = Path(root), recipe_name, options
         self.resume, self.keep, self.file = resume, keep, file
         self.current: Optional[Checkpointer] = None
 
     def directory(self, variant: str, seed: int) -> Path:
         """Return the checkpoint directory of one run."""
-        return self.root / _safe_name(self.recipe_name) / f"{_safe_name(variant)}-seed{seed}"
+        return run_directory(self.root, self.recipe_name, variant, seed)
 
     def make(self, variant: str, seed: int) -> Checkpointer:
         """Return the Checkpointer of one run, without remembering it as the current one."""
         config = run_config(self.recipe_name, variant, seed, self.options)
-        return Checkpointer(self.directory(variant, seed), config, resume=self.resume,
-                            keep=self.keep, file=self.file)
+        return Checkpointer(
+            self.directory(variant, seed),
+            config,
+            resume=self.resume,
+            keep=self.keep,
+            file=self.file,
+        )
 
     def __call__(self, variant: str, seed: int) -> Checkpointer:
         """Return the Checkpointer of one run and remember it (see :meth:`describe`)."""
@@ -405,7 +410,8 @@ class CheckpointPlan:
                     raise CheckpointError(
                         f"{path} already holds a checkpoint of {self.recipe_name} / {variant} / "
                         f"seed {seed} (epoch {epoch}). Add --resume to continue from it, or "
-                        f"choose another --checkpoint-dir (or delete {self.root}) to start over.")
+                        f"choose another --checkpoint-dir (or delete {self.root}) to start over."
+                    )
                 checkpointer.check_config(path)
 
     def describe(self) -> str:

@@ -47,13 +47,13 @@ Checkpoints of format 1 (written by an earlier gluon-bn, with a ``trainer.states
 pickle) are refused with a :class:`CheckpointError` that says how to start afresh
 (:func:`refuse_pickled`); their ``trainer.states`` is never opened.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import random
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -61,16 +61,17 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from gluon_bn._mxnet import mx
-from gluon_bn.run.checkpoint_optimizer import (CheckpointError, _load_trainer_state,
-                                               _save_trainer_state)
+from gluon_bn.run.checkpoint_optimizer import (
+    CheckpointError,
+    _load_trainer_state,
+    _save_trainer_state,
+)
+from gluon_bn.run.resume import EPOCH_DIR, MANIFEST
+from gluon_bn.runtime.loader import mx
 
 FORMAT = 2  # 1: optimizer state in trainer.states, a pickle (refused, never read)
-FILES = ("net.params", "trainer.params", "trainer.json", "rng.json", "history.json",
-         "config.json")
+FILES = ("net.params", "trainer.params", "trainer.json", "rng.json", "history.json", "config.json")
 _OLD_STATES = "trainer.states"  # format 1's pickle
-MANIFEST = "manifest.json"
-_EPOCH_DIR = re.compile(r"^epoch-(\d{4,})$")
 _TEMP_SUFFIX = ".tmp"
 
 
@@ -93,8 +94,13 @@ def _set_rng_state(state: dict, data_iter) -> None:
     np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
     if "train_iter" not in state:  # written before state_dict: [bit_generator.state] or []
         saved = state["shuffle"]
-        state = {"train_iter": dict(data_iter.state_dict(), shuffle=bool(saved),
-                                    bit_generator=saved[0] if saved else None)}
+        state = {
+            "train_iter": dict(
+                data_iter.state_dict(),
+                shuffle=bool(saved),
+                bit_generator=saved[0] if saved else None,
+            )
+        }
     data_iter.load_state_dict(state["train_iter"])
 
 
@@ -109,8 +115,10 @@ def pickle_problem(path: Path) -> Optional[str]:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if isinstance(manifest, dict) and (manifest.get("format") == 1 or _OLD_STATES in (
-            manifest.get("files") if isinstance(manifest.get("files"), dict) else {})):
+    if isinstance(manifest, dict) and (
+        manifest.get("format") == 1
+        or _OLD_STATES in (manifest.get("files") if isinstance(manifest.get("files"), dict) else {})
+    ):
         return f"its manifest (format {manifest.get('format')!r}) lists {_OLD_STATES}"
     return None
 
@@ -126,7 +134,8 @@ def refuse_pickled(path: Path, run_directory: Optional[Path] = None) -> None:
         f"written by an earlier gluon-bn. gluon-bn no longer loads pickles, because loading "
         f"one can run arbitrary code, so it cannot resume this checkpoint (it was not read "
         f"and is left as it is). Start afresh with another --checkpoint-dir (or delete "
-        f"{where}).")
+        f"{where})."
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -157,17 +166,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text)
-
-
 def list_checkpoints(directory: Path) -> List[Tuple[int, Path]]:
     """Return ``(epoch, path)`` of every checkpoint directory (complete or not), oldest first."""
     if not directory.is_dir():
         return []
     found = []
     for path in directory.iterdir():
-        match = _EPOCH_DIR.match(path.name)
+        match = EPOCH_DIR.match(path.name)
         if match and path.is_dir():
             found.append((int(match.group(1)), path))
     return sorted(found)
@@ -205,8 +210,9 @@ def remove_temporaries(directory: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def write_checkpoint(directory: Path, epoch: int, net, trainer, train_iter,
-                     history: Sequence[dict], config: dict) -> Path:
+def write_checkpoint(
+    directory: Path, epoch: int, net, trainer, train_iter, history: Sequence[dict], config: dict
+) -> Path:
     """Write the checkpoint of `epoch` into `directory` atomically and return its path.
 
     The files are written into a temporary directory, the manifest last, which is then
@@ -214,18 +220,35 @@ def write_checkpoint(directory: Path, epoch: int, net, trainer, train_iter,
     """
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"epoch-{epoch:04d}"
-    temp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=_TEMP_SUFFIX,
-                                 dir=directory))
-    steps = [("net.params", lambda: net.save_parameters(str(temp / "net.params"))),
-             ("trainer.params", lambda: _write_json(temp / "trainer.json",
-                                                    _save_trainer_state(temp, net, trainer))),
-             ("rng.json", lambda: _write_json(temp / "rng.json", _rng_state(train_iter))),
-             ("history.json", lambda: _write_json(temp / "history.json", list(history))),
-             ("config.json", lambda: _write_json(temp / "config.json", config)),
-             (MANIFEST, lambda: _write_json(temp / MANIFEST, {
-                 "format": FORMAT, "epoch": epoch, "epochs": config["epochs"],
-                 "files": {name: {"bytes": (temp / name).stat().st_size,
-                                  "sha256": _sha256(temp / name)} for name in FILES}}))]
+    temp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=_TEMP_SUFFIX, dir=directory))
+    steps = [
+        ("net.params", lambda: net.save_parameters(str(temp / "net.params"))),
+        (
+            "trainer.params",
+            lambda: _write_json(temp / "trainer.json", _save_trainer_state(temp, net, trainer)),
+        ),
+        ("rng.json", lambda: _write_json(temp / "rng.json", _rng_state(train_iter))),
+        ("history.json", lambda: _write_json(temp / "history.json", list(history))),
+        ("config.json", lambda: _write_json(temp / "config.json", config)),
+        (
+            MANIFEST,
+            lambda: _write_json(
+                temp / MANIFEST,
+                {
+                    "format": FORMAT,
+                    "epoch": epoch,
+                    "epochs": config["epochs"],
+                    "files": {
+                        name: {
+                            "bytes": (temp / name).stat().st_size,
+                            "sha256": _sha256(temp / name),
+                        }
+                        for name in FILES
+                    },
+                },
+            ),
+        ),
+    ]
     try:
         for name, write in steps:
             try:
@@ -252,13 +275,20 @@ def _write_failed(path: Path, err: BaseException, directory: Path):
     if isinstance(err, OSError):
         cause = os_error_cause(err)
     else:  # MXNet's own writer reports no errno: "FileStream.Write incomplete"
-        cause = ("MXNet could not write the whole file (a full disk or a file-size limit?): "
-                 + str(err).strip().splitlines()[-1][:200])
+        cause = (
+            "MXNet could not write the whole file (a full disk or a file-size limit?): "
+            + str(err).strip().splitlines()[-1][:200]
+        )
     kept = [path for _, path in list_checkpoints(directory) if verify_checkpoint(path) is None]
-    previous = f"the last complete checkpoint is intact: {kept[-1]}" if kept else \
-        "no earlier checkpoint of this run exists"
-    return WriteError(f"could not write the checkpoint file {path}: {cause}; {previous}. Free "
-                      f"space (or raise the limit), then run the same command with --resume.")
+    previous = (
+        f"the last complete checkpoint is intact: {kept[-1]}"
+        if kept
+        else "no earlier checkpoint of this run exists"
+    )
+    return WriteError(
+        f"could not write the checkpoint file {path}: {cause}; {previous}. Free "
+        f"space (or raise the limit), then run the same command with --resume."
+    )
 
 
 def read_checkpoint(path: Path, net, trainer, train_iter, ctx) -> list:
@@ -274,6 +304,5 @@ def read_checkpoint(path: Path, net, trainer, train_iter, ctx) -> list:
     data = json.loads((path / "trainer.json").read_text(encoding="utf-8"))
     _load_trainer_state(path, data, net, trainer)
     history = json.loads((path / "history.json").read_text(encoding="utf-8"))
-    _set_rng_state(json.loads((path / "rng.json").read_text(encoding="utf-8")),
-                   train_iter)
+    _set_rng_state(json.loads((path / "rng.json").read_text(encoding="utf-8")), train_iter)
     return history

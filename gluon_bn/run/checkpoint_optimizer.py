@@ -4,6 +4,7 @@ Part of the checkpoints (:mod:`gluon_bn.run.checkpoint_files` writes and reads t
 this module turns a ``gluon.Trainer``'s state into ``trainer.params`` and ``trainer.json``
 and back, renumbered to the resuming trainer's order of parameters.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ import os
 from pathlib import Path
 from typing import List, Tuple
 
-from gluon_bn._mxnet import mx
+from gluon_bn.runtime.loader import mx
 
 
 class CheckpointError(ValueError):
@@ -27,14 +28,15 @@ def _param_keys(net, trainer) -> List[str]:
     by_id = {id(p): key for key, p in net._collect_params_with_prefix().items()}  # pylint: disable=protected-access
     keys = [by_id.get(id(p)) for p in trainer._params]  # pylint: disable=protected-access
     if None in keys:
-        raise CheckpointError("the trainer updates parameters that are not the network's; "
-                              "checkpoints need Trainer(net.collect_params(), ...)")
+        raise CheckpointError(
+            "the trainer updates parameters that are not the network's; "
+            "checkpoints need Trainer(net.collect_params(), ...)"
+        )
     return keys
 
 
 def _trainer_layout(net, trainer) -> dict:
-    return {"params": _param_keys(net, trainer),
-            "names": [p.name for p in trainer._params]}  # pylint: disable=protected-access
+    return {"params": _param_keys(net, trainer), "names": [p.name for p in trainer._params]}  # pylint: disable=protected-access
 
 
 # ---------------------------------------------------------------------- optimizer state
@@ -64,8 +66,10 @@ def _updaters(trainer) -> list:
     if trainer._params_to_init:
         trainer._init_params()
     if trainer._update_on_kvstore:
-        raise CheckpointError("checkpoints cannot hold the optimizer state of a trainer that "
-                              "updates on a kvstore (update_on_kvstore); train on one device")
+        raise CheckpointError(
+            "checkpoints cannot hold the optimizer state of a trainer that "
+            "updates on a kvstore (update_on_kvstore); train on one device"
+        )
     return list(trainer._updaters)
 
 
@@ -77,10 +81,14 @@ def _encode_state(state, name: str, arrays: dict):
         arrays[name] = state.copyto(mx.cpu())
         return "array"
     if isinstance(state, (tuple, list)):
-        return {"tuple" if isinstance(state, tuple) else "list":
-                [_encode_state(s, f"{name}/{i}", arrays) for i, s in enumerate(state)]}
-    raise CheckpointError(f"cannot checkpoint an optimizer state of type "
-                          f"{type(state).__name__} ({name})")
+        return {
+            "tuple" if isinstance(state, tuple) else "list": [
+                _encode_state(s, f"{name}/{i}", arrays) for i, s in enumerate(state)
+            ]
+        }
+    raise CheckpointError(
+        f"cannot checkpoint an optimizer state of type {type(state).__name__} ({name})"
+    )
 
 
 def _decode_state(spec, name: str, arrays: dict):
@@ -114,23 +122,33 @@ def _optimizer_state(net, trainer) -> Tuple[dict, dict]:
             raise CheckpointError(f"unexpected optimizer state index {index!r}")
         states[keys[index]] = _encode_state(state, keys[index], arrays)
     counts = optimizer._all_index_update_counts  # pylint: disable=protected-access
-    current = next((device for device, c in counts.items()
-                    if c is optimizer._index_update_count), None)  # pylint: disable=protected-access
+    current = next(
+        (device for device, c in counts.items() if c is optimizer._index_update_count), None
+    )  # pylint: disable=protected-access
     scheduler = optimizer.lr_scheduler
-    data = dict(_trainer_layout(net, trainer), optimizer={
-        "class": type(optimizer).__name__,
-        "num_update": int(optimizer.num_update),
-        "begin_num_update": int(optimizer.begin_num_update),
-        "lr": optimizer.lr,
-        "lr_scheduler": None if scheduler is None else {
-            "class": type(scheduler).__name__, "attributes": dict(vars(scheduler))},
-        "update_counts": {str(device): {keys[i]: int(n) for i, n in sorted(c.items())}
-                          for device, c in counts.items()},
-        "current_device": current,
-        "scalars": {name: getattr(optimizer, name) for name in _OPTIMIZER_SCALARS
-                    if hasattr(optimizer, name)},
-        "states": states,
-    })
+    data = dict(
+        _trainer_layout(net, trainer),
+        optimizer={
+            "class": type(optimizer).__name__,
+            "num_update": int(optimizer.num_update),
+            "begin_num_update": int(optimizer.begin_num_update),
+            "lr": optimizer.lr,
+            "lr_scheduler": None
+            if scheduler is None
+            else {"class": type(scheduler).__name__, "attributes": dict(vars(scheduler))},
+            "update_counts": {
+                str(device): {keys[i]: int(n) for i, n in sorted(c.items())}
+                for device, c in counts.items()
+            },
+            "current_device": current,
+            "scalars": {
+                name: getattr(optimizer, name)
+                for name in _OPTIMIZER_SCALARS
+                if hasattr(optimizer, name)
+            },
+            "states": states,
+        },
+    )
     try:
         json.dumps(data)
     except (TypeError, ValueError) as err:
@@ -156,23 +174,31 @@ def _load_trainer_state(directory: Path, data: dict, net, trainer) -> None:
     old_keys = data["params"]
     new_keys = _param_keys(net, trainer)
     if sorted(old_keys) != sorted(new_keys):
-        raise CheckpointError(f"the checkpoint's optimizer state is for other parameters "
-                              f"({len(old_keys)} saved, {len(new_keys)} in this network)")
+        raise CheckpointError(
+            f"the checkpoint's optimizer state is for other parameters "
+            f"({len(old_keys)} saved, {len(new_keys)} in this network)"
+        )
     saved = data["optimizer"]
     optimizer = trainer.optimizer
     if saved["class"] != type(optimizer).__name__:
-        raise CheckpointError(f"the checkpoint's optimizer is {saved['class']}, this run's "
-                              f"is {type(optimizer).__name__}")
-    differences = [f"{name}: checkpoint {value!r}, now {getattr(optimizer, name, None)!r}"
-                   for name, value in saved["scalars"].items()
-                   if getattr(optimizer, name, None) != value]
+        raise CheckpointError(
+            f"the checkpoint's optimizer is {saved['class']}, this run's "
+            f"is {type(optimizer).__name__}"
+        )
+    differences = [
+        f"{name}: checkpoint {value!r}, now {getattr(optimizer, name, None)!r}"
+        for name, value in saved["scalars"].items()
+        if getattr(optimizer, name, None) != value
+    ]
     if differences:
-        raise CheckpointError("the checkpoint's optimizer was set up differently: "
-                              + "; ".join(differences))
+        raise CheckpointError(
+            "the checkpoint's optimizer was set up differently: " + "; ".join(differences)
+        )
     scheduler = optimizer.lr_scheduler
     saved_scheduler = saved["lr_scheduler"]
     if (scheduler is None) != (saved_scheduler is None) or (
-            scheduler is not None and saved_scheduler["class"] != type(scheduler).__name__):
+        scheduler is not None and saved_scheduler["class"] != type(scheduler).__name__
+    ):
         raise CheckpointError("the checkpoint's learning rate schedule is not this run's")
     position = {key: i for i, key in enumerate(new_keys)}
 
@@ -181,13 +207,17 @@ def _load_trainer_state(directory: Path, data: dict, net, trainer) -> None:
         if loaded:
             raise ValueError(f"{_STATE_ARRAYS} holds unnamed arrays")
         loaded = {}
-    states = {position[key]: _decode_state(spec, key, loaded)
-              for key, spec in saved["states"].items()}
+    states = {
+        position[key]: _decode_state(spec, key, loaded) for key, spec in saved["states"].items()
+    }
     if loaded:
-        raise ValueError(f"{_STATE_ARRAYS} holds arrays that trainer.json does not describe: "
-                         f"{sorted(loaded)}")
-    counts = {int(device): {position[key]: int(n) for key, n in c.items()}
-              for device, c in saved["update_counts"].items()}
+        raise ValueError(
+            f"{_STATE_ARRAYS} holds arrays that trainer.json does not describe: {sorted(loaded)}"
+        )
+    counts = {
+        int(device): {position[key]: int(n) for key, n in c.items()}
+        for device, c in saved["update_counts"].items()
+    }
     current = saved["current_device"]
 
     # Everything is read and checked: now change the trainer, as Trainer.load_states does.
@@ -198,7 +228,8 @@ def _load_trainer_state(directory: Path, data: dict, net, trainer) -> None:
     # pylint: disable=protected-access
     optimizer._all_index_update_counts = counts or {0: {}}
     optimizer._index_update_count = optimizer._all_index_update_counts.setdefault(
-        current if current is not None else next(iter(optimizer._all_index_update_counts)), {})
+        current if current is not None else next(iter(optimizer._all_index_update_counts)), {}
+    )
     optimizer.num_update = int(saved["num_update"])
     optimizer.begin_num_update = int(saved["begin_num_update"])
     if scheduler is None:

@@ -1,4 +1,5 @@
 """Run a recipe: resolve its options, train each variant and seed with its loop, record the outcome."""
+
 from __future__ import annotations
 
 import os
@@ -7,19 +8,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence, TextIO, Tuple
 
-from gluon_bn._mxnet import mx
 from gluon_bn import data as gdata
 from gluon_bn.device import as_context_list
-from gluon_bn.models import build_net, find_bn, hybridize_network, make_initializer
+from gluon_bn.models import find_bn
 from gluon_bn.options import ResolvedRun, RunOptions
 from gluon_bn.recipes import Recipe, get_recipe
 from gluon_bn.records import Reproduction, VariantRun, epoch_from_dict
 from gluon_bn.report import environment, write_outputs
-from gluon_bn.run.training import seed_everything, train_ch5
+from gluon_bn.run.training import prepare_network, seed_everything, train_ch5
 
 
-def resolve_dataset(recipe: Recipe, options: RunOptions, file: TextIO, *,
-                    download: bool = True) -> str:
+def resolve_dataset(
+    recipe: Recipe, options: RunOptions, file: TextIO, *, download: bool = True
+) -> str:
     """Return the data set a run trains on; for "auto", MNIST where its files verify.
 
     A recipe written for MNIST (document 004) trains on MNIST when its four files are on the
@@ -56,20 +57,29 @@ def resolve_dataset(recipe: Recipe, options: RunOptions, file: TextIO, *,
     if recipe.dataset != "mnist":
         return recipe.dataset
     spec = gdata.spec_for("mnist")
-    stand_in = (f"{recipe.name} runs on Fashion-MNIST as a stand-in for MNIST (its record and "
-                f"reports say so)")
+    stand_in = (
+        f"{recipe.name} runs on Fashion-MNIST as a stand-in for MNIST (its record and "
+        f"reports say so)"
+    )
     try:
         directory = gdata.find_data_root(spec, options.data_root, download=download)
     except gdata.DataError:
         env_dir = os.environ.get(gdata.ENV_VAR)
         if options.data_root or env_dir:  # an explicit directory: nothing else was tried
-            missing = (f"not in --data-root {options.data_root}" if options.data_root
-                       else f"not in ${gdata.ENV_VAR} ({env_dir})")
+            missing = (
+                f"not in --data-root {options.data_root}"
+                if options.data_root
+                else f"not in ${gdata.ENV_VAR} ({env_dir})"
+            )
         else:
-            missing = (f"not in {', '.join(str(d) for d in gdata.default_dirs(spec))} and "
-                       + ("could not be downloaded" if download else "were not downloaded"))
-        print(f"note: {recipe.name} trained on MNIST digits, which are {missing}: {stand_in}. "
-              f"To train on MNIST, pass --data-root DIR holding its four files.", file=file)
+            missing = f"not in {', '.join(str(d) for d in gdata.default_dirs(spec))} and " + (
+                "could not be downloaded" if download else "were not downloaded"
+            )
+        print(
+            f"note: {recipe.name} trained on MNIST digits, which are {missing}: {stand_in}. "
+            f"To train on MNIST, pass --data-root DIR holding its four files.",
+            file=file,
+        )
         return "fashion-mnist"
     try:
         gdata.verify_files(spec, directory)
@@ -77,22 +87,41 @@ def resolve_dataset(recipe: Recipe, options: RunOptions, file: TextIO, *,
         found = gdata.identify(directory)
         if found in (None, "mnist"):
             raise
-        print(f"note: {directory} holds {gdata.spec_for(found).name}, not MNIST: {stand_in}.",
-              file=file)
+        print(
+            f"note: {directory} holds {gdata.spec_for(found).name}, not MNIST: {stand_in}.",
+            file=file,
+        )
         return found
     return "mnist"
 
 
 def load_data(run: ResolvedRun, seed: int):
     """Return (train_iter, test_iter) of the run's data set for one seed (train_ch5's pipelines)."""
-    return gdata.load_data(gdata.spec_for(run.dataset), run.batch_size, root=run.data_root,
-                           pipeline=run.pipeline, seed=seed, limit=run.limit,
-                           test_limit=run.test_limit)
+    return gdata.load_data(
+        gdata.spec_for(run.dataset),
+        run.batch_size,
+        root=run.data_root,
+        pipeline=run.pipeline,
+        seed=seed,
+        limit=run.limit,
+        test_limit=run.test_limit,
+    )
 
 
-def run_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
-                file: Optional[TextIO] = None, checkpoint=None, on_epoch_end=None,
-                return_net: bool = False, stop_requested=None, progress: bool = True):
+def run_variant(
+    run: ResolvedRun,
+    variant: str,
+    seed: int,
+    ctx,
+    *,
+    file: Optional[TextIO] = None,
+    checkpoint=None,
+    on_epoch_end=None,
+    return_net: bool = False,
+    stop_requested=None,
+    progress: bool = True,
+    val_acc: str = "board",
+):
     """Train one variant of a run with one seed; return its record (history and first BN).
 
     Parameters
@@ -117,24 +146,37 @@ def run_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
         Passed to :func:`gluon_bn.run.training.train_ch5`.
     progress : bool
         train_ch5's progress bar on stderr (shown only on a terminal).
+    val_acc : {"board", "counted"}
+        The d2l.Trainer loop's validation accuracy: the book's mean of per-batch accuracies
+        (the default, what ``gluon-bn reproduce`` records), or correct / examples
+        (:class:`gluon_bn.run.book.RecordingTrainer`; the studies). train_ch5 always counts.
     """
     file = file or sys.stdout
     recipe = run.recipe
     if run.loop == "d2l.Trainer":
         if checkpoint is not None:
-            raise ValueError("checkpoints are kept by the train_ch5 loop only; drop "
-                             "--checkpoint-dir or add --loop train_ch5")
+            raise ValueError(
+                "checkpoints are kept by the train_ch5 loop only; drop "
+                "--checkpoint-dir or add --loop train_ch5"
+            )
         print(f"{recipe.name} / {variant} / seed {seed} (d2l.Trainer)", file=file)
-        history, net = train_book_variant(run, variant, seed, ctx, file=file,
-                                          on_epoch_end=on_epoch_end)
+        from gluon_bn.run.book import train_book_variant  # d2l 1.0 loads here
+
+        history, net = train_book_variant(
+            run, variant, seed, ctx, file=file, on_epoch_end=on_epoch_end, val_acc=val_acc
+        )
         record = _record(variant, seed, history, net)
         return (record, net) if return_net else record
     seed_everything(seed)
     train_iter, test_iter = load_data(run, seed)
-    net = hybridize_network(build_net(recipe, variant, bn_impl=run.bn_impl), run.hybridize)
-    net.initialize(make_initializer(recipe.initializer_for(variant)), ctx=ctx)
-    trainer = mx.gluon.Trainer(net.collect_params(), "sgd",
-                               {"learning_rate": run.trainer_learning_rate()})
+    net, trainer = prepare_network(
+        recipe,
+        variant,
+        bn_impl=run.bn_impl,
+        hybridize=run.hybridize,
+        ctx=ctx,
+        learning_rate=run.trainer_learning_rate(),
+    )
     history, start_epoch, callbacks = [], 0, []
     if checkpoint is not None:  # the checkpoint keeps the finished epochs' history as data
         history, start_epoch = checkpoint.restore(net, trainer, train_iter, ctx)
@@ -148,47 +190,22 @@ def run_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
 
     print(f"{recipe.name} / {variant} / seed {seed}", file=file)
     history = [epoch_from_dict(h) for h in history] + train_ch5(
-        net, train_iter, test_iter, run.batch_size, trainer, ctx, run.epochs, file=file,
-        start_epoch=start_epoch, sync_every_batch=run.sync_every_batch,
-        on_epoch_end=after_epoch, stop_requested=stop_requested, progress=progress)
+        net,
+        train_iter,
+        test_iter,
+        run.batch_size,
+        trainer,
+        ctx,
+        run.epochs,
+        file=file,
+        start_epoch=start_epoch,
+        sync_every_batch=run.sync_every_batch,
+        on_epoch_end=after_epoch,
+        stop_requested=stop_requested,
+        progress=progress,
+    )
     record = _record(variant, seed, history, net)
     return (record, net) if return_net else record
-
-
-def train_book_variant(run: ResolvedRun, variant: str, seed: int, ctx, *,
-                       file: Optional[TextIO] = None, on_epoch_end=None):
-    """Train one variant with d2l 1.0's Trainer in numpy mode; return (history, net).
-
-    The book's call, ``d2l.Trainer(max_epochs, num_gpus=1).fit(model, FashionMNIST(...))``,
-    with :mod:`gluon_bn.models.book` for the models and :class:`gluon_bn.FashionMNIST` for
-    the data. ``num_gpus`` is 1 when `ctx` is a GPU, else 0 (d2l then trains on the CPU).
-    """
-    from gluon_bn.data.book import FashionMNIST
-    from gluon_bn.models.book import BNLeNet, BNLeNetScratch, LeNet
-    from gluon_bn.bn.functional import numpy_mode
-    from gluon_bn.run.book import fit
-
-    if run.dataset != "fashion-mnist":
-        raise ValueError(f"the d2l.Trainer loop trains on Fashion-MNIST (the book's data), "
-                         f"not {run.dataset}; use --loop train_ch5")
-    num_gpus = int(any(c.device_type == "gpu" for c in as_context_list(ctx)))
-    with numpy_mode():
-        seed_everything(seed)  # initial weights (MXNet's RNG) and the loader's order (numpy's)
-        model = {"plain": lambda: LeNet(lr=run.lr),
-                 "scratch": lambda: BNLeNetScratch(lr=run.lr, impl=run.bn_impl),
-                 "gluon": lambda: BNLeNet(lr=run.lr)}[variant]()
-        compiled = hybridize_network(model.net, run.hybridize)
-        if compiled is not model.net:
-            if not isinstance(compiled, mx.gluon.nn.Sequential):  # one HybridSequential:
-                wrapper = mx.gluon.nn.Sequential(prefix="")  # Block forbids changing the
-                wrapper.add(compiled)                          # attribute's type
-                compiled = wrapper
-            model.net = compiled
-        data = FashionMNIST(batch_size=run.batch_size, root=run.data_root,
-                            limit=run.limit, val_limit=run.test_limit)
-        history = fit(model, data, run.epochs, num_gpus=num_gpus, file=file,
-                      on_epoch_end=on_epoch_end)
-    return history, model.net
 
 
 def _record(variant: str, seed: int, history, net) -> VariantRun:
@@ -216,11 +233,33 @@ def resolve(recipe_name: str, options: RunOptions, *, file: Optional[TextIO] = N
     return options.resolve(recipe, dataset=resolve_dataset(recipe, options, file or sys.stdout))
 
 
-def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[Path] = None,
-              file: Optional[TextIO] = None, checkpointer_factory=None,
-              stop_requested=None, progress: bool = True,
-              on_epoch_end=None, guard=None, backend=None,
-              device: str = "cpu") -> Tuple[Reproduction, dict]:
+def build_native(run: ResolvedRun, ctx) -> None:
+    """Build the native operator now when `run` trains it: no compiler is an error before the
+    first run, not during it (ValueError for a GPU, where it does not run)."""
+    if run.bn_impl == "native" and "scratch" in run.variants:
+        if any(c.device_type != "cpu" for c in as_context_list(ctx)):
+            raise ValueError(
+                "--bn-impl native runs on the CPU only; add --device cpu, or use "
+                "--bn-impl fast on a GPU"
+            )
+        from gluon_bn.bn.native import load
+
+        load()
+
+
+def reproduce(
+    recipe_name: str,
+    options: RunOptions,
+    ctx,
+    *,
+    out_dir: Optional[Path] = None,
+    file: Optional[TextIO] = None,
+    checkpointer_factory=None,
+    stop_requested=None,
+    progress: bool = True,
+    on_epoch_end=None,
+    guard=None,
+) -> Tuple[Reproduction, dict]:
     """Run every variant and seed of a recipe and write JSON, Markdown and PNG under `out_dir`.
 
     Parameters
@@ -243,15 +282,11 @@ def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[P
         Progress bars on stderr (on a terminal only); ``--quiet`` turns them off.
     on_epoch_end : callable, optional
         Called with every epoch's record (``EpochStats`` or ``BookEpoch``), every run.
-    guard : gluon_bn.tuning.CollapseGuard, optional
-        Watches the step times of every train_ch5 run and drops the process to one OpenMP
-        thread when they collapse; its drops are recorded as ``thread_changes`` in the
-        record's environment (the runs after a drop ran with one thread).
-    backend : optional
-        A distributed backend (:func:`gluon_bn.scale.backend.open_backend`) trains one task
-        per variant and seed on its workers (one OpenMP thread each); default: serial, here.
-    device : str
-        The ``--device`` string the workers parse.
+    guard : gluon_bn.runtime.watch.LoadWatch, optional
+        Watches the step times of every train_ch5 run against this machine's idle ones and
+        drops the process to one OpenMP thread when they collapse; its drops are recorded as
+        ``thread_changes`` in the record's environment (the runs after a drop ran with one
+        thread).
 
     Returns
     -------
@@ -260,20 +295,12 @@ def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[P
     """
     file = file or sys.stdout
     run = resolve(recipe_name, options, file=file)
-    if run.bn_impl == "native" and "scratch" in run.variants:
-        if any(c.device_type != "cpu" for c in as_context_list(ctx)):
-            raise ValueError("--bn-impl native runs on the CPU only; add --device cpu, or use "
-                             "--bn-impl fast on a GPU")
-        from gluon_bn.bn.native import load
-        load()  # build it now: no compiler is an error before the first run, not during it
-    if backend is not None and backend.distributed:
-        if checkpointer_factory is not None:
-            raise ValueError("--checkpoint-dir works with serial runs only: drop --jobs/--scheduler")
-        return _reproduce_on(backend, recipe_name, options, run, ctx, out_dir, file, device)
+    build_native(run, ctx)
     result = make_result(run, ctx)
     paths = {}
     asked, ended = stop_requested, on_epoch_end
     if guard is not None:
+
         def asked() -> bool:
             note = guard.after_batch()
             if note:
@@ -281,62 +308,44 @@ def reproduce(recipe_name: str, options: RunOptions, ctx, *, out_dir: Optional[P
             return bool(stop_requested is not None and stop_requested())
 
         def ended(stats) -> None:
-            guard.epoch_ended()
+            note = guard.epoch_ended(stats)
+            if note:
+                print(note, file=file, flush=True)
             if on_epoch_end is not None:
                 on_epoch_end(stats)
+
     for seed in run.seeds:
         for variant in run.variants:
             checkpoint = checkpointer_factory(variant, seed) if checkpointer_factory else None
             if guard is not None:
-                guard.begin({"variant": variant, "seed": seed})
-            result.runs.append(run_variant(run, variant, seed, ctx, file=file,
-                                           checkpoint=checkpoint, progress=progress,
-                                           stop_requested=asked, on_epoch_end=ended))
+                guard.begin(
+                    {"variant": variant, "seed": seed},
+                    {
+                        "recipe": run.recipe.name,
+                        "variant": variant,
+                        "bn_impl": run.bn_impl,
+                        "pipeline": run.pipeline,
+                        "hybridize": run.hybridize,
+                        "batch_size": run.batch_size,
+                    },
+                )
+            result.runs.append(
+                run_variant(
+                    run,
+                    variant,
+                    seed,
+                    ctx,
+                    file=file,
+                    checkpoint=checkpoint,
+                    progress=progress,
+                    stop_requested=asked,
+                    on_epoch_end=ended,
+                )
+            )
             if guard is not None and guard.events:
                 result.environment["thread_changes"] = list(guard.events)
             if out_dir is not None:  # rewrite after every run: nothing finished is lost
                 paths = write_outputs(result, Path(out_dir), output_stem(run))
-    return result, paths
-
-
-def _reproduce_on(backend, recipe_name: str, options: RunOptions, run: ResolvedRun, ctx,
-                  out_dir: Optional[Path], file: TextIO, device: str) -> Tuple[Reproduction, dict]:
-    """:func:`reproduce` with one task per variant and seed on `backend`'s workers.
-
-    Each finished run's lines are printed as it arrives (completion order); the record keeps
-    the runs in the serial order (seed by seed, variant by variant), with the workers'
-    environment, and is rewritten after every run.
-    """
-    import uuid
-    from gluon_bn.scale.backend import RunsFailed, run_all
-    from gluon_bn.scale.tasks import reproduce_run
-    token = uuid.uuid4().hex[:8]
-    order = [(seed, variant) for seed in run.seeds for variant in run.variants]
-    keys = {f"{recipe_name}/{variant}/seed-{seed}/{token}": (seed, variant) for seed, variant in order}
-    print(f"{len(order)} run(s) on {backend.describe()}, one OpenMP thread each", file=file,
-          flush=True)
-    result, finished, failed, paths = make_result(run, ctx), {}, [], {}
-
-    def done(key, answer) -> None:
-        nonlocal paths
-        record, lines, env = answer
-        print(lines, end="", file=file, flush=True)
-        finished[keys[key]] = record
-        result.environment = env
-        result.runs = [finished[unit] for unit in order if unit in finished]
-        if out_dir is not None:
-            paths = write_outputs(result, Path(out_dir), output_stem(run))
-
-    def lost(key, line) -> None:
-        seed, variant = keys[key]
-        failed.append(f"{variant}, seed {seed}: {line}")
-        print(f"{recipe_name} / {variant} / seed {seed}: FAILED: {line}", file=file, flush=True)
-
-    run_all(backend, [(key, reproduce_run, (recipe_name, options, variant, seed, device))
-                      for key, (seed, variant) in keys.items()], done, lost)
-    if failed:
-        raise RunsFailed(f"{len(failed)} of {len(order)} run(s) failed (the others are written"
-                         f"{f' to {out_dir}' if out_dir is not None else ''}):\n" + "\n".join(failed))
     return result, paths
 
 
@@ -355,8 +364,14 @@ def make_result(run: ResolvedRun, ctx, runs: Sequence[VariantRun] = ()) -> Repro
     return Reproduction(run, environment(ctx), list(runs))
 
 
-def record_runs(recipe: Recipe, options: RunOptions, ctx, runs: Sequence[VariantRun], *,
-                dataset: Optional[str] = None) -> Reproduction:
+def record_runs(
+    recipe: Recipe,
+    options: RunOptions,
+    ctx,
+    runs: Sequence[VariantRun],
+    *,
+    dataset: Optional[str] = None,
+) -> Reproduction:
     """Return the record of runs trained one by one (a notebook's), as :func:`reproduce` would.
 
     Parameters

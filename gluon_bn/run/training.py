@@ -1,22 +1,25 @@
 """The documents' training loop (d2l's MXNet ``train_ch5``), with its history returned."""
+
 from __future__ import annotations
 
 import math
 import random
 import sys
 import time
-from typing import Callable, Iterable, List, Optional, Sequence, TextIO, Union
+from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Sequence, TextIO, Tuple, Union
 
 import numpy as np
 from tqdm import tqdm
 
-from gluon_bn._mxnet import mx
 from gluon_bn.device import as_context_list
 from gluon_bn.records import EpochStats
+from gluon_bn.runtime.loader import mx
+
+if TYPE_CHECKING:
+    from gluon_bn.recipes import Recipe
 
 nd, autograd, gluon = mx.nd, mx.autograd, mx.gluon
 Context = mx.context.Context
-
 
 
 # A mean cross-entropy this large means the predicted class probabilities are below
@@ -32,7 +35,8 @@ class TrainingDiverged(RuntimeError):
         super().__init__(
             f"the training loss became {value:.4g} per example at {where} (diverged: NaN, "
             f"infinite or above {MAX_LOSS:g}). The usual cause is a learning rate too large "
-            f"for this network (try a smaller --lr), or NaN/inf in the input data.")
+            f"for this network (try a smaller --lr), or NaN/inf in the input data."
+        )
         self.epoch, self.batch, self.value = epoch, batch, value
 
 
@@ -43,15 +47,60 @@ def seed_everything(seed: int) -> None:
     mx.random.seed(seed)
 
 
+def prepare_network(
+    recipe: "Recipe",
+    variant: str,
+    *,
+    bn_impl: str = "faithful",
+    hybridize: str = "none",
+    ctx=None,
+    learning_rate: Optional[float] = None,
+) -> Tuple[mx.gluon.Block, mx.gluon.Trainer]:
+    """Build a recipe's network, compile it, initialise it and make its SGD trainer.
+
+    The one way a network is made ready to train: ``gluon-bn reproduce``, the benches and the
+    runtime probe all call it (after seeding, which decides the initial weights).
+
+    Parameters
+    ----------
+    recipe : Recipe
+        Whose network (:func:`gluon_bn.models.build_net`), initialiser and rate.
+    variant : {"scratch", "gluon", "plain"}
+        Which network.
+    bn_impl : {"faithful", "fast", "native"}
+        The scratch layer's implementation.
+    hybridize : {"none", "layers", "graph"}
+        How it is compiled (:func:`gluon_bn.models.hybridize_network`), before initialising.
+    ctx : Context or list of Context, optional
+        Where the parameters live (default CPU).
+    learning_rate : float, optional
+        The trainer's rate (default the recipe's, :meth:`Recipe.trainer_learning_rate`).
+
+    Returns
+    -------
+    (net, trainer)
+    """
+    from gluon_bn.models import build_net, hybridize_network, make_initializer
+
+    net = hybridize_network(build_net(recipe, variant, bn_impl=bn_impl), hybridize)
+    net.initialize(make_initializer(recipe.initializer_for(variant)), ctx=ctx or mx.cpu())
+    rate = recipe.trainer_learning_rate() if learning_rate is None else learning_rate
+    trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": rate})
+    return net, trainer
+
+
 def _split(X, y, ctxs: List[Context]):
     if len(ctxs) == 1:
         return [X.as_in_context(ctxs[0])], [y.as_in_context(ctxs[0])]
-    return (gluon.utils.split_and_load(X, ctxs, even_split=False),
-            gluon.utils.split_and_load(y, ctxs, even_split=False))
+    return (
+        gluon.utils.split_and_load(X, ctxs, even_split=False),
+        gluon.utils.split_and_load(y, ctxs, even_split=False),
+    )
 
 
-def evaluate_accuracy(data_iter: Iterable, net: gluon.Block,
-                      ctx: Union[Context, Sequence[Context]] = None) -> float:
+def evaluate_accuracy(
+    data_iter: Iterable, net: gluon.Block, ctx: Union[Context, Sequence[Context]] = None
+) -> float:
     """Return the accuracy of `net` on `data_iter`, in prediction mode.
 
     Parameters
@@ -90,13 +139,20 @@ class _EpochBar:
     """
 
     REFRESH_SECONDS = 0.5  # how often the loss and rate in the bar are recomputed
-    MIN_INTERVAL = 0.1     # tqdm's mininterval: seconds between redraws
+    MIN_INTERVAL = 0.1  # tqdm's mininterval: seconds between redraws
 
     def __init__(self, total: int, epoch: int, enabled: bool):
         self.enabled = bool(enabled) and _stderr_is_terminal()
-        self.bar = tqdm(total=total or None, desc=f"epoch {epoch}", unit="batch",
-                        file=sys.stderr, leave=False, dynamic_ncols=True,
-                        mininterval=self.MIN_INTERVAL, disable=not self.enabled)
+        self.bar = tqdm(
+            total=total or None,
+            desc=f"epoch {epoch}",
+            unit="batch",
+            file=sys.stderr,
+            leave=False,
+            dynamic_ncols=True,
+            mininterval=self.MIN_INTERVAL,
+            disable=not self.enabled,
+        )
         self.start = self.last = time.time()
         self.examples = 0
 
@@ -121,13 +177,22 @@ class _EpochBar:
         self.bar.close()
 
 
-def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
-              trainer: gluon.Trainer, ctx: Union[Context, Sequence[Context]],
-              num_epochs: int, *, file: Optional[TextIO] = None, start_epoch: int = 0,
-              sync_every_batch: bool = True,
-              on_epoch_end: Optional[Callable[[EpochStats], None]] = None,
-              stop_requested: Optional[Callable[[], bool]] = None,
-              progress: bool = True) -> List[EpochStats]:
+def train_ch5(
+    net: gluon.Block,
+    train_iter,
+    test_iter,
+    batch_size: int,
+    trainer: gluon.Trainer,
+    ctx: Union[Context, Sequence[Context]],
+    num_epochs: int,
+    *,
+    file: Optional[TextIO] = None,
+    start_epoch: int = 0,
+    sync_every_batch: bool = True,
+    on_epoch_end: Optional[Callable[[EpochStats], None]] = None,
+    stop_requested: Optional[Callable[[], bool]] = None,
+    progress: bool = True,
+) -> List[EpochStats]:
     """Train `net` as d2l's MXNet ``train_ch5`` does, print its lines and return the history.
 
     Each batch: summed softmax cross-entropy under ``autograd.record()``, ``backward``,
@@ -212,11 +277,14 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
                 autograd.backward(losses)
                 trainer.step(batch_size)
                 # Per device: [summed loss, correct predictions] of this batch, shape (2,).
-                sums = [nd.concat(
-                            l.reshape((1,)),
-                            (y_hat.argmax(axis=1) == t.astype("float32")).sum().reshape((1,)),
-                            dim=0)
-                        for l, y_hat, t in zip(losses, y_hats, ys)]
+                sums = [
+                    nd.concat(
+                        loss_.reshape((1,)),
+                        (y_hat.argmax(axis=1) == t.astype("float32")).sum().reshape((1,)),
+                        dim=0,
+                    )
+                    for loss_, y_hat, t in zip(losses, y_hats, ys)
+                ]
                 n += y.shape[0]
                 if sync_every_batch:
                     values = sum(s.asnumpy().astype("float64") for s in sums)
@@ -228,8 +296,10 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
                         acc += s
                     batch_sums.append(sums)
                     batch_sizes.append(y.shape[0])
-                bar.update(y.shape[0], (loss_sum / n) if sync_every_batch
-                           else lambda: _running_loss(device_sums, n))
+                bar.update(
+                    y.shape[0],
+                    (loss_sum / n) if sync_every_batch else lambda: _running_loss(device_sums, n),
+                )
                 if stop_requested is not None and stop_requested():
                     raise KeyboardInterrupt
             if not sync_every_batch:
@@ -247,8 +317,15 @@ def train_ch5(net: gluon.Block, train_iter, test_iter, batch_size: int,
             seconds = time.time() - start
         finally:
             bar.close()
-        stats = EpochStats(epoch, loss_sum / max(n, 1), correct_sum / max(n, 1), test_acc,
-                           seconds, train_seconds, n / max(train_seconds, 1e-9))
+        stats = EpochStats(
+            epoch,
+            loss_sum / max(n, 1),
+            correct_sum / max(n, 1),
+            test_acc,
+            seconds,
+            train_seconds,
+            n / max(train_seconds, 1e-9),
+        )
         print(stats.line(), file=file, flush=True)
         history.append(stats)
         if on_epoch_end is not None:

@@ -5,21 +5,23 @@ Every backend has the same two verbs, as ``concurrent.futures`` and Dask's ``Cli
 as they finish. The serial backend runs each task when ``as_completed`` reaches it, in
 submission order, so a serial study is the same loop as a distributed one.
 
-Only the coordinating process writes files: tasks return data (:mod:`gluon_bn.scale.tasks`).
+Only the coordinating process writes files: tasks are callables that return data, defined
+beside the code that submits them; this package knows none of its callers.
 A worker that dies mid-task (SIGKILL, out of memory) has its task rescheduled by Dask on
 another worker, up to :data:`ALLOWED_FAILURES` times; after that the future raises
 ``KilledWorker``, which the caller reports as a failed run.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
 import logging
 import os
 import sys
-from typing import Callable, Iterable, Iterator, List, Optional, TextIO
+from typing import Callable, Iterable, Iterator, Optional, TextIO
 
-ALLOWED_FAILURES = 3   # workers a task may take down with it before it counts as failed
-CONNECT_TIMEOUT = 30   # seconds to reach a scheduler (and to see its first worker)
+ALLOWED_FAILURES = 3  # workers a task may take down with it before it counts as failed
+CONNECT_TIMEOUT = 30  # seconds to reach a scheduler (and to see its first worker)
 TIMEOUT_VARIABLE = "GLUON_BN_CONNECT_TIMEOUT"  # overrides CONNECT_TIMEOUT (seconds)
 SCHEDULER_VARIABLE = "GLUON_BN_SCHEDULER"
 # What every run on a worker trains with: one OpenMP thread (set before MXNet loads there).
@@ -28,14 +30,6 @@ WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": "1", "MXNET_ENGINE_TYPE": "NaiveEngine"
 
 class BackendError(ValueError):
     """A backend cannot be used as asked (bad --jobs, unreachable scheduler, wrong workers)."""
-
-
-class RunsFailed(RuntimeError):
-    """Some runs raised (or lost their worker too often); every other run finished and is kept.
-
-    The message has one line per failed run: what it was (configuration or variant, seed)
-    and the last line of its error.
-    """
 
 
 def package_version() -> str:
@@ -135,6 +129,7 @@ class DaskBackend:
 
     def as_completed(self, futures: Iterable) -> Iterator:
         from distributed import as_completed
+
         return iter(as_completed(list(futures)))
 
     def busy(self) -> int:
@@ -164,20 +159,68 @@ class DaskBackend:
         self.close()
 
 
+def only_coordinates(jobs: Optional[int], scheduler: Optional[str]) -> bool:
+    """Return True when runs given `jobs` and `scheduler` all go to Dask workers.
+
+    A scheduler (given, or ``GLUON_BN_SCHEDULER``), or more than one job on a machine with
+    more than one usable core: then this process only coordinates and trains nothing itself.
+    """
+    from gluon_bn.runtime import usable_cores
+
+    return bool(
+        scheduler
+        or os.environ.get(SCHEDULER_VARIABLE)
+        or (jobs and jobs > 1 and usable_cores() > 1)
+    )
+
+
+def worker_version() -> str:
+    """Return the gluon-bn version of the process this runs in (asked of every worker)."""
+    return package_version()
+
+
+def one_thread() -> None:
+    """Make this process train with one OpenMP thread under NaiveEngine.
+
+    Before MXNet loads, the variables are set here; once it is loaded (an earlier task of
+    this worker), it must already run with one thread, else RuntimeError says which.
+    """
+    if "mxnet" not in sys.modules:
+        os.environ.update(WORKER_ENVIRONMENT)
+        os.environ.pop("OMP_WAIT_POLICY", None)
+        return
+    from gluon_bn.runtime import threads_in_effect
+    from gluon_bn.runtime.loader import LOADED_WITH
+
+    threads = threads_in_effect(LOADED_WITH)
+    if threads != 1:
+        raise RuntimeError(
+            f"this worker loaded MXNet with {threads} OpenMP threads before "
+            f"gluon-bn's first task; start it with OMP_NUM_THREADS=1"
+        )
+
+
 def import_distributed():
     """Return Dask's ``distributed`` module, or raise BackendError naming the extra to install."""
     try:
         import distributed
     except ImportError as err:
-        raise BackendError("--jobs above 1 and --scheduler need Dask's distributed: "
-                           "pip install 'gluon-bn[distributed]'") from err
+        raise BackendError(
+            "--jobs above 1 and --scheduler need Dask's distributed: "
+            "pip install 'gluon-bn[distributed]'"
+        ) from err
     return distributed
 
 
 def _dask_config():
     import dask
-    return dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
-                            "distributed.logging.distributed": "error"})
+
+    return dask.config.set(
+        {
+            "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+            "distributed.logging.distributed": "error",
+        }
+    )
 
 
 def local_cluster(jobs: int):
@@ -193,15 +236,19 @@ def local_cluster(jobs: int):
             env[key] = os.environ[key]
     with _dask_config():
         cluster = distributed.LocalCluster(
-            n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
-            silence_logs=logging.ERROR, env=env)
+            n_workers=jobs,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            env=env,
+        )
         client = distributed.Client(cluster)
     return client, cluster
 
 
 def check_workers(client, address: str) -> None:
     """Refuse workers that cannot import gluon-bn or run another version than this process's."""
-    from gluon_bn.scale.tasks import worker_version
     mine = package_version()
     try:
         answers = client.run(worker_version, on_error="return")
@@ -209,11 +256,15 @@ def check_workers(client, address: str) -> None:
         raise BackendError(f"the workers of {address} did not answer: {err}") from err
     for worker, answer in answers.items():
         if isinstance(answer, BaseException):
-            raise BackendError(f"worker {worker} of {address} cannot run gluon-bn ({answer}); "
-                               f"install gluon-bn {mine} there")
+            raise BackendError(
+                f"worker {worker} of {address} cannot run gluon-bn ({answer}); "
+                f"install gluon-bn {mine} there"
+            )
         if answer != mine:
-            raise BackendError(f"worker {worker} of {address} runs gluon-bn {answer}, this "
-                               f"process {mine}: install the same version on every worker")
+            raise BackendError(
+                f"worker {worker} of {address} runs gluon-bn {answer}, this "
+                f"process {mine}: install the same version on every worker"
+            )
 
 
 def connect(address: str, timeout: float = CONNECT_TIMEOUT):
@@ -223,21 +274,49 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT):
         try:
             client = distributed.Client(address, timeout=timeout)
         except (OSError, TimeoutError) as err:
-            raise BackendError(f"cannot reach the Dask scheduler at {address} within "
-                               f"{timeout:g} s ({type(err).__name__}): start it with "
-                               f"`dask scheduler`, or check the address") from err
+            raise BackendError(
+                f"cannot reach the Dask scheduler at {address} within "
+                f"{timeout:g} s ({type(err).__name__}): start it with "
+                f"`dask scheduler`, or check the address"
+            ) from err
     try:
         client.wait_for_workers(1, timeout=timeout)
     except (OSError, TimeoutError) as err:
         client.close()
-        raise BackendError(f"the Dask scheduler at {address} has no worker after {timeout:g} s: "
-                           f"start some with `dask worker {address}`") from err
+        raise BackendError(
+            f"the Dask scheduler at {address} has no worker after {timeout:g} s: "
+            f"start some with `dask worker {address}`"
+        ) from err
     return client
 
 
-def open_backend(jobs: Optional[int] = None, scheduler: Optional[str] = None, *,
-                 file: Optional[TextIO] = None, cores: Optional[int] = None,
-                 oversubscribe: bool = False, timeout: Optional[float] = None):
+def check_jobs(jobs: Optional[int], scheduler: Optional[str]) -> None:
+    """Refuse ``--jobs`` below 1, or together with ``--scheduler``, in one line (no Dask needed).
+
+    Raises
+    ------
+    BackendError
+        A ValueError naming what was wrong.
+    """
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int)):
+        raise BackendError(f"--jobs must be a whole number of at least 1, got {jobs!r}")
+    if jobs is not None and jobs < 1:
+        raise BackendError(f"--jobs must be at least 1, got {jobs}")
+    if scheduler and jobs not in (None, 1):
+        raise BackendError(
+            "give --jobs N (a local cluster) or --scheduler ADDRESS (an existing one), not both"
+        )
+
+
+def open_backend(
+    jobs: Optional[int] = None,
+    scheduler: Optional[str] = None,
+    *,
+    file: Optional[TextIO] = None,
+    cores: Optional[int] = None,
+    oversubscribe: bool = False,
+    timeout: Optional[float] = None,
+):
     """Return the backend ``--jobs`` and ``--scheduler`` ask for, checked before any training.
 
     Parameters
@@ -263,20 +342,19 @@ def open_backend(jobs: Optional[int] = None, scheduler: Optional[str] = None, *,
         scheduler, or workers without gluon-bn or with another version of it.
     """
     from gluon_bn.runtime import usable_cores
+
     file = file or sys.stdout
     scheduler = scheduler or os.environ.get(SCHEDULER_VARIABLE) or None
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise BackendError(f"--jobs must be a whole number of at least 1, got {jobs!r}")
-    if scheduler and jobs not in (None, 1):
-        raise BackendError("give --jobs N (a local cluster) or --scheduler ADDRESS (an existing "
-                           "one), not both")
+    check_jobs(jobs, scheduler)
     if scheduler:
         if timeout is None:
             try:
                 timeout = float(os.environ.get(TIMEOUT_VARIABLE) or CONNECT_TIMEOUT)
             except ValueError:
-                raise BackendError(f"{TIMEOUT_VARIABLE} must be a number of seconds, got "
-                                   f"{os.environ[TIMEOUT_VARIABLE]!r}") from None
+                raise BackendError(
+                    f"{TIMEOUT_VARIABLE} must be a number of seconds, got "
+                    f"{os.environ[TIMEOUT_VARIABLE]!r}"
+                ) from None
         client = connect(scheduler, timeout)
         backend = DaskBackend(client, None, f"the Dask scheduler at {scheduler}")
         try:
@@ -289,8 +367,11 @@ def open_backend(jobs: Optional[int] = None, scheduler: Optional[str] = None, *,
         return SerialBackend()
     cores = cores or usable_cores()
     if jobs > cores and not oversubscribe:
-        print(f"note: --jobs {jobs} is more than the {cores} usable core(s): clamped to "
-              f"--jobs {cores} (each worker trains with one OpenMP thread)", file=file)
+        print(
+            f"note: --jobs {jobs} is more than the {cores} usable core(s): clamped to "
+            f"--jobs {cores} (each worker trains with one OpenMP thread)",
+            file=file,
+        )
         jobs = cores
         if jobs == 1:
             return SerialBackend()
@@ -302,27 +383,3 @@ def open_backend(jobs: Optional[int] = None, scheduler: Optional[str] = None, *,
         backend.close()
         raise
     return backend
-
-
-def failure_line(error: BaseException) -> str:
-    """Return the last line of a task's error, naming a worker lost too often."""
-    if type(error).__name__ == "KilledWorker":
-        return (f"its worker died {ALLOWED_FAILURES + 1} times (killed or out of memory); "
-                f"the task was given up")
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[-1] if text else ''}".rstrip(": ")
-
-
-def run_all(backend, tasks: List[tuple], on_done: Callable, on_failed: Callable) -> None:
-    """Submit every ``(key, fn, args)`` of `tasks` and hand each outcome over as it finishes.
-
-    ``on_done(key, result)`` for a success, ``on_failed(key, line)`` for a task that raised
-    or was given up; the other tasks go on either way.
-    """
-    futures = [backend.submit(fn, *args, key=key) for key, fn, args in tasks]
-    for future in backend.as_completed(futures):
-        error = future.exception()
-        if error is None:
-            on_done(future.key, future.result())
-        else:
-            on_failed(future.key, failure_line(error))

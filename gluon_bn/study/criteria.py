@@ -3,348 +3,291 @@
 Every verdict is a string that starts with exactly one of ``holds``, ``does not hold`` or
 ``inconclusive``, followed by a colon and what decided it. Each criterion returns a
 :class:`Judgement`: that verdict, one verdict per part when the claim is a conjunction
-(its headline names the parts), and the :class:`~gluon_bn.study.stats.Comparison` objects
+(its headline names the parts), and the :class:`~gluon_bn.study.comparison.Comparison` objects
 the verdicts come from. Numbers are one value per run, in seed order; a
 :class:`Seeded` sequence carries its seeds too, so that runs of different seeds are
 compared unpaired (Welch) instead of paired.
 
 Every comparison is a difference a − b with a t interval (:mod:`gluon_bn.study.stats`,
-95 %), a claim and a margin stated in the study (:class:`gluon_bn.study.registry.Claimed`).
-With fewer than :data:`MIN_SEEDS` values in any group the verdict is "inconclusive"
-whatever the numbers say.
+95 %), or an exact sign test over the seeds, with a claim and a margin stated in the study
+(:class:`gluon_bn.study.registry.Claimed`). With fewer than :data:`MIN_SEEDS` values in any
+group the verdict is "inconclusive" whatever the numbers say. A directional claim shown by
+less than its margin reads "holds, below the margin" (:data:`NEGLIGIBLE`): it holds, and it
+is named; a conjunction with such a part reads so too.
+
+Multiplicity: a study's deciding comparisons are one family. :func:`with_holm` judges a
+study twice, first to collect every deciding comparison's p-value, then with their Holm
+adjustment (:func:`family_p`) handed to each criterion (its ``holm`` argument), so that a
+comparison whose adjusted p is above :data:`~gluon_bn.study.stats.FAMILY_LEVEL` cannot hold
+and every verdict is composed from the adjusted outcomes.
 
 A run *failed to train* (:func:`failure`) when its loss became non-finite (the loop's
 divergence), when its final training loss is above ln 10 (what guessing uniformly over the
 ten classes scores), or when its final accuracy is at most twice chance; the reports show
-such runs whatever the study.
+such runs whatever the study. The learning-rate study flags its runs by its own stated
+rules (:func:`flagged`): *diverged* (:func:`divergence`: a non-finite loss, or a final loss
+above 2 ln 10 after rising above it) or *stuck* (:func:`stuck`: best test accuracy at most
+twice chance); a run *trains* (:func:`trains`) when it did not diverge and its test
+accuracy reached :data:`TRAINS_AT`.
 """
+
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
-from gluon_bn.study import stats
-from gluon_bn.study.stats import FAILS, HOLDS, UNCLEAR, Comparison
-
-OUTCOMES = (HOLDS, FAILS, UNCLEAR)
-MIN_SEEDS = 3
-CHANCE = 0.1            # accuracy of a ten-class guess; a diverged run is counted at chance
-LEARNED = 2 * CHANCE    # a run whose final accuracy is at most this has not learned
-CHANCE_LOSS = math.log(10)  # cross-entropy of the uniform guess over ten classes
-
-
-class Seeded(list):
-    """A list of per-run values that also knows each run's seed (``seeds``)."""
-
-    def __init__(self, values: Sequence, seeds: Sequence[int]):
-        super().__init__(values)
-        self.seeds = list(seeds)
-
-
-def seeds_of(values: Sequence) -> List[int]:
-    """Return the seeds of `values`: its own for a :class:`Seeded`, else 0 .. n-1."""
-    return list(getattr(values, "seeds", range(len(values))))
-
-
-@dataclass
-class Judgement:
-    """A verdict, its parts, and the comparisons they were read from."""
-
-    verdict: str
-    parts: Optional[Dict[str, str]] = None
-    comparisons: List[Comparison] = field(default_factory=list)
+# The criteria of faster (epochs to a fixed accuracy, reaching), the ablations (each network
+# at its best rate, ablated), batch-noise (one network, its statistics, noise) and
+# regularization (the gap at matched fit, fitted) live in their own modules; named here too.
+from gluon_bn.study.ablated import choose_rate, tuned_ablation, untrained  # noqa: F401
+from gluon_bn.study.comparison import sign_compare
+from gluon_bn.study.fitted import choose_fitted_rate, fit_epoch, regularization  # noqa: F401
+from gluon_bn.study.judging import (
+    DIVERGED_LOSS,
+    LEARNED,
+    TRAINS_AT,
+    Adjusted,
+    Judgement,
+    Seeded,
+    _compared,
+    _holm,
+    _said,
+    accuracies,
+    combine,
+    conjunction,
+    outcome,
+    seeds_of,
+    too_few_seeds,
+)
+from gluon_bn.study.noise import batch_noise, batch_stats_at  # noqa: F401
+from gluon_bn.study.reaching import epochs_to, faster, first_epoch_reaching  # noqa: F401
+from gluon_bn.study.stats import HOLDS, UNCLEAR
 
 
-@dataclass(frozen=True)
-class Interval:
-    """Mean ± sample standard deviation of `n` values (sd 0 for a single value): the tables' cells."""
+def divergence(run: Mapping[str, object]) -> Optional[str]:
+    """Return why a run diverged, or None: a non-finite loss, or a loss that exploded and stayed.
 
-    mean: float
-    sd: float
-    n: int
-
-    def text(self, digits: int = 3) -> str:
-        """Return ``mean ± sd`` rounded to `digits` decimals."""
-        return f"{self.mean:.{digits}f} ± {self.sd:.{digits}f}"
-
-
-def interval(values: Sequence[float]) -> Interval:
-    """Return the :class:`Interval` (mean ± sd) of `values`, a non-empty sequence of numbers."""
-    data = [float(v) for v in values]
-    if not data:
-        raise ValueError("an interval needs at least one value")
-    mean = sum(data) / len(data)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in data) / (len(data) - 1)) if len(data) > 1 else 0.0
-    return Interval(mean, sd, len(data))
-
-
-def outcome(verdict: str) -> str:
-    """Return the outcome a verdict string starts with (one of :data:`OUTCOMES`)."""
-    for word in (FAILS, HOLDS, UNCLEAR):
-        if verdict.startswith(word):
-            return word
-    raise ValueError(f"not a verdict: {verdict!r}")
-
-
-def too_few_seeds(groups: Mapping[str, Sequence]) -> Optional[str]:
-    """Return an "inconclusive" verdict when any group has fewer than :data:`MIN_SEEDS` values."""
-    if not groups:
-        return f"{UNCLEAR}: nothing was measured"
-    fewest = min(len(v) for v in groups.values())
-    if fewest < MIN_SEEDS:
-        name = min(groups, key=lambda k: len(groups[k]))
-        return (f"{UNCLEAR}: {fewest} seed(s) for {name}; a verdict needs at least "
-                f"{MIN_SEEDS} per configuration")
-    return None
-
-
-def conjunction(parts: Mapping[str, str]) -> str:
-    """Return the outcome of a conjunction: holds if all parts hold, fails if any fails."""
-    outcomes = [outcome(v) for v in parts.values()]
-    if all(o == HOLDS for o in outcomes):
-        return HOLDS
-    return FAILS if FAILS in outcomes else UNCLEAR
-
-
-def combine(parts: Mapping[str, str]) -> str:
-    """Return the headline of a conjunction: its outcome, then each part's outcome by name.
-
-    Parameters
-    ----------
-    parts : mapping of str to str
-        A name (loop, ablation, part of the claim) to its verdict.
-    """
-    return (f"{conjunction(parts)}: "
-            + "; ".join(f"{name}: {outcome(verdict)}" for name, verdict in parts.items()))
-
-
-def accuracies(values: Sequence[Optional[float]]) -> List[float]:
-    """Return accuracies with a diverged run (None) counted at chance, :data:`CHANCE`."""
-    kept = [CHANCE if v is None else float(v) for v in values]
-    return Seeded(kept, values.seeds) if isinstance(values, Seeded) else kept
-
-
-def failure(run: Mapping[str, object]) -> Optional[str]:
-    """Return why a training run failed to train, or None: defined against chance.
+    A run starts near ln 10 (an untrained network's loss), so an epoch's mean loss above
+    2 ln 10 (:data:`DIVERGED_LOSS`) has risen above it; the run diverged when its final loss
+    is still there.
 
     Parameters
     ----------
     run : mapping
-        A run of a study record: ``diverged``, ``loss`` (per epoch, None where it was not
-        finite) and ``final_acc``, as far as the run has them.
+        ``diverged`` (the loop raised on a non-finite loss), ``diverged_at`` and ``loss``
+        (the training loss of every finished epoch, None where it was not finite).
     """
     if run.get("diverged"):
-        return f"loss not finite or exploding ({run.get('diverged_at', 'diverged')})"
-    losses = run.get("loss") or []
-    if any(v is None or not math.isfinite(v) for v in losses):
-        return "loss not finite"
-    if losses and losses[-1] > CHANCE_LOSS:
-        return f"final loss {losses[-1]:.3g} above ln 10 = {CHANCE_LOSS:.3f} (uniform guessing)"
-    acc = run.get("final_acc")
-    if acc is not None and acc <= LEARNED:
-        return f"final accuracy {acc:.3f} at most twice chance ({LEARNED:g})"
+        return f"diverged: the loop stopped on a non-finite loss ({run.get('diverged_at', 'epoch unknown')})"
+    losses = list(run.get("loss") or [])
+    bad = next((i for i, v in enumerate(losses, 1) if v is None or not math.isfinite(v)), None)
+    if bad is not None:
+        return f"diverged: loss not finite at epoch {bad}"
+    if losses and losses[-1] > DIVERGED_LOSS:
+        since = len(losses)  # the first epoch of the last stretch above the line
+        while since > 1 and losses[since - 2] > DIVERGED_LOSS:
+            since -= 1
+        return (
+            f"diverged: loss above 2 ln 10 = {DIVERGED_LOSS:.3f} from epoch {since} to the "
+            f"end (final {losses[-1]:.3g})"
+        )
     return None
 
 
-def _compared(claimed, a: Sequence[float], b: Sequence[float], *, name: Optional[str] = None,
-              role: Optional[str] = None, reference: Optional[float] = None,
-              unit: str = "seeds") -> Comparison:
-    """Compare a − b (or a against `reference`) as `claimed` (a registry ``Claimed``) states."""
-    if reference is not None:
-        diff = stats.one_sample(list(a), reference, unit=unit)
-    elif unit != "seeds":
-        diff = stats.paired(list(a), list(b), unit=unit)
-    else:
-        diff = stats.difference(list(a), list(b), seeds_of(a), seeds_of(b))
-    return stats.compare(name or claimed.name, claimed.label, diff, claimed.claim,
-                         claimed.margin, role=role or claimed.role)
+def best_accuracy(run: Mapping[str, object]) -> Optional[float]:
+    """Return a run's best test accuracy over its epochs (``curve``; else ``final_acc``; else None)."""
+    curve = [float(v) for v in run.get("curve") or [] if v is not None]
+    if curve:
+        return max(curve)
+    final = run.get("final_acc")
+    return None if final is None else float(final)
 
 
-def _said(comparison: Comparison, digits: int = 3) -> str:
-    return f"{comparison.outcome}: {comparison.text(digits)}"
+def stuck(run: Mapping[str, object]) -> Optional[str]:
+    """Return why a run is stuck on the starting plateau, or None: it did not diverge and its
+    best test accuracy is at most twice chance (:data:`LEARNED`)."""
+    if divergence(run):
+        return None
+    best = best_accuracy(run)
+    if best is not None and best <= LEARNED:
+        return f"stuck: best test accuracy {best:.3f} at most twice chance ({LEARNED:g})"
+    return None
 
 
-# --------------------------------------------------------------------------- faster
-
-def first_epoch_reaching(curve: Sequence[float], target: float) -> Optional[int]:
-    """Return the first 1-based epoch whose accuracy in `curve` is at least `target`, or None."""
-    return next((i for i, value in enumerate(curve, 1) if value >= target), None)
+def flagged(run: Mapping[str, object]) -> Optional[str]:
+    """Return a learning-rate run's flag and why (``"diverged: ..."``, ``"stuck: ..."``), or None."""
+    return divergence(run) or stuck(run)
 
 
-def faster(plain: Sequence[Sequence[float]], bn: Sequence[Sequence[float]], claimed,
-           plain_failed: Sequence[str] = ()) -> Judgement:
-    """Verdict on "BN reaches plain LeNet's final accuracy in fewer epochs" (one loop).
-
-    Parameters
-    ----------
-    plain, bn : sequence of sequences of float
-        Per seed (same order in both), the held-out accuracy after every epoch.
-    claimed : Claimed
-        The stated comparison (BN − plain epochs, claimed less, its margin in epochs).
-    plain_failed : sequence of str
-        Why plain runs failed to train (:func:`failure`), one entry per failed run.
-
-    The target of seed s is plain LeNet's last accuracy with seed s; each network's number is
-    the first epoch it reaches that target (a BN run that never does counts as one epoch past
-    the end). Inconclusive when a plain run failed to train.
-    """
-    few = too_few_seeds({"plain": plain, "bn": bn})
-    if few:
-        return Judgement(few)
-    if plain_failed:
-        return Judgement(f"{UNCLEAR}: {len(plain_failed)} of {len(plain)} plain runs failed to "
-                         f"train ({plain_failed[0]}), so there is no accuracy to reach sooner")
-    targets = [curve[-1] for curve in plain]
-    epochs = len(plain[0])
-    plain_at = [first_epoch_reaching(c, t) for c, t in zip(plain, targets)]
-    reached = [first_epoch_reaching(c, t) for c, t in zip(bn, targets)]
-    bn_at = [epochs + 1 if e is None else e for e in reached]
-    comparison = _compared(claimed, Seeded(bn_at, seeds_of(bn)), Seeded(plain_at, seeds_of(plain)))
-    never = sum(e is None for e in reached)
-    return Judgement(f"{_said(comparison, 1)}; plain's final accuracy {interval(targets).text()}"
-                     + (f" ({never} BN run(s) never reach it)" if never else ""),
-                     comparisons=[comparison])
+def trains(run: Mapping[str, object], target: float = TRAINS_AT) -> bool:
+    """Return whether a run trains: it did not diverge and its test accuracy reached `target`."""
+    best = best_accuracy(run)
+    return divergence(run) is None and best is not None and best >= target
 
 
-# --------------------------------------------------------------------------- learning rate
-
-def learning_rate(grid: Sequence[float], plain: Sequence[Sequence[Optional[float]]],
-                  bn: Sequence[Sequence[Optional[float]]], plain_failed: Sequence[int],
-                  bn_failed: Sequence[int], claimed, others) -> Judgement:
-    """Verdict on "BN allows a larger learning rate" from a sweep.
+def largest_training_rates(
+    grid: Sequence[float], runs: Sequence[Sequence[Mapping[str, object]]]
+) -> Dict[int, Optional[float]]:
+    """Return, per seed, the largest rate of `grid` at which that seed's run trains (None: none).
 
     Parameters
     ----------
     grid : sequence of float
-        The learning rates, increasing.
-    plain, bn : sequence (one per rate) of sequences (one per seed) of float or None
-        Final held-out accuracy; None for a diverged run (counted at chance).
-    plain_failed, bn_failed : sequence of int
-        Per rate, how many runs failed to train (:func:`failure`).
-    claimed, others : Claimed
-        The deciding comparison (BN − plain accuracy at BN's largest training rate) and the
-        one shown at every other rate.
-
-    A network *trains* at a rate when none of its runs there failed. Holds when BN's
-    largest training rate is above plain's and the deciding comparison holds; does not hold
-    when it is not above, or the comparison fails. Inconclusive with fewer than 3 seeds,
-    when a network trains at no rate, or when a network still trains at the top rate.
+        The learning rates.
+    runs : sequence (one per rate of `grid`) of sequences of run mappings
+        Each run with its ``seed`` (else its position is its seed).
     """
-    few = too_few_seeds({f"{name} at lr {lr:g}": v for name, runs in (("plain", plain), ("bn", bn))
-                         for lr, v in zip(grid, runs)})
-    if few:
-        return Judgement(few)
-    largest = {}
-    for name, failed in (("plain", plain_failed), ("BN", bn_failed)):
-        ok = [lr for lr, f in zip(grid, failed) if not f]
-        largest[name] = max(ok) if ok else None
-    top = largest["BN"]
-    comparisons = [_compared(claimed if lr == top else others, accuracies(b), accuracies(p),
-                             name=f"lr {lr:g}")
-                   for lr, p, b in zip(grid, plain, bn)]
-    failed_text = ", ".join(f"{lr:g}: {p}/{b}" for lr, p, b in
-                            zip(grid, plain_failed, bn_failed) if p or b)
-    counts = (f"runs that failed to train (plain/BN of {len(plain[0])}) at lr "
-              f"{failed_text or 'none'}")
-    for name, rate in largest.items():
-        if rate is None:
-            return Judgement(f"{UNCLEAR}: {name} LeNet trains (no run failed) at no rate of "
-                             f"the grid; {counts}", comparisons=comparisons)
-        if rate == grid[-1]:
-            return Judgement(f"{UNCLEAR}: the grid is too narrow: {name} LeNet still trains at "
-                             f"its top rate {grid[-1]:g}; {counts}", comparisons=comparisons)
-    deciding = comparisons[list(grid).index(top)]
-    numbers = (f"largest rate that trains: BN {top:g}, plain {largest['plain']:g}; at lr "
-               f"{top:g}: {deciding.text()}; {counts}")
-    if top <= largest["plain"]:
-        return Judgement(f"{FAILS}: {numbers}", comparisons=comparisons)
-    return Judgement(f"{deciding.outcome}: {numbers}", comparisons=comparisons)
+    largest: Dict[int, Optional[float]] = {}
+    for rate, at_rate in zip(grid, runs):
+        for position, run in enumerate(at_rate):
+            seed = int(run.get("seed", position))
+            largest.setdefault(seed, None)
+            if trains(run) and (largest[seed] is None or rate > largest[seed]):
+                largest[seed] = rate
+    return largest
 
 
-# --------------------------------------------------------------------------- batch noise
+def log2_rate(rate: Optional[float], grid: Sequence[float]) -> float:
+    """Return log2 of `rate`; None (no rate of `grid` trains) counts one rung below its bottom.
 
-def batch_noise(batch_sizes: Sequence[int], moving: Sequence[Sequence[float]],
-                batch_stats: Sequence[Sequence[float]], population: Sequence[Sequence[float]],
-                noisy, shrinks, whole) -> Judgement:
-    """Verdict on "batch statistics are noisy, so prediction uses fixed (whole-data) statistics".
+    A rung is the step from the grid's lowest rate to the next (a factor of 2 on a grid of
+    one rate).
+    """
+    low = min(grid)
+    if rate is not None:
+        return math.log2(rate)
+    higher = sorted(g for g in grid if g > low)
+    rung = math.log2(higher[0] / low) if higher else 1.0
+    return math.log2(low) - rung
+
+
+def learning_rate(
+    grid: Sequence[float],
+    plain: Sequence[Sequence[Mapping[str, object]]],
+    bn: Sequence[Sequence[Mapping[str, object]]],
+    claimed,
+    others,
+    *,
+    holm: Adjusted = None,
+) -> Judgement:
+    """Verdict on "BN allows a larger learning rate" from a sweep: the per-seed largest training rate.
 
     Parameters
     ----------
-    batch_sizes : sequence of int
-        The training batch sizes, increasing.
-    moving, batch_stats, population : sequence (one per batch size) of sequences (one per seed)
-        Held-out accuracy in prediction mode with the moving averages; in training mode
-        (each test batch normalised by its own statistics, batches of the training size);
-        in prediction mode with statistics recomputed over the whole training set.
-    noisy, shrinks, whole : Claimed
-        The three parts' comparisons (see the study's criterion).
-    """
-    few = too_few_seeds({f"{kind} at batch {b}": v for kind, runs in
-                         (("moving", moving), ("batch", batch_stats), ("population", population))
-                         for b, v in zip(batch_sizes, runs)})
-    if few:
-        return Judgement(few)
-    small, large = batch_sizes[0], batch_sizes[-1]
-    loss = _compared(noisy, moving[0], batch_stats[0], name=f"noisy (batch {small})")
-    gaps = [Seeded([m - s for m, s in zip(moving[i], batch_stats[i])], seeds_of(moving[i]))
-            for i in (0, -1)]
-    shrink = _compared(shrinks, gaps[0], gaps[1], name=f"shrinks (batch {small} vs {large})")
-    wholes = [_compared(whole, p, m, name=f"whole data (batch {b})")
-              for b, p, m in zip(batch_sizes, population, moving)]
-    whole_parts = {c.name: f"{c.outcome}: {c.brief()}" for c in wholes}
-    parts = {"noisy": _said(loss), "shrinks": _said(shrink),
-             "whole data": f"{conjunction(whole_parts)}: {whole.label} (claim {whole.claim}, "
-                           f"margin ±{whole.margin:g}): "
-                           + "; ".join(f"{k}: {v}" for k, v in whole_parts.items())}
-    return Judgement(combine(parts), parts, [loss, shrink] + wholes)
-
-
-# --------------------------------------------------------------------------- regularization
-
-def regularization(plain_train: Sequence[float], plain_test: Sequence[float],
-                   bn_train: Sequence[float], bn_test: Sequence[float], claimed,
-                   references: Mapping[str, tuple] = None, fitted: float = 0.9) -> Judgement:
-    """Verdict on "BN regularizes": its train–test gap is smaller than plain LeNet's.
-
-    Parameters
-    ----------
-    plain_train, plain_test, bn_train, bn_test : sequence of float
-        Per seed, the final accuracy on the training examples (prediction mode) and on the
-        test set.
+    grid : sequence of float
+        The learning rates.
+    plain, bn : sequence (one per rate) of sequences (one per seed) of run mappings
+        Each with ``seed``, ``curve`` (test accuracy per epoch), ``loss`` (training loss per
+        finished epoch), ``final_acc`` and ``diverged``.
     claimed : Claimed
-        BN − plain gap, claimed less, its margin.
-    references : mapping of str to (Claimed, gaps a, gaps b), optional
-        Comparisons shown beside it (dropout's effect on each network's gap).
-    fitted : float
-        Every run must reach this training accuracy: a network that has not fitted its
-        training set has a small gap for the wrong reason.
+        The deciding comparison: per seed, log2(BN's largest training rate) − log2(plain's),
+        claimed positive, by the exact sign test (ties against the claim).
+    others : Claimed
+        BN − plain final test accuracy (a diverged run at chance) at every rate, shown.
+    holm : mapping of str to float, optional
+        The study's Holm-adjusted p-values by comparison name (:func:`with_holm`).
+
+    A run trains when it did not diverge and reached :data:`TRAINS_AT` (:func:`trains`); a
+    seed on which a network trains at no rate counts one rung below the grid
+    (:func:`log2_rate`). The verdict is the sign test's, after Holm: holds at p ≤ 0.05, does
+    not hold when the mirrored test (difference ≤ 0 on significantly many seeds) does, else
+    inconclusive; inconclusive too when a network still trains at the grid's top rate on
+    some seed (its largest rate is then not known), or with fewer than 3 seeds.
     """
-    few = too_few_seeds({"plain": plain_train, "bn": bn_train})
+    few = too_few_seeds(
+        {
+            f"{name} at lr {lr:g}": v
+            for name, runs in (("plain", plain), ("bn", bn))
+            for lr, v in zip(grid, runs)
+        }
+    )
     if few:
         return Judgement(few)
-    comparison = _compared(claimed, gaps(bn_train, bn_test), gaps(plain_train, plain_test))
-    shown = [_compared(c, a, b, name=name) for name, (c, a, b) in (references or {}).items()]
-    fits = {"plain": plain_train, "BN": bn_train}
-    numbers = (f"{comparison.text()} (training accuracy BN {interval(bn_train).text()}, plain "
-               f"{interval(plain_train).text()})")
-    short = [name for name, fit in fits.items() if min(fit) < fitted]
-    if short:
-        return Judgement(f"{UNCLEAR}: {numbers}; {' and '.join(short)} LeNet did not fit its "
-                         f"training examples in every run (below {fitted})",
-                         comparisons=[comparison] + shown)
-    return Judgement(f"{comparison.outcome}: {numbers}", comparisons=[comparison] + shown)
+    order = sorted(range(len(grid)), key=lambda i: grid[i])  # increasing rates
+    grid = [grid[i] for i in order]
+    runs = {"BN": [bn[i] for i in order], "plain": [plain[i] for i in order]}
+
+    def final(at_rate) -> Seeded:
+        return accuracies(
+            Seeded(
+                [r.get("final_acc") for r in at_rate],
+                [int(r.get("seed", i)) for i, r in enumerate(at_rate)],
+            )
+        )
+
+    shown = [
+        _compared(others, final(b), final(p), name=f"lr {lr:g}", holm=holm)
+        for lr, p, b in zip(grid, runs["plain"], runs["BN"])
+    ]
+    largest = {net: largest_training_rates(grid, by_rate) for net, by_rate in runs.items()}
+    seeds = sorted(set(largest["BN"]) & set(largest["plain"]))
+    differences = [
+        log2_rate(largest["BN"][s], grid) - log2_rate(largest["plain"][s], grid) for s in seeds
+    ]
+    deciding = _holm(
+        sign_compare(
+            claimed.name,
+            claimed.label,
+            differences,
+            claimed.claim,
+            claimed.margin,
+            role=claimed.role,
+        ),
+        holm,
+    )
+    at_top = {net: [s for s in seeds if by[s] == grid[-1]] for net, by in largest.items()}
+    censored = [
+        f"{net} LeNet on seed(s) {', '.join(map(str, at))}" for net, at in at_top.items() if at
+    ]
+    if censored:
+        deciding = dataclasses.replace(
+            deciding,
+            outcome=UNCLEAR,
+            reason=(
+                f"{deciding.reason}; but the grid is too narrow: {' and '.join(censored)} "
+                f"still trains at its top rate {grid[-1]:g}, so its largest rate is not known"
+            ),
+        )
+
+    def rate(value: Optional[float]) -> str:
+        return "none" if value is None else f"{value:g}"
+
+    per_seed = ", ".join(
+        f"seed {s} {rate(largest['BN'][s])}/{rate(largest['plain'][s])}" for s in seeds
+    )
+    below = (
+        f" (none: below the grid, counted one rung below it, at lr "
+        f"{2 ** log2_rate(None, grid):.2g})"
+        if any(largest[net][s] is None for net in largest for s in seeds)
+        else ""
+    )
+    counts = "; ".join(
+        f"lr {lr:g} "
+        + ", ".join(
+            f"{net} {sum(divergence(r) is not None for r in at)}/{sum(stuck(r) is not None for r in at)}"
+            for net, at in (("plain", p), ("BN", b))
+        )
+        for lr, p, b in zip(grid, runs["plain"], runs["BN"])
+    )
+    verdict = (
+        f"{deciding.outcome}: {deciding.text(2)}; largest rate that trains (test accuracy "
+        f"≥ {TRAINS_AT:g} without diverging), BN/plain: {per_seed}{below}; runs "
+        f"diverged/stuck of {len(seeds)} per rate: {counts}"
+    )
+    return Judgement(verdict, comparisons=[deciding] + shown)
 
 
-def gaps(train: Sequence[float], test: Sequence[float]) -> Seeded:
-    """Return train − test per run (seeds kept)."""
-    return Seeded([a - b for a, b in zip(train, test)], seeds_of(train))
-
-
-# --------------------------------------------------------------------------- covariate shift
-
-def covariate_shift(plain: Sequence[float], bn: Sequence[float], noisy: Sequence[float],
-                    helps, above, keeps) -> Judgement:
+def covariate_shift(
+    plain: Sequence[float],
+    bn: Sequence[float],
+    noisy: Sequence[float],
+    helps,
+    above,
+    keeps,
+    *,
+    holm: Adjusted = None,
+) -> Judgement:
     """Verdict on "reducing internal covariate shift does not explain BN's benefit".
 
     Parameters
@@ -355,25 +298,39 @@ def covariate_shift(plain: Sequence[float], bn: Sequence[float], noisy: Sequence
     helps, above, keeps : Claimed
         BN − plain (the benefit; inconclusive unless it holds), noisy − plain, and noisy −
         the per-seed midpoint of BN and plain.
+    holm : mapping of str to float, optional
+        The study's Holm-adjusted p-values by comparison name (:func:`with_holm`).
     """
     few = too_few_seeds({"plain": plain, "bn": bn, "noisy": noisy})
     if few:
         return Judgement(few)
     p, b, n = accuracies(plain), accuracies(bn), accuracies(noisy)
-    benefit = _compared(helps, b, p)
+    benefit = _compared(helps, b, p, holm=holm)
     midpoint = Seeded([(x + y) / 2 for x, y in zip(b, p)], seeds_of(b))
-    comparisons = [benefit, _compared(above, n, p), _compared(keeps, n, midpoint)]
-    if benefit.outcome != HOLDS:
-        return Judgement(f"{UNCLEAR}: BN is not shown above plain, so there is no benefit to "
-                         f"explain: {benefit.text()}", comparisons=comparisons)
+    comparisons = [
+        benefit,
+        _compared(above, n, p, holm=holm),
+        _compared(keeps, n, midpoint, holm=holm),
+    ]
+    if outcome(benefit.outcome) != HOLDS:
+        return Judgement(
+            f"{UNCLEAR}: BN is not shown above plain, so there is no benefit to "
+            f"explain: {benefit.text()}",
+            comparisons=comparisons,
+        )
     parts = {c.name: _said(c) for c in comparisons[1:]}
     return Judgement(combine(parts), parts, comparisons)
 
 
-# --------------------------------------------------------------------------- compiled speed
-
-def compiled_speed(times: Mapping[str, tuple], python_share: Sequence[float], faster_claim,
-                   interpreted, shown: Optional[Mapping[str, tuple]] = None) -> Judgement:
+def compiled_speed(
+    times: Mapping[str, tuple],
+    python_share: Sequence[float],
+    faster_claim,
+    interpreted,
+    shown: Optional[Mapping[str, tuple]] = None,
+    *,
+    holm: Adjusted = None,
+) -> Judgement:
     """Verdict on "the built-in layer is much faster because it is compiled, not Python".
 
     Parameters
@@ -389,34 +346,58 @@ def compiled_speed(times: Mapping[str, tuple], python_share: Sequence[float], fa
     shown : mapping of str to (Claimed, sequence of float, sequence of float), optional
         Comparisons of seconds per epoch shown beside the verdict, as ln(a / b) paired by
         round (the native scratch layer against the built-in one).
+    holm : mapping of str to float, optional
+        The study's Holm-adjusted p-values by comparison name (:func:`with_holm`).
     """
-    few = too_few_seeds({**{f"path {k}": min(v, key=len) for k, v in times.items()},
-                         "profile": python_share})
+    few = too_few_seeds(
+        {**{f"path {k}": min(v, key=len) for k, v in times.items()}, "profile": python_share}
+    )
     if few:
         return Judgement(few)
-    speed = [_compared(faster_claim, [math.log(t) for t in scratch], [math.log(t) for t in builtin],
-                       name=f"faster, {path}", unit="rounds")
-             for path, (scratch, builtin) in times.items()]
-    share = _compared(interpreted, python_share, (), reference=0.5, unit="rounds")
-    beside = [_compared(c, [math.log(t) for t in a], [math.log(t) for t in b], name=name,
-                        unit="rounds") for name, (c, a, b) in (shown or {}).items()]
-    paths = {c.name: f"{c.outcome}: {c.brief(2)}, ratio {math.exp(c.diff.estimate):.2f}x "
-                     f"({math.exp(c.diff.lower):.2f}x to {math.exp(c.diff.upper):.2f}x)"
-             for c in speed}
-    parts = {"faster": f"{conjunction(paths)}: {faster_claim.label} (claim {faster_claim.claim}, "
-                       f"margin ±{faster_claim.margin:.3g}): "
-                       + "; ".join(f"{k}: {v}" for k, v in paths.items()),
-             "because interpreted": _said(share, 2)}
+    speed = [
+        _compared(
+            faster_claim,
+            [math.log(t) for t in scratch],
+            [math.log(t) for t in builtin],
+            name=f"faster, {path}",
+            unit="rounds",
+            holm=holm,
+        )
+        for path, (scratch, builtin) in times.items()
+    ]
+    share = _compared(interpreted, python_share, (), reference=0.5, unit="rounds", holm=holm)
+    beside = [
+        _compared(
+            c,
+            [math.log(t) for t in a],
+            [math.log(t) for t in b],
+            name=name,
+            unit="rounds",
+            holm=holm,
+        )
+        for name, (c, a, b) in (shown or {}).items()
+    ]
+    paths = {
+        c.name: f"{c.outcome}: {c.brief(2)}, ratio {math.exp(c.diff.estimate):.2f}x "
+        f"({math.exp(c.diff.lower):.2f}x to {math.exp(c.diff.upper):.2f}x)"
+        for c in speed
+    }
+    parts = {
+        "faster": f"{conjunction(paths)}: {faster_claim.label} (claim {faster_claim.claim}, "
+        f"margin ±{faster_claim.margin:.3g}): " + "; ".join(f"{k}: {v}" for k, v in paths.items()),
+        "because interpreted": _said(share, 2),
+    }
     return Judgement(combine(parts), parts, speed + [share] + beside)
 
 
-# --------------------------------------------------------------------------- ablations
-
-def ablation(full: Sequence[float], ablated: Sequence[float], claimed) -> Judgement:
+def ablation(
+    full: Sequence[float], ablated: Sequence[float], claimed, *, holm: Adjusted = None
+) -> Judgement:
     """Verdict on one ablation: full BN − ablated accuracy as `claimed` states (``bias``:
-    equivalent, "is redundant"; the others: greater, "BN needs it")."""
+    equivalent, "is redundant"; the others: greater, "BN needs it"); `holm` as for the other
+    criteria (the family is every ablation of the study)."""
     few = too_few_seeds({"full": full, "ablated": ablated})
     if few:
         return Judgement(few)
-    comparison = _compared(claimed, accuracies(full), accuracies(ablated))
+    comparison = _compared(claimed, accuracies(full), accuracies(ablated), holm=holm)
     return Judgement(_said(comparison), comparisons=[comparison])

@@ -2,25 +2,27 @@
 
 The loop is over seeds, then configurations (in reverse order on odd seeds, so that a slow
 drift of the machine's speed does not favour one configuration); every finished run goes
-to the progress file at once (:class:`gluon_bn.study.record.Progress`), so running the
+to the progress file at once (:class:`gluon_bn.study.study_record.Progress`), so running the
 same study again with the same options and ``--out`` skips what is done and redoes only
 the run that was interrupted. The verdict is computed only from the finished record.
 """
+
 from __future__ import annotations
 
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, TextIO, Tuple
 
 from tqdm import tqdm
 
 from gluon_bn.report import prepare_directory
-from gluon_bn.study.plans import CONFIGURATIONS, record_of
-from gluon_bn.study.record import Configuration, Progress, StudyRecord
+from gluon_bn.study.judges import record_of
+from gluon_bn.study.plans import CONFIGURATIONS
 from gluon_bn.study.registry import Settings, Study
-from gluon_bn.study.report import write_study
+from gluon_bn.study.study_record import Configuration, Progress, StudyRecord
+from gluon_bn.study.study_report import write_study
+from gluon_bn.study.summary import write_summary
 
 Measure = Callable[[Configuration, int], dict]  # (configuration, seed) -> the run's numbers
 
@@ -35,11 +37,13 @@ def schedule(configs: List[Configuration], seeds: int) -> List[Tuple[int, Config
 
 def describe(study: Study, settings: Settings) -> List[str]:
     """Return the lines printed before a study runs: what is measured and what decides."""
-    return [f"== study {study.name}: {study.claim}",
-            f"   source: {study.source}",
-            f"   measurement: {study.measurement}",
-            f"   criterion: {study.statement()}",
-            f"   {study.scale_note(settings)}"]
+    return [
+        f"== study {study.name}: {study.claim}",
+        f"   source: {study.source}",
+        f"   measurement: {study.measurement}",
+        f"   criterion: {study.statement()}",
+        f"   {study.scale_note(settings)}",
+    ]
 
 
 def _stderr_is_terminal() -> bool:
@@ -49,10 +53,19 @@ def _stderr_is_terminal() -> bool:
         return False
 
 
-def run_study(study: Study, settings: Settings, out_dir: Path, *, quick: bool = False,
-              ctx=None, file: Optional[TextIO] = None, progress: bool = True,
-              measure: Optional[Measure] = None, backend=None,
-              device: str = "cpu") -> Tuple[StudyRecord, Dict[str, Path]]:
+def run_study(
+    study: Study,
+    settings: Settings,
+    out_dir: Path,
+    *,
+    quick: bool = False,
+    ctx=None,
+    file: Optional[TextIO] = None,
+    progress: bool = True,
+    measure: Optional[Measure] = None,
+    backend=None,
+    device: str = "cpu",
+) -> Tuple[StudyRecord, Dict[str, Path]]:
     """Run `study` at `settings` and write its record, report, figure and the summary to `out_dir`.
 
     Parameters
@@ -99,63 +112,91 @@ def run_study(study: Study, settings: Settings, out_dir: Path, *, quick: bool = 
     for line in describe(study, settings):
         print(line, file=file, flush=True)
     if store.discarded:
-        print("   (the progress file there was written at other options; starting afresh)",
-              file=file)
+        print(
+            "   (the progress file there was written at other options; starting afresh)", file=file
+        )
     units = schedule(configs, settings.seeds)
     if store.count():
         print(f"   resuming: {store.count()} of {len(units)} runs already finished", file=file)
-    from gluon_bn.scale.backend import RunsFailed, SerialBackend, run_all
+    from gluon_bn.scale.backend import SerialBackend
+    from gluon_bn.scale.fanout import RunsFailed, fan_out
+
     backend = backend or SerialBackend()
     pending = [(seed, config) for seed, config in units if store.done(config.name, seed) is None]
-    token = uuid.uuid4().hex[:8]  # a Dask key names one submission of one run
-    keys = {f"{study.name}/{config.name}/seed-{seed}/{token}": (config, seed)
-            for seed, config in pending}
     if backend.distributed:
-        from gluon_bn.scale.tasks import study_run
+        from gluon_bn.study.tasks import study_run
+
         environment = {}  # the workers': each finished run brings its own
-        print(f"   {len(pending)} run(s) on {backend.describe()}, one OpenMP thread each",
-              file=file, flush=True)
-        tasks = [(key, study_run, (study.name, settings, _bare(config), seed, device))
-                 for key, (config, seed) in keys.items()]
+        print(
+            f"   {len(pending)} run(s) on {backend.describe()}, one OpenMP thread each",
+            file=file,
+            flush=True,
+        )
+        tasks = {
+            (config.name, seed): (study_run, (study.name, settings, _bare(config), seed, device))
+            for seed, config in pending
+        }
     else:
         if measure is None:
             from gluon_bn.study.experiments import Experiment  # MXNet from here on
+
             measure = Experiment(study, settings, ctx, file=file).measure
         environment = _environment(ctx)
-        tasks = [(key, lambda c, s: ({"seed": s, **measure(c, s)}, environment), (config, seed))
-                 for key, (config, seed) in keys.items()]
-    bar = tqdm(total=len(units), initial=len(units) - len(pending), desc=study.name,
-               unit="run", file=sys.stderr, dynamic_ncols=True,
-               disable=not (progress and _stderr_is_terminal()))
-    failed: List[str] = []
+        tasks = {
+            (config.name, seed): (
+                lambda c, s: ({"seed": s, **measure(c, s)}, environment),
+                (config, seed),
+            )
+            for seed, config in pending
+        }
+    bar = tqdm(
+        total=len(units),
+        initial=len(units) - len(pending),
+        desc=study.name,
+        unit="run",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=not (progress and _stderr_is_terminal()),
+    )
     started = time.perf_counter()
 
-    def done(key, answer) -> None:
-        config, seed = keys[key]
+    def done(unit, answer) -> None:
+        name, seed = unit
         run, env = answer
-        store.add(config.name, seed, run, env)
-        print(f"   {config.name}, seed {seed}: {_brief(run)}", file=file, flush=True)
+        store.add(name, seed, run, env)
+        print(f"   {name}, seed {seed}: {_brief(run)}", file=file, flush=True)
         _advance(bar, backend, started, len(units) - len(pending))
 
-    def lost(key, line) -> None:
-        config, seed = keys[key]
-        failed.append(f"{config.name}, seed {seed}: {line}")
-        print(f"   {config.name}, seed {seed}: FAILED: {line}", file=file, flush=True)
+    def lost(unit, line) -> None:
+        name, seed = unit
+        print(f"   {name}, seed {seed}: FAILED: {line}", file=file, flush=True)
         _advance(bar, backend, started, len(units) - len(pending))
 
     try:
-        run_all(backend, tasks, done, lost)
+        failed = fan_out(backend, study.name, tasks, done, lost)
     finally:
         bar.close()
     if failed:
-        raise RunsFailed(f"study {study.name}: {len(failed)} of {len(units)} run(s) failed "
-                         f"(the {store.count()} finished are kept in {store.path}; the same "
-                         f"command runs only the missing ones):\n" + "\n".join(failed))
+        raise RunsFailed(
+            f"study {study.name}: {len(failed)} of {len(units)} run(s) failed "
+            f"(the {store.count()} finished are kept in {store.path}; the same "
+            f"command runs only the missing ones):\n"
+            + "\n".join(f"{name}, seed {seed}: {line}" for (name, seed), line in failed)
+        )
     for config in configs:
         config.runs = [store.done(config.name, seed) for seed in range(settings.seeds)]
-    record = record_of(study, settings, options, store.environment(environment), configs)
+    record = record_of(
+        study,
+        settings,
+        options,
+        store.environment(environment),
+        configs,
+        made_at=store.code_states(),
+    )
     print(f"   verdict: {record.verdict}", file=file, flush=True)
-    return record, write_study(record, out_dir)
+    paths = write_study(record, out_dir)
+    paths["summary"] = write_summary(out_dir)
+    return record, paths
 
 
 def _bare(config: Configuration) -> Configuration:
@@ -168,13 +209,15 @@ def _advance(bar, backend, started: float, first: int) -> None:
     bar.update(1)
     hours = (time.perf_counter() - started) / 3600
     rate = (bar.n - first) / hours if hours > 0 else 0.0
-    bar.set_postfix_str(f"{backend.busy()}/{backend.workers} workers busy, {rate:.0f} runs/h",
-                        refresh=False)
+    bar.set_postfix_str(
+        f"{backend.busy()}/{backend.workers} workers busy, {rate:.0f} runs/h", refresh=False
+    )
 
 
 def _environment(ctx) -> dict:
-    # the submodule's function: once imported, the submodule shadows gluon_bn.report.environment
-    from gluon_bn.report.environment import environment
+    # the submodule's function: once imported, the submodule shadows gluon_bn.report.provenance
+    from gluon_bn.report.provenance import environment
+
     return environment(ctx or "cpu(0)")
 
 
@@ -182,5 +225,8 @@ def _brief(run: dict) -> str:
     """A run's scalar numbers in one short line."""
     if run.get("diverged"):
         return f"diverged ({run.get('diverged_at')})"
-    return ", ".join(f"{k} {v:.4g}" for k, v in run.items()
-                     if k != "seed" and isinstance(v, (int, float)) and not isinstance(v, bool))
+    return ", ".join(
+        f"{k} {v:.4g}"
+        for k, v in run.items()
+        if k != "seed" and isinstance(v, (int, float)) and not isinstance(v, bool)
+    )

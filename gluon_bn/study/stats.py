@@ -14,8 +14,10 @@ Every comparison states a claim about the difference δ = a − b and a margin m
 largest difference that counts as "no difference", before it runs; :func:`decide` reads
 the interval:
 
-- ``greater`` (δ > 0): holds when the interval lies above 0; does not hold when it lies
-  within (−m, m) (equivalence shown) or below 0 (the opposite shown); else inconclusive.
+- ``greater`` (δ > 0): holds when the interval lies above 0 — "holds, below the margin"
+  (:data:`NEGLIGIBLE`) when it also lies below m, a difference in the claimed direction too
+  small to count; does not hold when it lies within (−m, m) and contains 0 (equivalence
+  shown) or lies below 0 (the opposite shown); else inconclusive.
 - ``less`` (δ < 0): the mirror image.
 - ``equivalent`` (|δ| < m): holds when the interval lies within (−m, m); does not hold when
   it lies wholly beyond the margin (at or above m, or at or below −m); else inconclusive.
@@ -25,129 +27,73 @@ the interval:
 "The interval lies within (−m, m)" is the two one-sided tests (TOST) of equivalence, each
 at level (1 − confidence) / 2: :func:`tost_p` is below that level exactly then (tested), so
 one interval, the one drawn in the figures, decides everything.
+
+Every comparison also carries the p-value of its claim (:func:`claim_p`: one-sided against
+0 for ``greater``/``less``, against −m for ``noninferior``, the TOST p for ``equivalent``),
+so that a study's deciding comparisons can be adjusted together for multiplicity:
+:func:`holm` (Holm's step-down adjustment) at the family-wise level :data:`FAMILY_LEVEL`,
+and :func:`holm_adjusted`, after which a comparison whose adjusted p exceeds that level
+cannot hold.
+
+Some claims are about a count of seeds rather than a mean: :func:`sign_test` (exact,
+one-sided, ties counted against the claim) with the median of the per-seed values and a
+distribution-free interval for it from their order statistics (:func:`median_interval`,
+its exact coverage stated); :func:`sign_compare` makes such a comparison.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
+
+from gluon_bn.study.distributions import CONFIDENCE, binomial_tail, t_cdf, t_quantile
 
 HOLDS, FAILS, UNCLEAR = "holds", "does not hold", "inconclusive"
-CONFIDENCE = 0.95
+# A directional claim shown in its direction but by less than its margin: it starts with
+# "holds", so it counts as holding, and it is never shown as plain "holds".
+NEGLIGIBLE = "holds, below the margin"
+FAMILY_LEVEL = 0.05  # family-wise error rate of a study's deciding comparisons (Holm)
 CLAIMS = ("greater", "less", "equivalent", "noninferior")
+SIDED = ("greater", "less")  # the claims a sign test can state
 
-
-# --------------------------------------------------------------------------- Student t
-
-def _incomplete_beta(x: float, a: float, b: float) -> float:
-    """Regularized incomplete beta I_x(a, b), by its continued fraction (modified Lentz)."""
-    if x <= 0:
-        return 0.0
-    if x >= 1:
-        return 1.0
-    if x > (a + 1) / (a + b + 2):  # the fraction converges fast only below this point
-        return 1.0 - _incomplete_beta(1.0 - x, b, a)
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                     + a * math.log(x) + b * math.log1p(-x)) / a
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    result = d
-    for m in range(1, 500):
-        # the even and the odd term of the fraction, in turn
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            result *= c * d
-        if abs(c * d - 1.0) < 1e-15:
-            break
-    return front * result
-
-
-def t_cdf(t: float, df: float) -> float:
-    """Return P(T ≤ t) for Student's t distribution with `df` degrees of freedom.
-
-    Parameters
-    ----------
-    t : float
-        Where the distribution function is evaluated (±inf allowed).
-    df : float
-        Degrees of freedom, positive and not necessarily whole (Welch's are not).
-    """
-    if df <= 0:
-        raise ValueError(f"degrees of freedom must be positive, got {df!r}")
-    if math.isinf(t):
-        return 1.0 if t > 0 else 0.0
-    tail = 0.5 * _incomplete_beta(df / (df + t * t), df / 2, 0.5)  # P(T > |t|)
-    return 1.0 - tail if t > 0 else tail
-
-
-def t_quantile(p: float, df: float) -> float:
-    """Return the `p`-quantile of Student's t with `df` degrees of freedom, by bisection.
-
-    Parameters
-    ----------
-    p : float
-        The probability, in (0, 1).
-    df : float
-        Degrees of freedom, positive.
-    """
-    if not 0 < p < 1:
-        raise ValueError(f"a quantile needs 0 < p < 1, got {p!r}")
-    if p < 0.5:
-        return -t_quantile(1 - p, df)
-    low, high = 0.0, 1.0
-    while t_cdf(high, df) < p:
-        low, high = high, high * 2
-    for _ in range(200):
-        middle = (low + high) / 2
-        if t_cdf(middle, df) < p:
-            low = middle
-        else:
-            high = middle
-        if high - low <= 1e-13 * max(1.0, high):
-            break
-    return (low + high) / 2
-
-
-# --------------------------------------------------------------------------- differences
 
 @dataclass(frozen=True)
 class Difference:
-    """The difference a − b of two configurations: estimate, t interval and effect size.
+    """The difference a − b of two configurations: estimate, interval and effect size.
 
     Attributes
     ----------
     estimate : float
-        Mean of the per-seed differences (paired), or of a minus mean of b (Welch).
+        Mean of the per-seed differences (paired), or of a minus mean of b (Welch); the
+        median of the per-seed values for a sign test.
     lower, upper : float
-        The two-sided interval at `confidence`.
+        The two-sided interval at `confidence` (a sign test's: order statistics).
     confidence : float
-        E.g. 0.95.
-    se : float
-        Standard error of the estimate.
-    df : float
-        Degrees of freedom of the t distribution used.
+        E.g. 0.95; a sign test's interval has the exact coverage its order statistics give.
+    se : float or None
+        Standard error of the estimate (None for a sign test).
+    df : float or None
+        Degrees of freedom of the t distribution used (None for a sign test).
     n : int
-        Pairs (paired, one-sample) or runs of both (Welch).
+        Pairs (paired, one-sample) or runs of both (Welch); seeds (sign test).
     method : str
-        ``"paired t over n shared seeds"``, ``"one-sample t over n rounds against r"`` or
-        ``"Welch t (unpaired: different seeds), n_a and n_b runs"``.
+        ``"paired t over n shared seeds"``, ``"one-sample t over n rounds against r"``,
+        ``"Welch t (unpaired: different seeds), n_a and n_b runs"`` or ``"exact sign test
+        over n seeds, ties against the claim"``.
     effect : float or None
-        Cohen's d_z (paired, one-sample) or d (Welch); None when the spread is zero.
+        Cohen's d_z (paired, one-sample) or d (Welch); None when the spread is zero, and
+        for a sign test.
     effect_name : str
-        ``"d_z"`` or ``"d"``.
+        ``"d_z"`` or ``"d"`` (empty for a sign test).
     """
 
     estimate: float
     lower: float
     upper: float
     confidence: float
-    se: float
-    df: float
+    se: Optional[float]
+    df: Optional[float]
     n: int
     method: str
     effect: Optional[float]
@@ -167,8 +113,13 @@ def _interval(estimate: float, se: float, df: float, confidence: float) -> Tuple
     return estimate - half, estimate + half
 
 
-def one_sample(values: Sequence[float], reference: float = 0.0, *,
-               confidence: float = CONFIDENCE, unit: str = "seeds") -> Difference:
+def one_sample(
+    values: Sequence[float],
+    reference: float = 0.0,
+    *,
+    confidence: float = CONFIDENCE,
+    unit: str = "seeds",
+) -> Difference:
     """Return the difference of the mean of `values` from `reference`, with its t interval.
 
     Parameters
@@ -189,12 +140,23 @@ def one_sample(values: Sequence[float], reference: float = 0.0, *,
     se = sd / math.sqrt(n)
     lower, upper = _interval(mean - reference, se, n - 1, confidence)
     method = f"one-sample t over {n} {unit} against {reference:g}"
-    return Difference(mean - reference, lower, upper, confidence, se, n - 1, n, method,
-                      (mean - reference) / sd if sd > 0 else None, "d_z")
+    return Difference(
+        mean - reference,
+        lower,
+        upper,
+        confidence,
+        se,
+        n - 1,
+        n,
+        method,
+        (mean - reference) / sd if sd > 0 else None,
+        "d_z",
+    )
 
 
-def paired(a: Sequence[float], b: Sequence[float], *, confidence: float = CONFIDENCE,
-           unit: str = "seeds") -> Difference:
+def paired(
+    a: Sequence[float], b: Sequence[float], *, confidence: float = CONFIDENCE, unit: str = "seeds"
+) -> Difference:
     """Return a − b paired value by value (same seed or round): a t interval of the differences.
 
     Parameters
@@ -223,7 +185,9 @@ def welch(a: Sequence[float], b: Sequence[float], *, confidence: float = CONFIDE
         Of the two-sided interval.
     """
     if len(a) < 2 or len(b) < 2:
-        raise ValueError(f"Welch's interval needs at least 2 runs of each, got {len(a)} and {len(b)}")
+        raise ValueError(
+            f"Welch's interval needs at least 2 runs of each, got {len(a)} and {len(b)}"
+        )
     (ma, sa), (mb, sb) = _mean_sd(a), _mean_sd(b)
     va, vb = sa * sa / len(a), sb * sb / len(b)
     se = math.sqrt(va + vb)
@@ -231,13 +195,28 @@ def welch(a: Sequence[float], b: Sequence[float], *, confidence: float = CONFIDE
     df = (va + vb) ** 2 / (va * va / (len(a) - 1) + vb * vb / (len(b) - 1)) if se > 0 else 1.0
     lower, upper = _interval(ma - mb, se, df, confidence)
     spread = math.sqrt((sa * sa + sb * sb) / 2)
-    return Difference(ma - mb, lower, upper, confidence, se, df, len(a) + len(b),
-                      f"Welch t (unpaired: different seeds), {len(a)} and {len(b)} runs",
-                      (ma - mb) / spread if spread > 0 else None, "d")
+    return Difference(
+        ma - mb,
+        lower,
+        upper,
+        confidence,
+        se,
+        df,
+        len(a) + len(b),
+        f"Welch t (unpaired: different seeds), {len(a)} and {len(b)} runs",
+        (ma - mb) / spread if spread > 0 else None,
+        "d",
+    )
 
 
-def difference(a: Sequence[float], b: Sequence[float], seeds_a: Sequence[int],
-               seeds_b: Sequence[int], *, confidence: float = CONFIDENCE) -> Difference:
+def difference(
+    a: Sequence[float],
+    b: Sequence[float],
+    seeds_a: Sequence[int],
+    seeds_b: Sequence[int],
+    *,
+    confidence: float = CONFIDENCE,
+) -> Difference:
     """Return a − b, paired when both sides ran the same seeds (in any order), else Welch.
 
     Parameters
@@ -253,20 +232,21 @@ def difference(a: Sequence[float], b: Sequence[float], seeds_a: Sequence[int],
     return welch(a, b, confidence=confidence)
 
 
-# --------------------------------------------------------------------------- tests and verdicts
-
 def one_sided_p(diff: Difference, threshold: float, side: str) -> float:
     """Return the one-sided p-value of H0: δ ≤ threshold (side "above") or δ ≥ threshold ("below").
 
     Parameters
     ----------
     diff : Difference
+        A t-based difference (its ``se`` and ``df`` set).
     threshold : float
     side : {"above", "below"}
         The alternative: the difference lies above (below) the threshold.
     """
     if side not in ("above", "below"):
         raise ValueError(f"side must be 'above' or 'below', got {side!r}")
+    if diff.se is None:
+        raise ValueError(f"a t test needs a standard error; {diff.method!r} has none")
     if diff.se == 0:  # no spread: the estimate is the difference
         shown = diff.estimate > threshold if side == "above" else diff.estimate < threshold
         return 0.0 if shown else 1.0
@@ -284,6 +264,30 @@ def tost_p(diff: Difference, margin: float) -> float:
         Positive.
     """
     return max(one_sided_p(diff, -margin, "above"), one_sided_p(diff, margin, "below"))
+
+
+def claim_p(diff: Difference, claim: str, margin: float) -> float:
+    """Return the p-value of `claim` about δ: the probability of data this far from its null.
+
+    Parameters
+    ----------
+    diff : Difference
+        A t-based difference.
+    claim : {"greater", "less", "equivalent", "noninferior"}
+        ``greater``/``less``: one-sided against 0; ``noninferior``: one-sided against
+        −`margin`; ``equivalent``: the TOST p within ±`margin`.
+    margin : float
+        Positive.
+    """
+    if claim == "greater":
+        return one_sided_p(diff, 0.0, "above")
+    if claim == "less":
+        return one_sided_p(diff, 0.0, "below")
+    if claim == "noninferior":
+        return one_sided_p(diff, -margin, "above")
+    if claim == "equivalent":
+        return tost_p(diff, margin)
+    raise ValueError(f"unknown claim {claim!r}; claims are {', '.join(CLAIMS)}")
 
 
 def decide(diff: Difference, claim: str, margin: float) -> Tuple[str, str]:
@@ -316,81 +320,112 @@ def decide(diff: Difference, claim: str, margin: float) -> Tuple[str, str]:
             return FAILS, f"the interval lies below −{m:g}"
         return UNCLEAR, f"the interval contains −{m:g}"
     sign = 1 if claim == "greater" else -1
-    if (lo > 0) if sign > 0 else (hi < 0):
-        return HOLDS, f"the interval lies {'above' if sign > 0 else 'below'} 0"
+    side, other = ("above", "below") if sign > 0 else ("below", "above")
+    shown = lo > 0 if sign > 0 else hi < 0  # the claimed direction, 0 excluded
+    # Checked before "excludes 0" alone: a direction shown by less than the margin is named.
+    if shown and within:
+        return NEGLIGIBLE, (
+            f"the interval lies {side} 0 but within ±{m:g}: a difference in "
+            f"the claimed direction smaller than the margin"
+        )
+    if shown:
+        return HOLDS, f"the interval lies {side} 0"
     if within:
         return FAILS, f"the interval lies within ±{m:g}: no difference beyond the margin"
     if (hi < 0) if sign > 0 else (lo > 0):
-        return FAILS, f"the interval lies {'below' if sign > 0 else 'above'} 0: the opposite"
+        return FAILS, f"the interval lies {other} 0: the opposite"
     return UNCLEAR, f"the interval contains 0 and reaches beyond ±{m:g}"
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """One stated comparison and its verdict: what a study record keeps per comparison.
+class SignTest:
+    """An exact one-sided sign test of values claimed above (or below) 0, ties against the claim.
 
     Attributes
     ----------
-    name : str
-        Which part of the claim (``"train_ch5"``, ``"bias"``, ``"lr 10"``, ...).
-    label : str
-        What minus what, and of which quantity.
-    claim : str
-        One of :data:`CLAIMS`.
-    margin : float
-    diff : Difference
-    outcome, reason : str
-        From :func:`decide`.
-    role : str
-        ``"decides"`` (the verdict reads it) or ``"reference"`` (shown, not deciding).
+    n : int
+        Values (seeds), ties included.
+    positive : int
+        Values strictly on the claimed side of 0.
+    p : float
+        P(Bin(n, 1/2) ≥ positive): the claim's p-value.
+    mirrored_p : float
+        P(Bin(n, 1/2) ≥ n − positive): the p-value of "on the other side or tied" on
+        significantly many values, which shows the claim does not hold.
     """
 
-    name: str
-    label: str
-    claim: str
-    margin: float
-    diff: Difference
-    outcome: str
-    reason: str
-    role: str = "decides"
-
-    def brief(self, digits: int = 3) -> str:
-        """Return the difference and its interval: ``+0.012 (95% interval +0.004 to +0.020)``."""
-        d = self.diff
-        return (f"{d.estimate:+.{digits}f} ({d.confidence:.0%} interval {d.lower:+.{digits}f} "
-                f"to {d.upper:+.{digits}f})")
-
-    def text(self, digits: int = 3) -> str:
-        """Return the comparison in one phrase: difference, interval, method, margin, outcome."""
-        d = self.diff
-        effect = f", {d.effect_name} {d.effect:.2g}" if d.effect is not None else ""
-        return (f"{self.label} {self.brief(digits)[:-1]}, {d.method}{effect}; claim "
-                f"{self.claim}, margin ±{self.margin:.3g}): {self.outcome}, {self.reason}")
-
-    def to_json(self) -> Dict[str, object]:
-        """Return the comparison as JSON-ready data (the record's ``comparisons``)."""
-        d = self.diff
-        return {"name": self.name, "label": self.label, "claim": self.claim,
-                "margin": self.margin, "role": self.role, "difference": d.estimate,
-                "lower": d.lower, "upper": d.upper, "confidence": d.confidence,
-                "method": d.method, "n": d.n, "df": d.df, "se": d.se,
-                "effect": d.effect, "effect_name": d.effect_name,
-                "tost_p": tost_p(d, self.margin), "outcome": self.outcome, "reason": self.reason}
+    n: int
+    positive: int
+    p: float
+    mirrored_p: float
 
 
-def compare(name: str, label: str, diff: Difference, claim: str, margin: float, *,
-            role: str = "decides") -> Comparison:
-    """Return the :class:`Comparison` of `diff` against `claim` within `margin`, decided.
+def sign_test(values: Sequence[float], claim: str = "greater") -> SignTest:
+    """Return the exact one-sided sign test of `values` for `claim`, ties counted against it.
 
     Parameters
     ----------
-    name, label : str
-        Which part of the claim, and the difference in words (see :class:`Comparison`).
-    diff : Difference
-    claim : str
-        One of :data:`CLAIMS`.
-    margin : float
-    role : {"decides", "reference"}
+    values : sequence of float
+        One value per seed (a per-seed difference).
+    claim : {"greater", "less"}
+        Values above (below) 0.
     """
-    outcome, reason = decide(diff, claim, margin)
-    return Comparison(name, label, claim, margin, diff, outcome, reason, role)
+    if claim not in SIDED:
+        raise ValueError(f"a sign test states 'greater' or 'less', got {claim!r}")
+    n = len(values)
+    # ties (exactly 0) stay in n and count as not on the claimed side
+    positive = sum(1 for v in values if (v > 0 if claim == "greater" else v < 0))
+    return SignTest(n, positive, binomial_tail(positive, n), binomial_tail(n - positive, n))
+
+
+def decide_sign(
+    test: SignTest,
+    diff: Difference,
+    claim: str,
+    margin: float,
+    *,
+    level: float = FAMILY_LEVEL,
+    unit: str = "seeds",
+) -> Tuple[str, str]:
+    """Return (outcome, reason) of a sign test: holds at p ≤ `level`, fails when the mirror does.
+
+    Parameters
+    ----------
+    test : SignTest
+    diff : Difference
+        Its median and order-statistic interval: a direction shown while the interval lies
+        within ±`margin` is "holds, below the margin", as for a t interval.
+    claim : {"greater", "less"}
+    margin : float
+        Positive.
+    level : float
+        The one-sided level of either test.
+    unit : str
+        What a value is, for the reason's text.
+    """
+    if not margin > 0:
+        raise ValueError(f"the margin must be positive, got {margin!r}")
+    side = "above" if claim == "greater" else "below"
+    k, n = test.positive, test.n
+    if test.p <= level:
+        if -margin < diff.lower and diff.upper < margin:
+            return NEGLIGIBLE, (
+                f"{k} of {n} {unit} {side} 0 (p {test.p:.2g} ≤ {level:g}), but "
+                f"the interval of the median lies within ±{margin:g}"
+            )
+        return HOLDS, f"{k} of {n} {unit} {side} 0: p {test.p:.2g} ≤ {level:g}"
+    if test.mirrored_p <= level:
+        return FAILS, (
+            f"{n - k} of {n} {unit} at 0 or {'below' if side == 'above' else 'above'} "
+            f"it (ties against the claim): mirrored p {test.mirrored_p:.2g} ≤ {level:g}"
+        )
+    smallest = binomial_tail(n, n)
+    few = (
+        f"; with {n} {unit} the smallest possible p is {smallest:.2g}, above {level:g}"
+        if smallest > level
+        else ""
+    )
+    return UNCLEAR, (
+        f"{k} of {n} {unit} {side} 0: p {test.p:.2g} and mirrored p "
+        f"{test.mirrored_p:.2g}, neither ≤ {level:g}{few}"
+    )

@@ -8,6 +8,7 @@ what they show and assert it, so a notebook that runs is one whose claims held. 
 are of the kind MXNet's current mode uses (``mx.np`` after ``npx.set_np()``, else ``mx.nd``)
 unless `numpy_api` says otherwise. IPython and d2l load only in the functions that use them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,29 +16,52 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from gluon_bn._mxnet import mx
 from gluon_bn.bn.functional import batch_norm
 from gluon_bn.bn.layer import BatchNorm
 from gluon_bn.recipes import Conventions, Recipe
 from gluon_bn.records import Reproduction
 from gluon_bn.report.markdown import markdown_report
 from gluon_bn.run.training import seed_everything
-# The network steps live in .nets; re-exported so notebooks import one module.
-from gluon_bn.walkthrough.nets import (IMAGE_BATCH, _arrays, show_first_bn,  # noqa: F401
-                                       show_layer_shapes, show_parameter_counts, train_live)
+from gluon_bn.runtime.loader import mx
 
-__all__ = ["FunctionDemo", "batch_norm_options", "batch_weight", "check_layer",
-           "compare_with_gluon", "demo_function", "demo_per_channel", "demo_prediction",
-           "show_assumptions", "show_conventions", "show_first_bn", "show_layer_shapes",
-           "show_parameter_counts", "show_report", "train_live"]
+# The network steps live in .nets; re-exported so notebooks import one module.
+from gluon_bn.walkthrough.nets import (  # noqa: F401
+    IMAGE_BATCH,
+    _arrays,
+    show_first_bn,
+    show_layer_shapes,
+    show_parameter_counts,
+    train_live,
+)
+
+__all__ = [
+    "FunctionDemo",
+    "batch_norm_options",
+    "batch_weight",
+    "check_layer",
+    "compare_with_gluon",
+    "demo_function",
+    "demo_per_channel",
+    "demo_prediction",
+    "show_assumptions",
+    "show_conventions",
+    "show_first_bn",
+    "show_layer_shapes",
+    "show_parameter_counts",
+    "show_report",
+    "train_live",
+]
 
 Array = Union[mx.nd.NDArray, mx.np.ndarray]  # either of MXNet's two array APIs
-_SMOKE_NOTE = ("*Smoke run: a few hundred images for one epoch. The table shows that the "
-               "pipeline works, not {what}.*")
+_SMOKE_NOTE = (
+    "*Smoke run: a few hundred images for one epoch. The table shows that the "
+    "pipeline works, not {what}.*"
+)
 
 
 def _display_markdown(text: str) -> None:
     from IPython.display import Markdown, display
+
     display(Markdown(text))
 
 
@@ -56,8 +80,10 @@ def show_assumptions(recipe: Recipe) -> None:
     recipe : Recipe
         The document.
     """
-    _display_markdown("**What the recipe had to decide:**\n\n"
-                      + "\n".join(f"- {line}" for line in recipe.assumptions))
+    _display_markdown(
+        "**What the recipe had to decide:**\n\n"
+        + "\n".join(f"- {line}" for line in recipe.assumptions)
+    )
 
 
 def batch_norm_options(conv: Conventions) -> Dict[str, object]:
@@ -71,8 +97,13 @@ def batch_norm_options(conv: Conventions) -> Dict[str, object]:
     conv : Conventions
         A document's conventions.
     """
-    return dict(eps=conv.eps, momentum=conv.momentum, momentum_on=conv.momentum_on,
-                normalize_by=conv.normalize_by, update_in_prediction=conv.update_in_prediction)
+    return dict(
+        eps=conv.eps,
+        momentum=conv.momentum,
+        momentum_on=conv.momentum_on,
+        normalize_by=conv.normalize_by,
+        update_in_prediction=conv.update_in_prediction,
+    )
 
 
 def batch_weight(conv: Conventions) -> float:
@@ -100,8 +131,10 @@ def show_conventions(conv: Conventions) -> Dict[str, object]:
         :func:`batch_norm_options` of `conv`, to call :func:`gluon_bn.batch_norm` with.
     """
     print(conv)
-    print(f"each training step gives the batch statistics a weight of {batch_weight(conv):g} "
-          f"in the moving averages")
+    print(
+        f"each training step gives the batch statistics a weight of {batch_weight(conv):g} "
+        f"in the moving averages"
+    )
     return batch_norm_options(conv)
 
 
@@ -162,8 +195,9 @@ def demo_function(conv: Conventions, *, numpy_api: Optional[bool] = None) -> Fun
     gamma, beta = xp.ones((1, 3)), xp.zeros((1, 3))
     moving_mean, moving_var = xp.zeros((1, 3)), xp.full((1, 3), conv.moving_var_init)
     with mx.autograd.record():  # training mode: the batch's own statistics normalise it
-        Y, new_mean, new_var = batch_norm(X, gamma, beta, moving_mean, moving_var,
-                                          **batch_norm_options(conv))
+        Y, new_mean, new_var = batch_norm(
+            X, gamma, beta, moving_mean, moving_var, **batch_norm_options(conv)
+        )
     if xp is mx.np:
         print("Y is an", type(Y).__module__ + "." + type(Y).__name__)
     print("Y =", Y)
@@ -176,10 +210,12 @@ def demo_function(conv: Conventions, *, numpy_api: Optional[bool] = None) -> Fun
 
     # The moving statistics, recomputed by hand with numpy from the stated convention.
     x, w = X.asnumpy(), batch_weight(conv)
-    np.testing.assert_allclose(new_mean.asnumpy(), (1 - w) * moving_mean.asnumpy()
-                               + w * x.mean(axis=0), rtol=1e-5)
-    np.testing.assert_allclose(new_var.asnumpy(), (1 - w) * moving_var.asnumpy()
-                               + w * x.var(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        new_mean.asnumpy(), (1 - w) * moving_mean.asnumpy() + w * x.mean(axis=0), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        new_var.asnumpy(), (1 - w) * moving_var.asnumpy() + w * x.var(axis=0), rtol=1e-5
+    )
     print("moving mean after one step:", new_mean.asnumpy())
     print("moving var after one step: ", new_var.asnumpy())
     return FunctionDemo(conv, X, gamma, beta, moving_mean, moving_var, Y, new_mean, new_var)
@@ -201,8 +237,9 @@ def demo_prediction(demo: FunctionDemo) -> Array:
     Y_pred : array
         The batch normalised with the moving statistics.
     """
-    Y_pred, kept_mean, kept_var = batch_norm(demo.X, demo.gamma, demo.beta, demo.new_mean,
-                                             demo.new_var, **demo.bn_kwargs)
+    Y_pred, kept_mean, kept_var = batch_norm(
+        demo.X, demo.gamma, demo.beta, demo.new_mean, demo.new_var, **demo.bn_kwargs
+    )
     print("Y in prediction mode =", Y_pred)
     unchanged = kept_mean is demo.new_mean and kept_var is demo.new_var
     print("moving statistics unchanged:", unchanged)
@@ -214,8 +251,9 @@ def demo_prediction(demo: FunctionDemo) -> Array:
     return Y_pred
 
 
-def demo_per_channel(conv: Conventions, *, numpy_api: Optional[bool] = None,
-                     seed: int = 1) -> Array:
+def demo_per_channel(
+    conv: Conventions, *, numpy_api: Optional[bool] = None, seed: int = 1
+) -> Array:
     """Normalise a random 4-D batch (4, 2, 3, 3) in training mode; show the per-channel statistics.
 
     The statistics are kept per channel, shape (1, 2, 1, 1), and each channel of the output
@@ -240,12 +278,18 @@ def demo_per_channel(conv: Conventions, *, numpy_api: Optional[bool] = None,
     X4 = _normal(xp, 2, 3, (4, 2, 3, 3))  # batch 4, 2 channels, 3x3 pixels
     shape = (1, 2, 1, 1)  # gamma, beta and the statistics broadcast over batch and pixels
     with mx.autograd.record():
-        Y4, mean4, _ = batch_norm(X4, xp.ones(shape), xp.zeros(shape), xp.zeros(shape),
-                                  xp.full(shape, conv.moving_var_init), **batch_norm_options(conv))
+        Y4, mean4, _ = batch_norm(
+            X4,
+            xp.ones(shape),
+            xp.zeros(shape),
+            xp.zeros(shape),
+            xp.full(shape, conv.moving_var_init),
+            **batch_norm_options(conv),
+        )
     print("statistics are kept per channel, shape", mean4.shape)
     mean = Y4.mean(axis=(0, 2, 3)).asnumpy()
     centred = Y4 - Y4.mean(axis=(0, 2, 3), keepdims=True)
-    variance = (centred ** 2).mean(axis=(0, 2, 3)).asnumpy()
+    variance = (centred**2).mean(axis=(0, 2, 3)).asnumpy()
     print("per-channel mean of Y:    ", mean.round(6))
     print("per-channel variance of Y:", variance.round(4))
     assert tuple(mean4.shape) == shape
@@ -305,21 +349,27 @@ def compare_with_gluon(demo: FunctionDemo) -> mx.gluon.nn.BatchNorm:
         Gluon's layer, after one training step.
     """
     conv = demo.conv
-    builtin = mx.gluon.nn.BatchNorm(momentum=conv.gluon_momentum(), epsilon=conv.eps,
-                                    in_channels=demo.X.shape[1])
+    builtin = mx.gluon.nn.BatchNorm(
+        momentum=conv.gluon_momentum(), epsilon=conv.eps, in_channels=demo.X.shape[1]
+    )
     builtin.initialize()
     with mx.autograd.record():
         Y_builtin = builtin(demo.X)
     Y_builtin.backward()  # MXNet's CPU operator writes its running statistics in the backward pass
     same_output = np.allclose(Y_builtin.asnumpy(), demo.Y.asnumpy(), atol=1e-5)
-    same_mean = np.allclose(builtin.running_mean.data().asnumpy(),
-                            demo.new_mean.asnumpy().ravel(), atol=1e-6)
+    same_mean = np.allclose(
+        builtin.running_mean.data().asnumpy(), demo.new_mean.asnumpy().ravel(), atol=1e-6
+    )
     print(f"nn.BatchNorm(momentum={conv.gluon_momentum():g}) output equals ours:", same_output)
     print("running mean equals ours:", same_mean)
     gap = builtin.running_var.data().asnumpy() - demo.new_var.asnumpy().ravel()
     expected_gap = (1 - batch_weight(conv)) * (1 - conv.moving_var_init)
-    print("running var minus ours:", gap.round(6), f"(expected {expected_gap:g}: the running "
-          f"variance starts at 1 in Gluon and at {conv.moving_var_init:g} here)")
+    print(
+        "running var minus ours:",
+        gap.round(6),
+        f"(expected {expected_gap:g}: the running "
+        f"variance starts at 1 in Gluon and at {conv.moving_var_init:g} here)",
+    )
     assert same_output and same_mean
     np.testing.assert_allclose(gap, expected_gap, atol=1e-5)
     return builtin
@@ -338,7 +388,10 @@ def show_report(result: Reproduction, *, smoke: bool = False) -> None:
         networks can learn).
     """
     if smoke:
-        what = ("how the document's numbers compare" if result.recipe.printed
-                else "what the networks can learn")
+        what = (
+            "how the document's numbers compare"
+            if result.recipe.printed
+            else "what the networks can learn"
+        )
         _display_markdown(_SMOKE_NOTE.format(what=what))
     _display_markdown(markdown_report(result))

@@ -2,6 +2,7 @@
 
 Part of :mod:`gluon_bn.walkthrough`, which re-exports every name here.
 """
+
 from __future__ import annotations
 
 import io
@@ -10,12 +11,12 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from gluon_bn._mxnet import mx
 from gluon_bn.models import build_net, count_parameters, find_bn, make_initializer
 from gluon_bn.options import RunOptions
 from gluon_bn.recipes import VARIANTS, Recipe
 from gluon_bn.records import VariantRun
 from gluon_bn.run.reproduce import run_variant
+from gluon_bn.runtime.loader import mx
 
 IMAGE_BATCH = (2, 1, 28, 28)  # two Fashion-MNIST-sized images
 
@@ -32,8 +33,12 @@ def _uniform(xp, shape: Tuple[int, ...]):
 
 
 # ---------------------------------------------------------------- the network
-def show_layer_shapes(net: mx.gluon.Block, input_shape: Sequence[int] = IMAGE_BATCH,
-                      *, numpy_api: Optional[bool] = None) -> List[Tuple[int, ...]]:
+def show_layer_shapes(
+    net: mx.gluon.Block,
+    input_shape: Sequence[int] = IMAGE_BATCH,
+    *,
+    numpy_api: Optional[bool] = None,
+) -> List[Tuple[int, ...]]:
     """Pass a random batch through `net`'s blocks one by one, printing each block's output shape.
 
     Parameters
@@ -58,9 +63,13 @@ def show_layer_shapes(net: mx.gluon.Block, input_shape: Sequence[int] = IMAGE_BA
     return shapes
 
 
-def show_parameter_counts(recipe: Recipe, variants: Iterable[str] = VARIANTS,
-                          input_shape: Sequence[int] = IMAGE_BATCH, *,
-                          numpy_api: Optional[bool] = None) -> Dict[str, int]:
+def show_parameter_counts(
+    recipe: Recipe,
+    variants: Iterable[str] = VARIANTS,
+    input_shape: Sequence[int] = IMAGE_BATCH,
+    *,
+    numpy_api: Optional[bool] = None,
+) -> Dict[str, int]:
     """Build each variant of the recipe's network and print its number of trainable parameters.
 
     Parameters
@@ -90,9 +99,16 @@ def show_parameter_counts(recipe: Recipe, variants: Iterable[str] = VARIANTS,
 
 
 # ---------------------------------------------------------------- training and what it learned
-def train_live(variant: str, *, recipe: Recipe, options: RunOptions, seed: int, ctx,
-               dataset: Optional[str] = None, bn_impl: Optional[str] = None,
-               ) -> Tuple[VariantRun, mx.gluon.Block]:
+def train_live(
+    variant: str,
+    *,
+    recipe: Recipe,
+    options: RunOptions,
+    seed: int,
+    ctx,
+    dataset: Optional[str] = None,
+    bn_impl: Optional[str] = None,
+) -> Tuple[VariantRun, mx.gluon.Block]:
     """Train one variant with :func:`gluon_bn.run.reproduce.run_variant`, drawing live curves.
 
     Each epoch's statistics feed d2l's ``Animator`` (loss, train and test accuracy), so the
@@ -126,21 +142,26 @@ def train_live(variant: str, *, recipe: Recipe, options: RunOptions, seed: int, 
     from d2l import mxnet as d2l
 
     run = replace(options, bn_impl=bn_impl or options.bn_impl).resolve(recipe, dataset=dataset)
-    animator = d2l.Animator(xlabel="epoch", xlim=[1, max(run.epochs, 2)],
-                            legend=[f"{variant} train loss", "train acc", "test acc"])
+    animator = d2l.Animator(
+        xlabel="epoch",
+        xlim=[1, max(run.epochs, 2)],
+        legend=[f"{variant} train loss", "train acc", "test acc"],
+    )
 
     def on_epoch_end(stats) -> None:
         animator.add(stats.epoch, (stats.loss, stats.train_acc, stats.test_acc))
 
     log = io.StringIO()
-    record, net = run_variant(run, variant, seed, ctx, file=log, on_epoch_end=on_epoch_end,
-                              return_net=True)
+    record, net = run_variant(
+        run, variant, seed, ctx, file=log, on_epoch_end=on_epoch_end, return_net=True
+    )
     print(log.getvalue().rstrip())
     return record, net
 
 
-def show_first_bn(nets: Mapping[str, mx.gluon.Block], recipe: Optional[Recipe] = None
-                  ) -> Dict[str, Optional[Tuple[np.ndarray, np.ndarray]]]:
+def show_first_bn(
+    nets: Mapping[str, mx.gluon.Block], recipe: Optional[Recipe] = None
+) -> Dict[str, Optional[Tuple[np.ndarray, np.ndarray]]]:
     """Print the learned ``gamma`` and ``beta`` of each network's first normalization layer.
 
     Parameters

@@ -1,4 +1,5 @@
 """Where a run ran: versions, device, engine and thread settings, recorded with every result."""
+
 from __future__ import annotations
 
 import os
@@ -7,9 +8,10 @@ from typing import Dict
 
 import numpy as np
 
-from gluon_bn._mxnet import LOADED_WITH, mx
-from gluon_bn.runtime import cpu_description, describe as describe_runtime, threads_in_effect
-from gluon_bn.tuning import onednn_isa
+from gluon_bn.runtime import cpu_description, threads_in_effect
+from gluon_bn.runtime import describe as describe_runtime
+from gluon_bn.runtime.loader import LOADED_WITH, mx
+from gluon_bn.runtime.machine import onednn_isa
 
 
 def environment(ctx=None) -> Dict[str, object]:
@@ -30,7 +32,7 @@ def environment(ctx=None) -> Dict[str, object]:
         "omp_threads": threads_in_effect(LOADED_WITH),
         "runtime": describe_runtime(LOADED_WITH),
         # what else a seed's numbers depend on: the instruction set oneDNN dispatches to
-        # (asked of oneDNN itself, see gluon_bn.tuning.onednn_isa; --isa caps it)
+        # (asked of oneDNN itself, see gluon_bn.runtime.machine.onednn_isa; --isa caps it)
         "onednn_isa": onednn_isa(LOADED_WITH) if features.is_enabled("MKLDNN") else None,
         **cpu_description(),
     }

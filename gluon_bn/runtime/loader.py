@@ -1,4 +1,5 @@
 """Import MXNet once, with a message that says how to install it when it is missing."""
+
 from __future__ import annotations
 
 import ctypes
@@ -7,7 +8,7 @@ import importlib.metadata
 import os
 import sys
 
-from gluon_bn.runtime import RECORDED
+from gluon_bn.runtime.settings import RECORDED
 
 _INSTALL_HINT = (
     "gluon_bn needs Apache MXNet 1.9.1, which comes through one of two extras "

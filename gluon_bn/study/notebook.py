@@ -5,6 +5,7 @@ figure and its forest plot of the comparisons: the committed record under
 ``results/studies`` by default, a run at a tiny scale in smoke mode (``GLUON_BN_SMOKE=1``,
 what the tests use), or a fresh run when asked.
 """
+
 from __future__ import annotations
 
 import io
@@ -13,8 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Tuple
 
-from gluon_bn.study.record import StudyRecord, load_study_record
 from gluon_bn.study.registry import get_study
+from gluon_bn.study.study_record import StudyRecord, load_study_record
 
 RESULTS = Path(__file__).resolve().parents[2] / "results" / "studies"
 # Smoke scale: the quick settings on 300 training images (a LeNet batch fits) and 200 test images.
@@ -30,8 +31,9 @@ def unlink_siblings(text: str) -> str:
     return SIBLING_LINK.sub(r"\1", text)
 
 
-def run_or_load(name: str, *, smoke: bool, out: Path, rerun: bool = False,
-                results: Path = RESULTS) -> Tuple[StudyRecord, Path]:
+def run_or_load(
+    name: str, *, smoke: bool, out: Path, rerun: bool = False, results: Path = RESULTS
+) -> Tuple[StudyRecord, Path]:
     """Return the record of study `name` (committed, or run) and the folder of its files.
 
     Parameters
@@ -53,16 +55,19 @@ def run_or_load(name: str, *, smoke: bool, out: Path, rerun: bool = False,
     if not smoke and not rerun and committed.exists():
         return load_study_record(committed), Path(results)
     from gluon_bn.study.runner import run_study
+
     settings = study.settings(quick=smoke)
     if smoke:
         settings = replace(settings, fraction=SMOKE_FRACTION, test_fraction=SMOKE_TEST_FRACTION)
-    record, _ = run_study(study, settings, Path(out), quick=smoke, file=io.StringIO(),
-                          progress=False)
+    record, _ = run_study(
+        study, settings, Path(out), quick=smoke, file=io.StringIO(), progress=False
+    )
     return record, Path(out)
 
 
-def show_study(name: str, *, smoke: bool, out: Path, rerun: bool = False,
-               results: Path = RESULTS) -> StudyRecord:
+def show_study(
+    name: str, *, smoke: bool, out: Path, rerun: bool = False, results: Path = RESULTS
+) -> StudyRecord:
     """Display study `name`'s report, its figure and its forest plot in a notebook; return its record.
 
     The forest plot (``NAME-intervals.png``) draws one line per comparison the verdict reads:
@@ -75,7 +80,7 @@ def show_study(name: str, *, smoke: bool, out: Path, rerun: bool = False,
     """
     from IPython.display import Image, Markdown, display
 
-    from gluon_bn.study.report import markdown
+    from gluon_bn.study.study_report import markdown
 
     record, folder = run_or_load(name, smoke=smoke, out=out, rerun=rerun, results=results)
     display(Markdown(unlink_siblings(markdown(record))))
@@ -88,7 +93,7 @@ def show_summary(*, smoke: bool, out: Path, results: Path = RESULTS) -> Optional
     """Display the summary table of the studies shown (smoke: those run into `out`); return it."""
     from IPython.display import Markdown, display
 
-    from gluon_bn.study.report import load_records, summary
+    from gluon_bn.study.summary import load_records, summary
 
     records = load_records(Path(out) if smoke else Path(results))
     if not records:

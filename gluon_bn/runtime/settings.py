@@ -24,16 +24,17 @@ Three facts, measured on 2-vCPU machines (``docs/performance.md``), shape the ch
   the start; spinning, even for 1,000-10,000 rounds, costs more than that beside one busy
   core (``docs/performance.md``, ``docs/bench/busy/``).
 """
+
 from __future__ import annotations
 
 import importlib.metadata
 import os
 import platform
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from typing import Dict, List, MutableMapping, Optional, Tuple
+
+from gluon_bn.harness import RUNTIME_VARIABLES
 
 ENGINES = {"threaded": "ThreadedEnginePerDevice", "naive": "NaiveEngine"}
 REQUESTS = ("auto", "default", "tuned")
@@ -42,9 +43,14 @@ REQUESTS = ("auto", "default", "tuned")
 # time the working one needs: beside another MXNet run an epoch took 55 s instead of 1 s
 # (docs/bench/busy/). PASSIVE threads sleep at once. It does not change the arithmetic.
 WAIT_POLICY = "PASSIVE"
-VARIABLES = ("MXNET_ENGINE_TYPE", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")  # what a Runtime sets
-RECORDED = VARIABLES + ("MXNET_CPU_WORKER_NTHREADS", "GOMP_SPINCOUNT", "MXNET_OMP_MAX_THREADS",
-                        "DNNL_MAX_CPU_ISA", "GLUON_BN_RUNTIME_CHOICE")
+VARIABLES = RUNTIME_VARIABLES  # what a Runtime sets (a child process of a bench drops them)
+RECORDED = VARIABLES + (
+    "MXNET_CPU_WORKER_NTHREADS",
+    "GOMP_SPINCOUNT",
+    "MXNET_OMP_MAX_THREADS",
+    "DNNL_MAX_CPU_ISA",
+    "GLUON_BN_RUNTIME_CHOICE",
+)
 BUSY_CORE = 0.5  # a core counts as taken when other processes use at least this share of it
 
 
@@ -69,9 +75,11 @@ class Runtime:
     def __post_init__(self):
         if self.engine is not None and self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {tuple(ENGINES)}, got {self.engine!r}")
-        if self.omp_threads is not None and (not isinstance(self.omp_threads, int)
-                                             or isinstance(self.omp_threads, bool)
-                                             or self.omp_threads < 1):
+        if self.omp_threads is not None and (
+            not isinstance(self.omp_threads, int)
+            or isinstance(self.omp_threads, bool)
+            or self.omp_threads < 1
+        ):
             raise ValueError(f"omp_threads must be a positive int, got {self.omp_threads!r}")
         if self.wait not in (None, "PASSIVE", "ACTIVE"):
             raise ValueError(f"wait must be PASSIVE or ACTIVE, got {self.wait!r}")
@@ -125,8 +133,9 @@ def synchronous_engine(environ: Optional[MutableMapping[str, str]] = None) -> bo
     return environ.get("MXNET_ENGINE_TYPE") == ENGINES["naive"]
 
 
-def threads_in_effect(environ: Optional[MutableMapping[str, str]] = None,
-                      cores: Optional[int] = None) -> int:
+def threads_in_effect(
+    environ: Optional[MutableMapping[str, str]] = None, cores: Optional[int] = None
+) -> int:
     """Return the OpenMP thread count MXNet runs with under `environ` (what records keep)."""
     environ = os.environ if environ is None else environ
     for key in ("MXNET_OMP_MAX_THREADS", "OMP_NUM_THREADS"):  # MXNet's order of precedence
@@ -164,14 +173,17 @@ class ThreadChoice:
         """Return the one line to print when the count differs from the idle choice."""
         if self.reason != "busy" or self.threads == self.idle:
             return None
-        return (f"note: other processes keep about {self.busy:.1f} of {self.idle} core(s) busy, "
-                f"so this run uses {self.threads} OpenMP thread(s) instead of {self.idle}; "
-                f"the numbers depend on this count (recorded as omp_threads): "
-                f"--threads {self.idle} reproduces an idle machine's numbers.")
+        return (
+            f"note: other processes keep about {self.busy:.1f} of {self.idle} core(s) busy, "
+            f"so this run uses {self.threads} OpenMP thread(s) instead of {self.idle}; "
+            f"the numbers depend on this count (recorded as omp_threads): "
+            f"--threads {self.idle} reproduces an idle machine's numbers."
+        )
 
 
-def choose_threads(cores: int, busy: Optional[float] = None,
-                   requested: Optional[int] = None) -> ThreadChoice:
+def choose_threads(
+    cores: int, busy: Optional[float] = None, requested: Optional[int] = None
+) -> ThreadChoice:
     """Return the OpenMP thread count for a run, from the cores, their load and the request.
 
     Parameters
@@ -202,8 +214,10 @@ def choose_threads(cores: int, busy: Optional[float] = None,
 
 def cuda_build_installed() -> bool:
     """Return True when an MXNet CUDA wheel (``mxnet-cu*``) is installed (MXNet not imported)."""
-    return any((dist.metadata["Name"] or "").lower().startswith("mxnet-cu")
-               for dist in importlib.metadata.distributions())
+    return any(
+        (dist.metadata["Name"] or "").lower().startswith("mxnet-cu")
+        for dist in importlib.metadata.distributions()
+    )
 
 
 def runs_on_cpu(device: str) -> bool:
@@ -218,8 +232,9 @@ def runs_on_cpu(device: str) -> bool:
     return all(part.strip().startswith("cpu") for part in text.split(","))
 
 
-def choose(request: str, *, device: str, threads: Optional[ThreadChoice] = None,
-           spin: bool = False) -> Runtime:
+def choose(
+    request: str, *, device: str, threads: Optional[ThreadChoice] = None, spin: bool = False
+) -> Runtime:
     """Return the runtime a command asked for.
 
     Parameters
@@ -234,7 +249,7 @@ def choose(request: str, *, device: str, threads: Optional[ThreadChoice] = None,
     threads : ThreadChoice, optional
         From :func:`choose_threads`; default: one per usable core.
     spin : bool
-        Let idle threads spin (this machine's probe found it faster: :mod:`gluon_bn.tuning`);
+        Let idle threads spin (this machine's probe found it faster: :mod:`gluon_bn.runtime.probe`);
         never when the count was lowered for the load.
     """
     if request not in REQUESTS:
@@ -247,8 +262,9 @@ def choose(request: str, *, device: str, threads: Optional[ThreadChoice] = None,
     return DEFAULT
 
 
-def requested_threads(flag: Optional[int],
-                      environ: Optional[MutableMapping[str, str]] = None) -> Tuple[Optional[int], List[str]]:
+def requested_threads(
+    flag: Optional[int], environ: Optional[MutableMapping[str, str]] = None
+) -> Tuple[Optional[int], List[str]]:
     """Return the thread count asked for by ``--threads`` or ``OMP_NUM_THREADS``, and notes.
 
     ``--threads`` wins over the environment; a malformed ``OMP_NUM_THREADS`` is ignored with
@@ -269,8 +285,11 @@ def requested_threads(flag: Optional[int],
     return value, [f"note: OMP_NUM_THREADS={value} from the environment sets the thread count"]
 
 
-def apply(runtime: Runtime, environ: Optional[MutableMapping[str, str]] = None,
-          modules: Optional[Dict[str, object]] = None) -> List[str]:
+def apply(
+    runtime: Runtime,
+    environ: Optional[MutableMapping[str, str]] = None,
+    modules: Optional[Dict[str, object]] = None,
+) -> List[str]:
     """Set `runtime`'s variables before MXNet loads; return notes on what was (not) done.
 
     ``OMP_NUM_THREADS`` is set as chosen (a user's value arrives as the request, see
@@ -295,146 +314,22 @@ def apply(runtime: Runtime, environ: Optional[MutableMapping[str, str]] = None,
     if "mxnet" in modules:
         unmet = {k: v for k, v in wanted.items() if environ.get(k) != v}
         if unmet:
-            return [f"note: MXNet is already loaded in this process, so "
-                    f"{', '.join(f'{k}={v}' for k, v in unmet.items())} cannot take effect; "
-                    f"running with {describe(environ)}"]
+            return [
+                f"note: MXNet is already loaded in this process, so "
+                f"{', '.join(f'{k}={v}' for k, v in unmet.items())} cannot take effect; "
+                f"running with {describe(environ)}"
+            ]
         return []
     notes = []
     for key, value in wanted.items():
         if key != "OMP_NUM_THREADS" and key in environ and environ[key] != value:
-            notes.append(f"note: keeping {key}={environ[key]} from the environment "
-                         f"(the tuned runtime would set {value})")
+            notes.append(
+                f"note: keeping {key}={environ[key]} from the environment "
+                f"(the tuned runtime would set {value})"
+            )
         else:
             environ[key] = value
     return notes
-
-
-def busy_cores(interval: float = 0.3) -> Optional[float]:
-    """Return how many cores other processes keep busy now, from two reads of /proc/stat.
-
-    Called before MXNet loads, while this process is idle. None where /proc/stat is missing.
-    (The load average would do, but it trails by a minute: it still counts a run that
-    just ended.)
-    """
-    def totals():
-        with open("/proc/stat") as stat:
-            values = [int(v) for v in stat.readline().split()[1:]]
-        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-        return sum(values) - idle, sum(values)
-
-    try:
-        busy0, total0 = totals()
-        time.sleep(interval)
-        busy1, total1 = totals()
-    except (OSError, ValueError, IndexError):
-        return None
-    if total1 <= total0:
-        return None
-    return (busy1 - busy0) / (total1 - total0) * (os.cpu_count() or 1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
-
-
-def _computing(pid: int) -> bool:
-    """Return False for a process stopped (Ctrl-Z, SIGSTOP) or a zombie: it takes no core."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            state = stat.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc: count it
-    return state not in ("T", "t", "Z")
-
-
-def runs_directory() -> str:
-    """Return where running gluon-bn commands note their thread counts (one file per process)."""
-    return os.path.join(tempfile.gettempdir(), f"gluon-bn-runs-{os.getuid()}")
-
-
-def claim_threads(choose, directory: Optional[str] = None) -> ThreadChoice:
-    """Choose a thread count with the other gluon-bn runs in view, and note it for later runs.
-
-    Two runs started together both see idle cores in /proc/stat (neither computes yet), so
-    each run also writes its count to `directory` (one file per process, removed at exit;
-    files of processes that died are ignored and removed). Choosing and writing happen
-    under a file lock, so the second run sees the first. A stopped run (Ctrl-Z) claims
-    nothing until it continues.
-
-    Parameters
-    ----------
-    choose : callable
-        ``choose(others) -> ThreadChoice``, where ``others`` is the number of OpenMP threads
-        the live runs claimed (e.g. ``lambda n: choose_threads(cores, busy + n)``).
-    directory : str, optional
-        Default :func:`runs_directory`.
-    """
-    import atexit
-    import fcntl
-    directory = directory or runs_directory()
-    try:
-        os.makedirs(directory, exist_ok=True)
-        with open(os.path.join(directory, "lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            others = 0
-            for name in os.listdir(directory):
-                if not name.isdigit() or int(name) == os.getpid():
-                    continue
-                path = os.path.join(directory, name)
-                if not _alive(int(name)):
-                    os.remove(path)
-                elif _computing(int(name)):
-                    with open(path) as entry:
-                        others += int(entry.read().strip() or 0)
-            choice = choose(others)
-            mine = os.path.join(directory, str(os.getpid()))
-            with open(mine, "w") as entry:
-                entry.write(str(choice.threads))
-            atexit.register(lambda: os.path.exists(mine) and os.remove(mine))
-            return choice
-    except (OSError, ValueError):  # no writable temp directory: the load sample alone
-        return choose(0)
-
-
-class SlowdownWatch:
-    """Notice when an epoch runs much slower than the run's fastest: the load changed.
-
-    The thread count stays as chosen (changing it would change the numbers mid-run); the
-    watch says once what happened and how to avoid it next time.
-
-    Parameters
-    ----------
-    threads : int
-        OpenMP threads of this run (one thread cannot wait on another: no note).
-    factor : float
-        How much slower than the fastest epoch counts as a slowdown.
-    """
-
-    def __init__(self, threads: int, factor: float = 2.0):
-        self.threads, self.factor = threads, factor
-        self.fastest: Optional[float] = None
-        self.warned = False
-
-    def observe(self, epoch: int, seconds: float) -> Optional[str]:
-        """Feed one epoch's time (epoch 1 starts a new run); return a note, at most once."""
-        if epoch <= 1 or self.fastest is None:
-            self.fastest = seconds if epoch <= 1 or self.fastest is None else self.fastest
-            return None
-        self.fastest = min(self.fastest, seconds)
-        if self.warned or self.threads < 2 or seconds <= self.factor * self.fastest:
-            return None
-        self.warned = True
-        return (f"note: epoch {epoch} took {seconds:.1f} s, {seconds / self.fastest:.1f}x this "
-                f"run's fastest: other processes now share the cores, and {self.threads} "
-                f"OpenMP threads wait on each other. The run keeps its thread count (its "
-                f"numbers depend on it); next time, --threads 1 avoids the wait on a busy "
-                f"machine (with other numbers).")
 
 
 def describe(environ: Optional[MutableMapping[str, str]] = None) -> str:
@@ -442,28 +337,9 @@ def describe(environ: Optional[MutableMapping[str, str]] = None) -> str:
     environ = os.environ if environ is None else environ
     engine = environ.get("MXNET_ENGINE_TYPE") or f"{ENGINES['threaded']} (MXNet's default)"
     threads = environ.get("OMP_NUM_THREADS") or f"{threads_in_effect(environ)} (MXNet's default)"
-    wait = "".join(f", {key} {environ[key]}" for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
-                                                          "DNNL_MAX_CPU_ISA")
-                   if environ.get(key))
+    wait = "".join(
+        f", {key} {environ[key]}"
+        for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "DNNL_MAX_CPU_ISA")
+        if environ.get(key)
+    )
     return f"engine {engine}, OpenMP threads {threads}{wait}"
-
-
-def cpu_description() -> Dict[str, object]:
-    """Return the CPU's model name and its vector extensions, from /proc/cpuinfo (Linux).
-
-    MXNet's CPU kernels pick their instructions at run time, so the same seed can round
-    differently on another CPU model: records keep what they ran on.
-    """
-    model, flags = None, set()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and model is None:
-                    model = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    vector = sorted(f for f in flags if f.startswith(("avx", "fma", "sse4")))
-    return {"cpu_model": model, "cpu_vector_extensions": vector}
