@@ -35,7 +35,7 @@ def numpy_mode():
     Numpy mode is process-wide: every test that needs it takes this fixture, so that it never
     leaks into the legacy-API tests of the same process. Yields the ``mx.np`` module.
     """
-    from gluon_bn.bn.functional import numpy_mode as mode
+    from gluon_bn.bn.dialect import numpy_mode as mode
     from gluon_bn.runtime.loader import mx
 
     with mode():

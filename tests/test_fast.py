@@ -166,7 +166,7 @@ def test_one_layer_twice_in_one_graph_equals_faithful(twin):
 
 def test_legacy_then_numpy_mode_with_one_shape():
     """A shape compiled for mx.nd arrays is compiled again in numpy mode, not reused."""
-    from gluon_bn.bn.functional import numpy_mode
+    from gluon_bn.bn.dialect import numpy_mode
 
     X = np.random.default_rng(4).normal(size=SHAPES[4]).astype("float32")
     outputs = []

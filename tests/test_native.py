@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gluon_bn import BatchNorm
-from gluon_bn.bn import functional, native
+from gluon_bn.bn import dialect, functional, native
 from gluon_bn.bn.modal import ModeHybridSequential
 from gluon_bn.models import hybridize_network, lenet
 from gluon_bn.runtime import synchronous_engine
@@ -205,7 +205,7 @@ def test_lenet_trains_like_faithful(numpy_api, hybridize):
     """
     rng = np.random.default_rng(5)
     X, y = rng.random((16, 1, 28, 28)).astype("float32"), rng.integers(0, 10, 16)
-    with functional.numpy_mode() if numpy_api else contextlib.nullcontext():
+    with dialect.numpy_mode() if numpy_api else contextlib.nullcontext():
         make = mx.np.array if numpy_api else nd.array
         array = mx.np.ndarray if numpy_api else nd.NDArray
         _, reference = train_lenet("faithful", "none", make(X), make(y), array)

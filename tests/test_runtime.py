@@ -17,20 +17,24 @@ from gluon_bn import runtime
 def test_auto_tunes_every_pipeline_on_the_cpu_with_the_chosen_threads(monkeypatch):
     two = runtime.choose_threads(2)
     tuned = runtime.Runtime("naive", 2, "PASSIVE")
-    assert runtime.choose("auto", device="cpu", threads=two) == tuned
-    assert runtime.choose("auto", device="cpu:0,cpu:1", threads=two) == tuned
-    assert runtime.choose("auto", device="gpu:0", threads=two) == runtime.DEFAULT
-    assert runtime.choose("tuned", device="gpu", threads=two) == tuned
-    assert runtime.choose("default", device="cpu", threads=two) == runtime.DEFAULT
+    assert runtime.requested_runtime("auto", device="cpu", threads=two) == tuned
+    assert runtime.requested_runtime("auto", device="cpu:0,cpu:1", threads=two) == tuned
+    assert runtime.requested_runtime("auto", device="gpu:0", threads=two) == runtime.DEFAULT
+    assert runtime.requested_runtime("tuned", device="gpu", threads=two) == tuned
+    assert runtime.requested_runtime("default", device="cpu", threads=two) == runtime.DEFAULT
     one = runtime.choose_threads(2, requested=1)
-    assert runtime.choose("default", device="cpu", threads=one) == runtime.Runtime(omp_threads=1)
-    assert runtime.choose("auto", device="cpu", threads=one) == runtime.Runtime("naive", 1)
+    assert runtime.requested_runtime("default", device="cpu", threads=one) == runtime.Runtime(
+        omp_threads=1
+    )
+    assert runtime.requested_runtime("auto", device="cpu", threads=one) == runtime.Runtime(
+        "naive", 1
+    )
     monkeypatch.setattr(runtime.settings, "cuda_build_installed", lambda: True)
-    assert runtime.choose("auto", device="auto", threads=two) == runtime.DEFAULT
+    assert runtime.requested_runtime("auto", device="auto", threads=two) == runtime.DEFAULT
     monkeypatch.setattr(runtime.settings, "cuda_build_installed", lambda: False)
-    assert runtime.choose("auto", device="auto", threads=two) == tuned
+    assert runtime.requested_runtime("auto", device="auto", threads=two) == tuned
     with pytest.raises(ValueError, match="runtime must be one of"):
-        runtime.choose("fastest", device="cpu")
+        runtime.requested_runtime("fastest", device="cpu")
 
 
 @pytest.mark.parametrize(

@@ -25,13 +25,10 @@ from typing import Tuple
 
 import numpy as np
 
+from gluon_bn.bn.dialect import LegacyHybridBlock, as_kind, as_legacy, is_numpy_array
 from gluon_bn.bn.functional import (
-    LegacyHybridBlock,
-    as_kind,
-    as_legacy,
     check_conventions,
     check_input,
-    is_numpy_array,
     safe_std,
     stats_shape,
     update_moving,

@@ -23,10 +23,8 @@ from typing import Optional
 import numpy as np
 
 from gluon_bn.bn import fast, native
+from gluon_bn.bn.dialect import LegacyHybridBlock, as_kind, as_legacy
 from gluon_bn.bn.functional import (
-    LegacyHybridBlock,
-    as_kind,
-    as_legacy,
     batch_norm_step,
     check_block_input,
     check_conventions,

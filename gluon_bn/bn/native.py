@@ -43,7 +43,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from gluon_bn.bn.functional import as_kind, as_legacy, check_conventions, is_numpy_array
+from gluon_bn.bn.dialect import as_kind, as_legacy, is_numpy_array
+from gluon_bn.bn.functional import check_conventions
 from gluon_bn.bn.functional import check_input as check_batch
 from gluon_bn.runtime.loader import mx
 

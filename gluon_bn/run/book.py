@@ -192,7 +192,7 @@ def train_book_variant(
     with :mod:`gluon_bn.models.book` for the models and :class:`gluon_bn.FashionMNIST` for
     the data. ``num_gpus`` is 1 when `ctx` is a GPU, else 0 (d2l then trains on the CPU).
     """
-    from gluon_bn.bn.functional import numpy_mode
+    from gluon_bn.bn.dialect import numpy_mode
     from gluon_bn.data.book import FashionMNIST
     from gluon_bn.device import as_context_list
     from gluon_bn.models import hybridize_network

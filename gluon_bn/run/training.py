@@ -51,6 +51,7 @@ def prepare_network(
     recipe: "Recipe",
     variant: str,
     *,
+    net: Optional[mx.gluon.Block] = None,
     bn_impl: str = "faithful",
     hybridize: str = "none",
     ctx=None,
@@ -58,15 +59,18 @@ def prepare_network(
 ) -> Tuple[mx.gluon.Block, mx.gluon.Trainer]:
     """Build a recipe's network, compile it, initialise it and make its SGD trainer.
 
-    The one way a network is made ready to train: ``gluon-bn reproduce``, the benches and the
-    runtime probe all call it (after seeding, which decides the initial weights).
+    The one way a network is made ready to train: ``gluon-bn reproduce``, the benches, the
+    studies and the runtime probe all call it (after seeding, which decides the initial
+    weights).
 
     Parameters
     ----------
     recipe : Recipe
         Whose network (:func:`gluon_bn.models.build_net`), initialiser and rate.
     variant : {"scratch", "gluon", "plain"}
-        Which network.
+        Which network (and which of the recipe's initialisers).
+    net : Block, optional
+        A network built already (a study's LeNet with its options) instead of the recipe's.
     bn_impl : {"faithful", "fast", "native"}
         The scratch layer's implementation.
     hybridize : {"none", "layers", "graph"}
@@ -82,7 +86,7 @@ def prepare_network(
     """
     from gluon_bn.models import build_net, hybridize_network, make_initializer
 
-    net = hybridize_network(build_net(recipe, variant, bn_impl=bn_impl), hybridize)
+    net = hybridize_network(net or build_net(recipe, variant, bn_impl=bn_impl), hybridize)
     net.initialize(make_initializer(recipe.initializer_for(variant)), ctx=ctx or mx.cpu())
     rate = recipe.trainer_learning_rate() if learning_rate is None else learning_rate
     trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": rate})

@@ -131,7 +131,7 @@ def select(request: Request, out: Optional[TextIO] = None) -> Selected:
             f"{measured[0].candidate.name} ({measured[0].reason})"
         )
     else:
-        choice = settings.choose(
+        choice = settings.requested_runtime(
             request.runtime,
             device=request.device,
             threads=threads,

@@ -232,7 +232,7 @@ def runs_on_cpu(device: str) -> bool:
     return all(part.strip().startswith("cpu") for part in text.split(","))
 
 
-def choose(
+def requested_runtime(
     request: str, *, device: str, threads: Optional[ThreadChoice] = None, spin: bool = False
 ) -> Runtime:
     """Return the runtime a command asked for.

@@ -16,12 +16,18 @@ from typing import Callable, Dict, Optional, TextIO, Tuple
 
 from gluon_bn import data as gdata
 from gluon_bn.bn.variants import recompute_statistics, statistics_of
-from gluon_bn.models import hybridize_network, lenet, make_initializer
+from gluon_bn.models import hybridize_network, lenet
 from gluon_bn.options import RunOptions
 from gluon_bn.recipes import get_recipe
 from gluon_bn.records import HELD_OUT_ACCURACY
 from gluon_bn.run.reproduce import run_variant
-from gluon_bn.run.training import TrainingDiverged, evaluate_accuracy, seed_everything, train_ch5
+from gluon_bn.run.training import (
+    TrainingDiverged,
+    evaluate_accuracy,
+    prepare_network,
+    seed_everything,
+    train_ch5,
+)
 from gluon_bn.runtime.loader import mx
 from gluon_bn.study.judging import CHANCE
 from gluon_bn.study.registry import Settings, Study
@@ -73,6 +79,21 @@ class Experiment:
     # ------------------------------------------------------------------ networks and training
     def network(self, options: Dict[str, object]):
         """Return this recipe's LeNet with `options` (bn kind and variants), initialised on ctx."""
+        return self._prepared(options, None)[0]
+
+    def trainable(
+        self, options: Dict[str, object], lr: Optional[float] = None
+    ) -> Tuple[object, object, object]:
+        """Return a network of `options` initialised on ctx, its static graph and its trainer.
+
+        The network is this recipe's LeNet with the options' BN kind and variants, made ready
+        by :func:`gluon_bn.run.training.prepare_network` (initialised before it is compiled);
+        the trainer's rate is `lr` as the recipe scales it (default the recipe's).
+        """
+        net, trainer = self._prepared(options, lr)
+        return net, hybridize_network(net, "graph"), trainer
+
+    def _prepared(self, options: Dict[str, object], lr: Optional[float]) -> Tuple[object, object]:
         recipe, conv = self.recipe, self.recipe.conventions
         kind = str(options.get("bn", "gluon"))
         activation = dict(self.settings.params).get("activation", "sigmoid")  # the documents'
@@ -88,8 +109,8 @@ class Experiment:
             noise=options.get("noise"),
         )
         variant = "plain" if kind == "none" else "gluon"
-        net.initialize(make_initializer(recipe.initializer_for(variant)), ctx=self.ctx)
-        return net
+        rate = None if lr is None else recipe.trainer_learning_rate(lr)
+        return prepare_network(recipe, variant, net=net, ctx=self.ctx, learning_rate=rate)
 
     def train(
         self, options: Dict[str, object], seed: int, *, lr: float, batch_size: int
@@ -100,11 +121,7 @@ class Experiment:
         ``train_seconds``, ``diverged`` and, if so, ``diverged_at``.
         """
         seed_everything(seed)
-        net = self.network(options)
-        compiled = hybridize_network(net, "graph")
-        trainer = mx.gluon.Trainer(
-            net.collect_params(), "sgd", {"learning_rate": self.recipe.trainer_learning_rate(lr)}
-        )
+        net, compiled, trainer = self.trainable(options, lr)
         history = []
         outcome = guarded(
             lambda: train_ch5(
@@ -296,13 +313,7 @@ def _regularization(exp: Experiment, config: Configuration, seed: int) -> dict:
     held = max(1, round(len(train_y) * float(options["validation"])))
     fit_x, fit_y, val_x, val_y = train_x[:-held], train_y[:-held], train_x[-held:], train_y[-held:]
     seed_everything(seed)
-    net = exp.network(options)
-    compiled = hybridize_network(net, "graph")
-    trainer = mx.gluon.Trainer(
-        net.collect_params(),
-        "sgd",
-        {"learning_rate": exp.recipe.trainer_learning_rate(float(options["lr"]))},
-    )
+    net, compiled, trainer = exp.trainable(options, float(options["lr"]))
     train_iter = gdata.FastBatchIterator(fit_x, fit_y, s.batch_size, shuffle=True, seed=seed)
     test_iter = exp.batches(EVAL_BATCH, train=False)
     history, kept = [], {"train_loss": [], "train_accs": [], "val_accs": []}
