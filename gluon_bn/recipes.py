@@ -14,6 +14,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
+from gluon_bn.printed import EpochLine, PrintedRun, PublishedRuns
+
 TRAIN_SIZE, TEST_SIZE = 60000, 10000  # Fashion-MNIST's (and MNIST's) training and test sets
 VARIANTS = ("scratch", "gluon", "plain")
 # The documents' training loops: d2l's MXNet ``train_ch5`` (documents 001-004, reproduced as
@@ -60,59 +62,6 @@ class Conventions:
     def gluon_momentum(self) -> float:
         """Return the momentum that Gluon's ``nn.BatchNorm`` (MXNet's form) needs to match."""
         return self.momentum if self.momentum_on == "moving" else 1.0 - self.momentum
-
-
-@dataclass(frozen=True)
-class EpochLine:
-    """One line a document printed: an epoch's loss, accuracies and time, where shown."""
-
-    epoch: int
-    loss: float
-    train_acc: float
-    test_acc: float
-    seconds: Optional[float] = None
-
-
-@dataclass(frozen=True)
-class PrintedRun:
-    """What a document printed for one variant: per-epoch lines, or only the final one.
-
-    Attributes
-    ----------
-    variant : {"scratch", "gluon", "plain"}
-        Which network printed it.
-    device : str
-        Where it ran, as the document says (``"gpu(0)"``, ``"cpu(0)"``, ``"cuda:0"``).
-    lines : tuple of EpochLine
-        The printed lines; a document that printed only the end has one, numbered with
-        its last epoch.
-    examples_per_sec : float, optional
-        Training throughput, where the document printed it (document 002).
-    note : str
-        Anything a reader must know to compare with it.
-    """
-
-    variant: str
-    device: str
-    lines: Tuple[EpochLine, ...]
-    examples_per_sec: Optional[float] = None
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class PublishedRuns:
-    """Numbers the same lesson printed somewhere other than the document, and where.
-
-    Attributes
-    ----------
-    source : str
-        Provenance: which edition or copy printed them and where we read them.
-    runs : tuple of PrintedRun
-        What it printed, per variant.
-    """
-
-    source: str
-    runs: Tuple[PrintedRun, ...]
 
 
 @dataclass(frozen=True)
