@@ -1,17 +1,13 @@
-"""What each study runs and how its numbers reach the criterion. Pure data and functions, no MXNet.
+"""What each study runs: its configurations for given settings. Pure data and functions, no MXNet.
 
-Per study: :data:`CONFIGURATIONS` lists its configurations for given settings, :data:`JUDGES`
-reads the finished runs and calls :mod:`gluon_bn.study.criteria`, :data:`DISPLAYS` says
-which numbers its report tabulates and how its figure draws them. The experiments that
-produce the runs are in :mod:`gluon_bn.study.experiments` (MXNet).
+Per study, :data:`CONFIGURATIONS` lists its configurations for given settings. How their
+finished runs reach the criterion is :mod:`gluon_bn.study.judges` (each judge run through
+:func:`gluon_bn.study.judging.with_holm`); what a report tabulates and a figure draws is
+:mod:`gluon_bn.study.displays`; the experiments that produce the runs are in
+:mod:`gluon_bn.study.experiments` (MXNet).
 
 Every run is a dict with its ``seed``. Accuracies are fractions in [0, 1]; a diverged run
 has ``diverged: true`` and ``None`` accuracies, which the criteria count at chance.
-
-Each judge takes ``holm``, the study's Holm-adjusted p-values by comparison name, and hands
-it to its criteria; :func:`judge` runs every judge through
-:func:`gluon_bn.study.judging.with_holm`, the one place a study's family of deciding
-comparisons is adjusted.
 """
 
 from __future__ import annotations
