@@ -10,6 +10,8 @@ deciding scale, a smaller record is refused in one line, compiled-speed's rounds
 committed timing spread. Stated before the runs: the registry entry and its constants, the
 progress file's code states, the commits, and what the reports and the summary say."""
 
+import ast
+import functools
 import io
 import json
 import math
@@ -702,7 +704,7 @@ def fresh_git_cache():
 
 
 def _copy_stated_files(root):
-    for path in stated_mod.CONSTANT_FILES:
+    for path in stated_mod.STATED_FILES:
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(stated_mod.ROOT / path, target)
@@ -728,7 +730,7 @@ def _git(root, *args):
     ).stdout.strip()
 
 
-def test_a_registry_entry_and_the_constants_it_names_are_its_stated_lines():
+def test_an_entry_and_the_constants_it_names_are_its_stated_content():
     registry = "\n".join(
         [
             "from x import y",
@@ -751,62 +753,70 @@ def test_a_registry_entry_and_the_constants_it_names_are_its_stated_lines():
     )
     settings = "MARGIN = 0.01\nLIMIT = 99\n"
     sources = {stated_mod.REGISTRY: registry, "gluon_bn/study/settings.py": settings}
-    spans = stated_mod.stated_spans(sources, "one")
-    # the entry from its Study( line to the line before the next; the constants it names,
-    # where they are defined (the registry first), continuation lines included
-    assert spans == {
-        stated_mod.REGISTRY: [(7, 10), (2, 2), (3, 4)],
-        "gluon_bn/study/settings.py": [(1, 1)],
-    }
-    assert stated_mod.stated_spans(sources, "two") == {stated_mod.REGISTRY: [(11, 14), (5, 5)]}
-    assert stated_mod.stated_spans(sources, "three") == {}
-    text = stated_mod.stated_text(sources, "one")
-    assert "LIMIT = 0.5" in text and "MARGIN = 0.01" in text and "          2)" in text
-    assert "UNUSED" not in text and "LIMIT = 99" not in text
-    # a named constant's line changing changes the stated lines; another constant's does not
+    content = stated_mod.stated_content(sources, "one")
+    # the entry, then the constants it names where they are defined (the entry's file first)
+    lines = content.splitlines()
+    assert lines[0].startswith("entry Call(func=Name(id='Study'") and "'one'" in lines[0]
+    assert [line.split(" = ")[0] for line in lines[1:]] == ["LIMIT", "MARGIN", "SHARED"]
+    assert "LIMIT = Constant(value=0.5)" in content and "MARGIN = Constant(value=0.01)" in content
+    assert "Constant(value=2)" in content  # SHARED's continuation line
+    assert "UNUSED" not in content and "value=99" not in content
+    assert stated_mod.entry_file(sources, "one") == stated_mod.REGISTRY
+    assert stated_mod.stated_content(sources, "two").splitlines()[1] == (
+        "UNUSED = Constant(value=7)"
+    )
+    assert stated_mod.stated_content(sources, "three") is None
+    assert stated_mod.entry_file(sources, "three") is None
+    # a named constant's value changing changes the content; another constant's does not
     changed = dict(sources, **{stated_mod.REGISTRY: registry.replace("LIMIT = 0.5", "LIMIT = 0.6")})
-    assert stated_mod.stated_text(changed, "one") != text
+    assert stated_mod.stated_content(changed, "one") != content
     other = dict(sources, **{stated_mod.REGISTRY: registry.replace("UNUSED = 7", "UNUSED = 8")})
-    assert stated_mod.stated_text(other, "one") == text
-    assert stated_mod.stated_text(other, "two") != stated_mod.stated_text(sources, "two")
-    # the real registry: each study's entry and the constants it reads
+    assert stated_mod.stated_content(other, "one") == content
+    assert stated_mod.stated_content(other, "two") != stated_mod.stated_content(sources, "two")
+    # formatting, comments and the file an entry is written in do not count
+    moved = "\n".join(
+        [
+            "LIMIT = 0.5  # now with a comment",
+            "SHARED = (1, 2)",
+            "ONE = Study(name='one',",
+            "            claim=f'{LIMIT:g} and {MARGIN} and {SHARED}')",
+            "",
+        ]
+    )
+    elsewhere = {
+        stated_mod.REGISTRY: "from gluon_bn.study.claims_layer import ONE, LIMIT\n",
+        "gluon_bn/study/claims_layer.py": moved,
+        "gluon_bn/study/settings.py": settings,
+    }
+    assert stated_mod.entry_file(elsewhere, "one") == "gluon_bn/study/claims_layer.py"
+    assert stated_mod.stated_content(elsewhere, "one") == content
+    # a file that does not parse writes no entry
+    assert stated_mod.stated_content({stated_mod.REGISTRY: registry + "Study(("}, "one") is None
+    # the real files: each study's entry and the constants it reads
     real = stated_mod._sources_now()
-    lines = real[stated_mod.REGISTRY].splitlines()
     for name in STUDIES:
-        (a, b) = stated_mod.stated_spans(real, name)[stated_mod.REGISTRY][0]
-        entry = lines[a - 1 : b]
-        assert entry[0].strip() == "Study(" and f'name="{name}",' in entry[1]
-        assert lines[b].strip() in ("Study(", ")") or lines[b].startswith(")}")
+        assert stated_mod.entry_file(real, name) in (
+            "gluon_bn/study/claims_effects.py",
+            "gluon_bn/study/claims_layer.py",
+        )
 
     def named(name):
-        spans = stated_mod.stated_spans(real, name)
         return {
-            path: {
-                real[path].splitlines()[a - 1].split("=")[0].strip()
-                for a, _ in spans[path][1 if path == stated_mod.REGISTRY else 0 :]
-            }
-            for path in spans
+            line.split(" = ")[0] for line in stated_mod.stated_content(real, name).splitlines()[1:]
         }
 
-    assert named("faster") == {stated_mod.REGISTRY: {"FASTER_TARGET"}}
-    assert named("ablations")[stated_mod.REGISTRY] == {
-        "HELD_OUT_SHARE",
-        "BIAS_TOLERANCE",
-        "SETTLING_STEPS",
-    }
-    assert "ACCURACY_MARGIN" in named("ablations")["gluon_bn/study/settings.py"]
-    assert named("compiled-speed")[stated_mod.REGISTRY] == {"SPEED_SPREAD"}
-    assert "SPEED_MARGIN" in named("compiled-speed")["gluon_bn/study/settings.py"]
-    # the fingerprint reads those lines: a changed constant of the study changes it
-    assert stated_mod.fingerprint("faster") == stated_mod.fingerprint("faster", real)
-    edited = dict(
-        real,
-        **{
-            stated_mod.REGISTRY: real[stated_mod.REGISTRY].replace(
-                "FASTER_TARGET = 0.65", "FASTER_TARGET = 0.70"
-            )
-        },
+    assert named("faster") == {"FASTER_TARGET"}
+    assert {"HELD_OUT_SHARE", "BIAS_TOLERANCE", "SETTLING_STEPS", "ACCURACY_MARGIN"} <= named(
+        "ablations"
     )
+    assert {"SPEED_SPREAD", "SPEED_MARGIN"} <= named("compiled-speed")
+    # the fingerprint reads that content: a changed constant of the study changes it
+    assert stated_mod.fingerprint("faster") == stated_mod.fingerprint("faster", real)
+    home = stated_mod.entry_file(real, "faster")
+    edited = dict(
+        real, **{home: real[home].replace("FASTER_TARGET = 0.65", "FASTER_TARGET = 0.70")}
+    )
+    assert edited[home] != real[home]
     assert stated_mod.fingerprint("faster", edited) != stated_mod.fingerprint("faster", real)
     assert stated_mod.fingerprint("ablations", edited) == stated_mod.fingerprint("ablations", real)
     assert stated_mod.fingerprint("no such study") is None
@@ -943,10 +953,10 @@ def test_stated_before_only_when_the_runs_were_made_under_the_committed_criterio
     assert now["commit"] == first and now["entry"] == made["entry"]
     assert stated_mod.stated_before(now, [made])["before"] is True
     # runs made while the entry has an uncommitted edit: not stated before them
-    registry = repo / stated_mod.REGISTRY
+    registry = repo / stated_mod.entry_file(stated_mod._sources_now(), "faster")
     text = registry.read_text()
     assert text.count('recipe="d2l-1.0",') == 1  # faster's entry alone
-    registry.write_text(text.replace('recipe="d2l-1.0",', 'recipe="d2l-1.0",  # edited'))
+    registry.write_text(text.replace('recipe="d2l-1.0",', 'recipe="d2l-1.1",'))
     dirty = stated_mod.code_state("faster")
     assert dirty["uncommitted"] is True and dirty["entry"] != made["entry"]
     judged = stated_mod.stated_before(stated_mod.criterion_state("faster"), [dirty])
@@ -969,6 +979,30 @@ def test_stated_before_only_when_the_runs_were_made_under_the_committed_criterio
     _git(repo, "commit", "-q", "-am", "unrelated")
     assert stated_mod.criterion_state("faster")["commit"] == second
     assert stated_mod.stated_before(stated_mod.criterion_state("faster"), [after])["before"] is True
+    # the entry moved to another file and re-indented: its criterion stays at `second`, and
+    # runs made at `second` under another fingerprint (an older formula) are judged by content
+    source = repo / stated_mod.entry_file(stated_mod._sources_now(), "faster")
+    lines = source.read_text().splitlines(keepends=True)
+    node = stated_mod.find_entry(ast.parse("".join(lines)), "faster")
+    entry = "".join(lines[node.lineno - 1 : node.end_lineno]).rstrip().rstrip(",")
+    source.write_text("".join(lines[: node.lineno - 1] + lines[node.end_lineno :]))
+    target = repo / "gluon_bn/study/claims_layer.py"
+    target.write_text(target.read_text() + "\nMOVED = (\n" + entry + ",\n)\n")
+    assert stated_mod.entry_file(stated_mod._sources_now(), "faster") == str(
+        target.relative_to(repo)
+    )
+    assert stated_mod.code_state("faster")["uncommitted"] is False
+    _git(repo, "commit", "-q", "-am", "faster's entry moved")
+    moved = stated_mod.criterion_state("faster")
+    assert moved["commit"] == second and moved["uncommitted"] is False
+    foreign = dict(after, entry="an older fingerprint")
+    assert stated_mod.made_under("faster", second) is True
+    assert stated_mod.made_under("faster", first) is False
+    assert stated_mod.made_under("faster", "f" * 40) is None  # no such commit
+    same = functools.partial(stated_mod.made_under, "faster")
+    assert stated_mod.stated_before(moved, [foreign], same=same)["before"] is True
+    assert stated_mod.stated_before(moved, [foreign])["before"] is False  # fingerprints alone
+    assert stated_mod.stated_before(moved, [dict(made, entry="x")], same=same)["before"] is False
     assert stated_mod.is_ancestor(first, second) is True
     assert stated_mod.is_ancestor(second, first) is False
 

@@ -140,11 +140,15 @@ def select(request: Request, out: Optional[TextIO] = None) -> Selected:
     notes += settings.apply(choice)
     if choice.omp_threads == threads.threads and threads.note():
         notes.append(threads.note())
+    _announce(notes, f"; {measured[0].line()}" if measured else "", out)
+    return Selected(threads, requested)
+
+
+def _announce(notes: List[str], why: str, out: TextIO) -> None:
+    """Print the notes, then the one ``runtime:`` line: what runs, and `why`."""
     for note in notes:
         print(note, file=out)
-    why = f"; {measured[0].line()}" if measured else ""
     print(f"runtime: {settings.describe()}{why}", file=out, flush=True)
-    return Selected(threads, requested)
 
 
 def restore(request: Request, out: TextIO) -> Selected:
@@ -211,12 +215,7 @@ def restore(request: Request, out: TextIO) -> Selected:
             f"has {cores} usable core(s): the threads share them (slower), and the "
             f"numbers stay those of the run"
         )
-    for note in notes:
-        print(note, file=out)
-    print(
-        f"runtime: {settings.describe()}; restored from {where} (--resume continues the "
-        f"run with its own runtime)",
-        file=out,
-        flush=True,
+    _announce(
+        notes, f"; restored from {where} (--resume continues the run with its own runtime)", out
     )
     return Selected(settings.ThreadChoice(threads, cores, "requested"), threads)

@@ -6,6 +6,7 @@ record is judged. Pure functions, no MXNet.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from gluon_bn.study import ablated, criteria, judging, reaching, stated
@@ -306,7 +307,11 @@ def record_of(
     now it says whether the criterion was stated before the runs (``stated``).
     """
     judgement = judge(study.name, configs, settings)
-    before = stated.stated_before(stated.criterion_state(study.name), made_at)
+    before = stated.stated_before(
+        stated.criterion_state(study.name),
+        made_at,
+        same=functools.partial(stated.made_under, study.name),
+    )
     deciding = (
         dict(
             dataclasses.asdict(study.deciding),

@@ -20,6 +20,16 @@ from gluon_bn.study.stats import CONFIDENCE, FAMILY_LEVEL, NEGLIGIBLE
 GRID_KINDS = ("lr", "batch_size")  # what a study's grid holds, when it has one
 ACCURACY_MARGIN = 0.01  # one point of test accuracy: smaller differences count as none
 SPEED_MARGIN = math.log(1.1)  # within 10 % of each other, two times count as the same
+# ablations and regularization: the share of the kept training images held out (the last
+# ones) to choose each network's learning rate, 10000 of 60000
+HELD_OUT_SHARE = 1 / 6
+# the quick runs' scale (every study's ``quick`` settings); the study package's own names
+_TINY = dict(seeds=1, epochs=1, fraction=0.02, test_fraction=0.05)
+
+
+def _params(**values: object) -> Tuple[Tuple[str, object], ...]:
+    """Return a study's extra parameters as sorted (name, value) pairs (hashable, stable)."""
+    return tuple(sorted(values.items()))
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,23 @@
 """What was stated before a study's runs: the git commits of its criterion and of its runs.
 
-A study's criterion is its registry entry (:mod:`gluon_bn.study.registry`: measurement,
-criterion, comparisons, margins, scale) with the named constants the entry reads (defined
-in the registry or in :mod:`~gluon_bn.study.settings`, :mod:`~gluon_bn.study.stats`,
-:mod:`~gluon_bn.study.distributions`). Two things are kept:
+A study's criterion is its entry (a ``Study(...)`` in :mod:`~gluon_bn.study.claims_effects`
+or :mod:`~gluon_bn.study.claims_layer`: measurement, criterion, comparisons, margins, scale)
+with the named constants the entry reads, wherever among :data:`STATED_FILES` they are
+defined. Its *stated content* is the entry's syntax tree and those constants' (formatting,
+comments and the file an entry sits in do not count), so that moving an entry or
+reformatting it leaves its criterion where it was. Two things are kept:
 
 - when the runs are made (:func:`code_state`, stored by the progress file): the commit
-  checked out, the entry's fingerprint (its source lines and the study as loaded, hashed)
-  and whether those lines differed from that commit's (uncommitted);
-- when a record is judged (:func:`criterion_state`): the last commit that changed those
-  lines (``git log -L``), the fingerprint now, and whether the lines are uncommitted now.
+  checked out, the entry's fingerprint (its stated content and the study as loaded, hashed)
+  and whether the content differed from that commit's (uncommitted);
+- when a record is judged (:func:`criterion_state`): the oldest commit since which the stated
+  content is today's (the commits that touched :data:`STATED_FILES`, newest first), the
+  fingerprint now, and whether the content is uncommitted now.
 
 :func:`stated_before` compares them: the criterion was stated before the runs only when the
-runs were made under today's entry and that entry was committed when they were made. Without
-git (an installed wheel, no repository) the commits are None and the answer is "unknown".
-No MXNet.
+runs were made under today's content (with git: the content at the runs' commit; without:
+the fingerprints) and that content was committed when they were made. Without git (an
+installed wheel, no repository) the commits are None and the answer is "unknown". No MXNet.
 """
 
 from __future__ import annotations
@@ -27,18 +30,21 @@ import json
 import re
 import subprocess
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Mapping, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository, when the package runs from one
 REGISTRY = "gluon_bn/study/registry.py"
-# where the named constants an entry reads are defined (the registry first)
-CONSTANT_FILES = (
+# where the entries and the named constants they read are written, searched in this order
+# after the entry's own file (the registry held every entry until the entries moved out)
+STATED_FILES = (
+    "gluon_bn/study/claims_effects.py",
+    "gluon_bn/study/claims_layer.py",
     REGISTRY,
     "gluon_bn/study/settings.py",
     "gluon_bn/study/stats.py",
     "gluon_bn/study/distributions.py",
 )
-Span = Tuple[int, int]  # 1-based, inclusive line numbers
+CONSTANT = re.compile(r"[A-Z][A-Z0-9_]{2,}")  # a named constant: SPEED_MARGIN, FASTER_TARGET
 
 
 def git(*args: str) -> Optional[str]:
@@ -65,16 +71,15 @@ def in_repository() -> bool:
     return git("ls-files", "--error-unmatch", REGISTRY) is not None
 
 
-def entry_span(text: str, name: str) -> Optional[Span]:
-    """Return the lines of the registry entry of study `name` in registry source `text`, or None.
-
-    The entry is the ``Study(...)`` call whose ``name`` is `name`: from its first line to its
-    closing parenthesis, however it is formatted.
-    """
+def _tree(text: str) -> Optional[ast.Module]:
     try:
-        tree = ast.parse(text)
+        return ast.parse(text) if text else None
     except SyntaxError:
         return None
+
+
+def find_entry(tree: ast.AST, name: str) -> Optional[ast.Call]:
+    """Return the ``Study(...)`` call whose ``name`` keyword is `name` in `tree`, or None."""
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.Call)
@@ -84,67 +89,70 @@ def entry_span(text: str, name: str) -> Optional[Span]:
                 for k in node.keywords
             )
         ):
-            return node.lineno, node.end_lineno
+            return node
     return None
 
 
-def constant_span(text: str, constant: str) -> Optional[Span]:
-    """Return the lines that define module-level `constant` in source `text` (its bracketed
-    continuation included), or None."""
-    lines = text.splitlines()
-    pattern = re.compile(rf"^{re.escape(constant)}\s*(:[^=]*)?=")
-    for i, line in enumerate(lines):
-        if pattern.match(line):
-            end, depth = i, _depth(line)
-            while depth > 0 and end + 1 < len(lines):
-                end += 1
-                depth += _depth(lines[end])
-            return i + 1, end + 1
+def find_constant(tree: ast.Module, constant: str) -> Optional[ast.expr]:
+    """Return the value assigned to module-level `constant` in `tree` (an import is not a definition)."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            if any(isinstance(t, ast.Name) and t.id == constant for t in node.targets):
+                return node.value
+        elif isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == constant:
+            return node.value
     return None
 
 
-def _depth(line: str) -> int:
-    code = line.split("#", 1)[0]
-    return sum(code.count(c) for c in "([{") - sum(code.count(c) for c in ")]}")
+def entry_file(sources: Mapping[str, str], name: str) -> Optional[str]:
+    """Return which of `sources` (path to text) writes study `name`'s entry, or None."""
+    for path in STATED_FILES:
+        tree = _tree(sources.get(path, ""))
+        if tree is not None and find_entry(tree, name) is not None:
+            return path
+    return None
 
 
-def stated_spans(sources: Mapping[str, str], name: str) -> Dict[str, List[Span]]:
-    """Return, per file, the lines that state study `name`: its entry and the constants it names.
+def stated_content(sources: Mapping[str, str], name: str) -> Optional[str]:
+    """Return study `name`'s stated content in `sources`: its entry and named constants, as trees.
 
     Parameters
     ----------
     sources : mapping of str to str
-        Source text by path (:data:`CONSTANT_FILES`, the registry among them).
+        Source text by path (:data:`STATED_FILES`; a missing path reads as empty).
     name : str
         The study.
+
+    Returns
+    -------
+    str or None
+        One line with the entry's syntax tree, then one per named constant (the upper-case
+        names the entry reads, sorted), each with its value's tree, looked up in the entry's
+        file first, then in :data:`STATED_FILES`' order; None when no file writes the entry.
     """
-    entry = entry_span(sources.get(REGISTRY, ""), name)
-    if entry is None:
-        return {}
-    spans: Dict[str, List[Span]] = {REGISTRY: [entry]}
-    body = "\n".join(sources[REGISTRY].splitlines()[entry[0] - 1 : entry[1]])
-    for constant in sorted(set(re.findall(r"\b[A-Z][A-Z0-9_]{2,}\b", body))):
-        for path in CONSTANT_FILES:
-            span = constant_span(sources.get(path, ""), constant)
-            if span:
-                spans.setdefault(path, []).append(span)
+    home = entry_file(sources, name)
+    if home is None:
+        return None
+    trees = {path: _tree(sources.get(path, "")) for path in STATED_FILES}
+    entry = find_entry(trees[home], name)
+    names = sorted(
+        {n.id for n in ast.walk(entry) if isinstance(n, ast.Name) and CONSTANT.fullmatch(n.id)}
+    )
+    lines = [f"entry {ast.dump(entry)}"]
+    order = [home] + [path for path in STATED_FILES if path != home]
+    for constant in names:
+        for path in order:
+            value = find_constant(trees[path], constant) if trees[path] else None
+            if value is not None:
+                lines.append(f"{constant} = {ast.dump(value)}")
                 break
-    return spans
-
-
-def stated_text(sources: Mapping[str, str], name: str) -> str:
-    """Return the lines that state study `name` (:func:`stated_spans`), joined, file by file."""
-    parts = []
-    for path, spans in sorted(stated_spans(sources, name).items()):
-        lines = sources[path].splitlines()
-        parts += [f"# {path}"] + [line for a, b in spans for line in lines[a - 1 : b]]
-    return "\n".join(parts)
+    return "\n".join(lines)
 
 
 def _sources_now() -> Dict[str, str]:
     """The stated files as this process reads them (installed or checked out)."""
     texts = {}
-    for path in CONSTANT_FILES:
+    for path in STATED_FILES:
         try:
             texts[path] = (ROOT / path).read_text()
         except OSError:
@@ -152,12 +160,13 @@ def _sources_now() -> Dict[str, str]:
     return texts
 
 
-def _sources_at(commit: str) -> Dict[str, str]:
-    return {path: git("show", f"{commit}:{path}") or "" for path in CONSTANT_FILES}
+@functools.lru_cache(maxsize=64)
+def _sources_at(commit: str) -> Mapping[str, str]:
+    return {path: git("show", f"{commit}:{path}") or "" for path in STATED_FILES}
 
 
 def fingerprint(name: str, sources: Optional[Mapping[str, str]] = None) -> Optional[str]:
-    """Return a short hash of study `name`'s stated lines and of the study as loaded (None: unknown study).
+    """Return a short hash of study `name`'s stated content and of the study as loaded (None: unknown study).
 
     The loaded study (its texts with the constants' values in them, comparisons, scales)
     is hashed too, so that a changed value behind an unchanged name changes the print.
@@ -172,49 +181,66 @@ def fingerprint(name: str, sources: Optional[Mapping[str, str]] = None) -> Optio
         sort_keys=True,
         default=str,
     )
-    text = stated_text(sources or _sources_now(), name)
-    return hashlib.sha256((text + "\n" + loaded).encode()).hexdigest()[:16]
+    content = stated_content(sources or _sources_now(), name) or ""
+    return hashlib.sha256((content + "\n" + loaded).encode()).hexdigest()[:16]
 
 
 def code_state(name: str) -> Dict[str, object]:
     """Return what the runs of study `name` are made with: commit, fingerprint, uncommitted lines.
 
     ``commit`` is the commit checked out (None without git); ``uncommitted`` says whether the
-    study's stated lines differ from that commit's (None without git).
+    study's stated content differs from that commit's (None without git).
     """
     head = git("rev-parse", "HEAD") if in_repository() else None
     uncommitted = None
     if head:
-        uncommitted = stated_text(_sources_now(), name) != stated_text(_sources_at(head), name)
+        uncommitted = stated_content(_sources_now(), name) != stated_content(
+            _sources_at(head), name
+        )
     return {"commit": head, "entry": fingerprint(name), "uncommitted": uncommitted}
 
 
 @functools.lru_cache(maxsize=32)
-def _last_change(head: str, ranges: Tuple[str, ...]) -> Optional[str]:
-    args = [arg for r in ranges for arg in ("-L", r)]
-    out = git("log", "-1", "--format=%H", "-s", *args, head)
-    return out.split()[0] if out else None
+def _last_change(head: str, name: str) -> Optional[str]:
+    """The oldest commit since which study `name`'s stated content is `head`'s (None: not in head)."""
+    today = stated_content(_sources_at(head), name)
+    touched = git("log", "--format=%H", head, "--", *STATED_FILES)
+    if today is None or not touched:
+        return None
+    since = None
+    for commit in touched.split():  # newest first; between two of them the files stay put
+        if stated_content(_sources_at(commit), name) != today:
+            break
+        since = commit
+    return since
 
 
 def criterion_state(name: str) -> Dict[str, object]:
-    """Return study `name`'s criterion now: the last commit that changed its stated lines.
+    """Return study `name`'s criterion now: the commit since which its stated content is today's.
 
     ``commit`` is that commit (None without git, or when the entry is not in HEAD);
-    ``uncommitted`` whether the lines differ from HEAD's now; ``entry`` the fingerprint.
+    ``uncommitted`` whether the content differs from HEAD's now; ``entry`` the fingerprint.
     """
     state = {"commit": None, "entry": fingerprint(name), "uncommitted": None}
     head = git("rev-parse", "HEAD") if in_repository() else None
     if not head:
         return state
-    committed = _sources_at(head)
-    state["uncommitted"] = stated_text(_sources_now(), name) != stated_text(committed, name)
-    ranges = tuple(
-        f"{a},{b}:{path}"
-        for path, spans in sorted(stated_spans(committed, name).items())
-        for a, b in spans
+    state["uncommitted"] = stated_content(_sources_now(), name) != stated_content(
+        _sources_at(head), name
     )
-    state["commit"] = _last_change(head, ranges) if ranges else None
+    state["commit"] = _last_change(head, name)
     return state
+
+
+def made_under(name: str, commit: Optional[str]) -> Optional[bool]:
+    """Return whether study `name`'s stated content at `commit` is HEAD's (None: unknown without git)."""
+    if not commit or not in_repository():
+        return None
+    head = git("rev-parse", "HEAD")
+    if git("cat-file", "-e", f"{commit}^{{commit}}") is None or not head:
+        return None
+    then = stated_content(_sources_at(commit), name)
+    return then is not None and then == stated_content(_sources_at(head), name)
 
 
 def is_ancestor(older: str, newer: str) -> Optional[bool]:
@@ -240,6 +266,7 @@ def stated_before(
     criterion: Mapping[str, object],
     runs: Optional[Sequence[Mapping[str, object]]],
     ancestor: Optional[Callable[[str, str], Optional[bool]]] = None,
+    same: Optional[Callable[[str], Optional[bool]]] = None,
 ) -> Dict[str, object]:
     """Return whether the criterion was stated (committed) before the runs, and a sentence saying so.
 
@@ -251,6 +278,10 @@ def stated_before(
         :func:`code_state` of every process that made runs (None or empty: not recorded).
     ancestor : callable, optional
         ``(older, newer) -> bool or None`` (default :func:`is_ancestor`).
+    same : callable, optional
+        ``commit -> bool or None``: whether the stated content at a run's commit is today's
+        (``functools.partial(made_under, name)``); where it answers, it decides whether a
+        committed run was made under today's criterion, else the fingerprints do.
 
     Returns
     -------
@@ -283,7 +314,15 @@ def stated_before(
                 f"{changed}"
             ),
         }
-    if any(r.get("entry") != criterion.get("entry") for r in runs):
+
+    def under(run: Mapping[str, object]) -> bool:
+        if same is not None and run.get("commit") and not run.get("uncommitted"):
+            verdict = same(str(run["commit"]))
+            if verdict is not None:
+                return verdict
+        return run.get("entry") == criterion.get("entry")
+
+    if not all(under(r) for r in runs):
         return {
             **data,
             "before": False,
