@@ -1113,3 +1113,31 @@ def test_reports_and_summary_say_stated_before_the_runs_only_where_true():
     assert claims_it == [], (
         f"these studies' reports say '{PHRASE}' whatever their record says: {claims_it}"
     )
+
+
+def test_a_timed_study_resumes_only_on_the_machine_and_runtime_it_was_timed_on(tmp_path):
+    from gluon_bn.study.runner import check_same_machine, machine
+
+    avx2 = {
+        "cpu_model": "AMD EPYC",
+        "cpu_count": 2,
+        "onednn_isa": "Intel AVX2",
+        "runtime": "engine NaiveEngine, OpenMP threads 2",
+        "python": "3.11.7",
+    }
+    store = Progress(tmp_path / "compiled-speed.progress.json", "compiled-speed", {"seeds": 34})
+    check_same_machine("compiled-speed", store, avx2)  # nothing stored yet: anything goes
+    store.add("a", 0, {"seconds_per_epoch": 1.0}, avx2)
+    check_same_machine("compiled-speed", store, dict(avx2, python="3.11.9"))  # not timing
+    resumed = Progress(store.path, "compiled-speed", {"seeds": 34})
+    for other in (
+        dict(avx2, onednn_isa="Intel AVX-512"),
+        dict(avx2, runtime="engine NaiveEngine, OpenMP threads 1"),
+        dict(avx2, cpu_model="Intel Xeon"),
+    ):
+        with pytest.raises(ValueError) as err:
+            check_same_machine("compiled-speed", resumed, other)
+        line = str(err.value)
+        assert "\n" not in line and machine(avx2) in line and machine(other) in line
+        assert "1 runs in" in line and "move that file aside" in line
+    assert resumed.count() == 1 and store.path.exists()  # nothing lost

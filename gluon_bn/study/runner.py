@@ -142,6 +142,8 @@ def run_study(
 
             measure = Experiment(study, settings, ctx, file=file).measure
         environment = _environment(ctx)
+        if study.timed:
+            check_same_machine(study.name, store, environment)
         tasks = {
             (config.name, seed): (
                 lambda c, s: ({"seed": s, **measure(c, s)}, environment),
@@ -197,6 +199,37 @@ def run_study(
     paths = write_study(record, out_dir)
     paths["summary"] = write_summary(out_dir)
     return record, paths
+
+
+def machine(environment: dict) -> str:
+    """Return what a timing depends on in `environment`, in words: CPU, cores, oneDNN ISA, runtime."""
+    return (
+        f"{environment.get('cpu_model') or environment.get('processor') or 'an unnamed CPU'} "
+        f"({environment.get('cpu_count')} cores, oneDNN {environment.get('onednn_isa')}, "
+        f"{environment.get('runtime')})"
+    )
+
+
+def check_same_machine(name: str, store: Progress, environment: dict) -> None:
+    """Refuse to resume a timed study on another machine or runtime than its stored rounds'.
+
+    Times taken on two machines (or with two thread counts) are not one sample: the ratios a
+    timed study judges would mix two distributions. Nothing is lost: the progress file stays.
+
+    Raises
+    ------
+    ValueError
+        In one line, naming both machines and what to do.
+    """
+    here = machine(environment)
+    there = sorted({machine(e) for e in store.environments} - {here})
+    if store.count() and there:
+        raise ValueError(
+            f"{name}: the {store.count()} runs in {store.path} were timed on "
+            f"{'; '.join(there)}, and this process runs on {here}: times from two machines "
+            f"or runtimes are not one sample. Resume it where they were timed (--threads "
+            f"sets the thread count), or move that file aside to start afresh here"
+        )
 
 
 def _bare(config: Configuration) -> Configuration:
