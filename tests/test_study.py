@@ -1,6 +1,7 @@
 """gluon-bn study (issue 18): criteria on made-up numbers, the command's refusals, divergence as
 data, resuming, one quick study end to end, and the committed results agreeing with themselves."""
 
+import dataclasses
 import io
 import math
 import subprocess
@@ -762,7 +763,15 @@ def test_reports_flag_failures_outliers_and_the_deciding_scale():
     assert len(failed) == len(bn_100.runs)  # ...but every run failed to train
     assert all(f["why"].startswith("diverged: loss above 2 ln 10") for f in failed)
     assert "failed to train" in markdown(rate) and "2 ln 10" in markdown(rate)
+    # the committed faster record is at its deciding scale with no slow run: a copy cut to 3
+    # seeds and half the images, one run made 10x slower, is what the report must flag
     faster = load_study_record(RESULTS / "faster.json")
+    for config in faster.configurations:
+        config.runs = [dict(run) for run in config.runs[:3]]
+    faster.configurations[0].runs[0]["train_seconds"] *= 10
+    faster = rejudge(
+        dataclasses.replace(faster, options={**faster.options, "seeds": 3, "fraction": 0.5})
+    )
     slow = outliers(faster)
     for o in slow:
         times = faster.configuration(o["configuration"]).values(o["key"])
