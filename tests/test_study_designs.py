@@ -1141,3 +1141,11 @@ def test_a_timed_study_resumes_only_on_the_machine_and_runtime_it_was_timed_on(t
         assert "\n" not in line and machine(avx2) in line and machine(other) in line
         assert "1 runs in" in line and "move that file aside" in line
     assert resumed.count() == 1 and store.path.exists()  # nothing lost
+
+
+def test_a_p_value_that_underflowed_is_never_printed_as_zero():
+    assert stats.p_text(0.0) == "< 1e-16" and stats.p_text(1e-300) == "< 1e-16"
+    assert stats.p_text(0.03125) == "0.031" and stats.p_text(1.0) == "1"
+    # 34 rounds near 1 with a spread of 0.001: t is near 1000 and its tail underflows to 0
+    diff = stats.one_sample([1.0 + 0.001 * (i % 3) for i in range(34)], 0.0)
+    assert stats.claim_p(diff, "greater", 0.1) < 1e-16

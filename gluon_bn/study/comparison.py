@@ -19,6 +19,7 @@ from gluon_bn.study.stats import (
     claim_p,
     decide,
     decide_sign,
+    p_text,
     sign_test,
     tost_p,
 )
@@ -111,9 +112,9 @@ class Comparison:
             if effect_shown(d.effect, d.effect_name, d.n)
             else ""
         )
-        p = "" if self.p is None else f"; p {self.p:.2g}"
+        p = "" if self.p is None else f"; p {p_text(self.p)}"
         if self.p_holm is not None:
-            p += f", Holm-adjusted {self.p_holm:.2g} over {self.family}"
+            p += f", Holm-adjusted {p_text(self.p_holm)} over {self.family}"
         return (
             f"{self.label} {self.brief(digits)[:-1]}, {d.method}{effect}; claim "
             f"{self.claim}, margin ±{self.margin:.3g}{p}): {self.outcome}, {self.reason}"

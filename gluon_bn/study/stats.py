@@ -100,6 +100,12 @@ class Difference:
     effect_name: str
 
 
+def p_text(p: float) -> str:
+    """Return p-value `p` for a report: two significant digits, or "< 1e-16" where the t
+    distribution's tail has underflowed to 0 in double precision (never printed as 0)."""
+    return "< 1e-16" if p < 1e-16 else f"{p:.2g}"
+
+
 def _mean_sd(values: Sequence[float]) -> Tuple[float, float]:
     data = [float(v) for v in values]
     mean = sum(data) / len(data)

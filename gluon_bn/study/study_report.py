@@ -21,7 +21,7 @@ from gluon_bn.study.displays import ACCURACY_KEYS, DISPLAYS, LABELS, TIME_KEYS
 from gluon_bn.study.figures import forest, numbers, plot
 from gluon_bn.study.judges import FAILURE, FLAG_COLUMNS
 from gluon_bn.study.registry import get_study
-from gluon_bn.study.stats import FAMILY_LEVEL
+from gluon_bn.study.stats import FAMILY_LEVEL, p_text
 from gluon_bn.study.study_record import StudyRecord, dumps
 from gluon_bn.study.study_tables import study_tables
 
@@ -125,14 +125,14 @@ def _below(record: StudyRecord) -> str:
 
 def _p(value) -> str:
     """A p-value cell ("—" when there is none)."""
-    return "—" if value is None else f"{value:.2g}"
+    return "—" if value is None else p_text(value)
 
 
 def _holm_p(c: Dict[str, object]) -> str:
     """The Holm-adjusted p of a comparison row, and whether it survives ("—": not adjusted)."""
     if c.get("p_holm") is None:
         return "—"
-    return f"{c['p_holm']:.2g}" + ("" if c.get("holm_survives") else f" (> {FAMILY_LEVEL:g})")
+    return p_text(c["p_holm"]) + ("" if c.get("holm_survives") else f" (> {FAMILY_LEVEL:g})")
 
 
 def _comparison_rows(record: StudyRecord) -> List[str]:
