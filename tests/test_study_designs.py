@@ -654,8 +654,10 @@ def test_smaller_settings_are_named_field_by_field(tmp_path):
 
 
 def test_compiled_speed_rounds_follow_from_the_committed_timing_spread():
-    data = json.loads((RESULTS / "compiled-speed.json").read_text())
-    assert data["options"]["seeds"] == 3  # the committed 3-round record
+    # the 3-round record the spread was read from, kept beside the deciding one it sized
+    data = json.loads((RESULTS / "pilot" / "compiled-speed-3-rounds.json").read_text())
+    assert data["options"]["seeds"] == 3
+    deciding = json.loads((RESULTS / "compiled-speed.json").read_text())
     by = {c["name"]: c["runs"] for c in data["configurations"]}
     spread = {}
     for path, (scratch, builtin) in SPEED_PATHS.items():
@@ -674,7 +676,7 @@ def test_compiled_speed_rounds_follow_from_the_committed_timing_spread():
     # the deciding rounds: the fewest whose 95 % t half-width is below the margin ln 1.1
     rounds = distributions.rounds_for(SPEED_SPREAD, SPEED_MARGIN)
     study = get_study("compiled-speed")
-    assert study.deciding.seeds == study.defaults.seeds == rounds
+    assert study.deciding.seeds == study.defaults.seeds == rounds == deciding["options"]["seeds"]
     assert f"from {rounds} rounds on" in study.deciding.why
 
     def half_width(n):

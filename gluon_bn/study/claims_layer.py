@@ -30,7 +30,8 @@ from gluon_bn.study.settings import (
 BIAS_TOLERANCE = 1e-8
 SETTLING_STEPS = 400
 # compiled-speed: the largest standard deviation across rounds of ln(scratch s / built-in s)
-# over the paths of the committed 3-round record (train_ch5, fast pipeline; the others 0.202
+# over the paths of the committed 3-round record, kept as
+# results/studies/pilot/compiled-speed-3-rounds.json (train_ch5, fast pipeline; the others 0.202
 # and 0.035), from which its deciding number of rounds follows (distributions.rounds_for)
 SPEED_SPREAD = 0.271
 
