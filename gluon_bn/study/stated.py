@@ -30,7 +30,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional, Sequence
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository, when the package runs from one
 REGISTRY = "gluon_bn/study/registry.py"
@@ -71,7 +71,10 @@ def in_repository() -> bool:
     return git("ls-files", "--error-unmatch", REGISTRY) is not None
 
 
+@functools.lru_cache(maxsize=256)
 def _tree(text: str) -> Optional[ast.Module]:
+    """`text` parsed (None when empty or not Python); cached: one commit's files serve every
+    study, and most files are the same from commit to commit (callers never change a tree)."""
     try:
         return ast.parse(text) if text else None
     except SyntaxError:
@@ -104,13 +107,25 @@ def find_constant(tree: ast.Module, constant: str) -> Optional[ast.expr]:
     return None
 
 
+def _located(
+    trees: Mapping[str, Optional[ast.Module]], name: str
+) -> Optional[Tuple[str, ast.Call]]:
+    """The first of :data:`STATED_FILES` whose tree writes study `name`'s entry, and the entry."""
+    for path in STATED_FILES:
+        entry = find_entry(trees[path], name) if trees[path] is not None else None
+        if entry is not None:
+            return path, entry
+    return None
+
+
+def _trees(sources: Mapping[str, str]) -> Dict[str, Optional[ast.Module]]:
+    return {path: _tree(sources.get(path, "")) for path in STATED_FILES}
+
+
 def entry_file(sources: Mapping[str, str], name: str) -> Optional[str]:
     """Return which of `sources` (path to text) writes study `name`'s entry, or None."""
-    for path in STATED_FILES:
-        tree = _tree(sources.get(path, ""))
-        if tree is not None and find_entry(tree, name) is not None:
-            return path
-    return None
+    found = _located(_trees(sources), name)
+    return found[0] if found else None
 
 
 def stated_content(sources: Mapping[str, str], name: str) -> Optional[str]:
@@ -130,11 +145,11 @@ def stated_content(sources: Mapping[str, str], name: str) -> Optional[str]:
         names the entry reads, sorted), each with its value's tree, looked up in the entry's
         file first, then in :data:`STATED_FILES`' order; None when no file writes the entry.
     """
-    home = entry_file(sources, name)
-    if home is None:
+    trees = _trees(sources)
+    found = _located(trees, name)
+    if found is None:
         return None
-    trees = {path: _tree(sources.get(path, "")) for path in STATED_FILES}
-    entry = find_entry(trees[home], name)
+    home, entry = found
     names = sorted(
         {n.id for n in ast.walk(entry) if isinstance(n, ast.Name) and CONSTANT.fullmatch(n.id)}
     )
@@ -192,12 +207,13 @@ def code_state(name: str) -> Dict[str, object]:
     study's stated content differs from that commit's (None without git).
     """
     head = git("rev-parse", "HEAD") if in_repository() else None
-    uncommitted = None
-    if head:
-        uncommitted = stated_content(_sources_now(), name) != stated_content(
-            _sources_at(head), name
-        )
+    uncommitted = _uncommitted(name, head) if head else None
     return {"commit": head, "entry": fingerprint(name), "uncommitted": uncommitted}
+
+
+def _uncommitted(name: str, head: str) -> bool:
+    """Whether study `name`'s stated content as this process reads it differs from `head`'s."""
+    return stated_content(_sources_now(), name) != stated_content(_sources_at(head), name)
 
 
 @functools.lru_cache(maxsize=32)
@@ -225,9 +241,7 @@ def criterion_state(name: str) -> Dict[str, object]:
     head = git("rev-parse", "HEAD") if in_repository() else None
     if not head:
         return state
-    state["uncommitted"] = stated_content(_sources_now(), name) != stated_content(
-        _sources_at(head), name
-    )
+    state["uncommitted"] = _uncommitted(name, head)
     state["commit"] = _last_change(head, name)
     return state
 
