@@ -299,3 +299,28 @@ def test_holm_adjustment_demotes_what_held_and_leaves_failures():
         "b", "x", stats.paired([0.5] * 3, [0.6, 0.61, 0.6]), "greater", 0.01
     )
     assert comparison.holm_adjusted(failed, 1.0, 3).outcome == FAILS
+
+
+def _simulated_power(effect: float, n: int, level: float, draws: int = 40000) -> float:
+    """Share of `draws` simulated studies of n paired differences (mean `effect`, sd 1) whose
+    one-sided t test rejects at `level`."""
+    rng = np.random.default_rng(7)
+    d = rng.normal(effect, 1.0, size=(draws, n))
+    t = d.mean(axis=1) / (d.std(axis=1, ddof=1) / math.sqrt(n))
+    return float(np.mean(t > distributions.t_quantile(1 - level, n - 1)))
+
+
+@pytest.mark.parametrize("effect, level", [(0.882, 0.025), (1.22, 0.025), (0.5, 0.05)])
+def test_seeds_for_power_reach_the_power_and_one_fewer_does_not(effect, level):
+    n = distributions.seeds_for_power(effect, level=level, power=0.8)
+    # the approximation is within about a point of the simulated power of the exact test
+    assert _simulated_power(effect, n, level) >= 0.79
+    assert _simulated_power(effect, n - 1, level) < 0.81
+    assert distributions.seeds_for_power(-effect, level=level) == n  # either sign
+
+
+def test_seeds_for_power_refuses_what_no_count_can_show():
+    with pytest.raises(ValueError, match="zero effect"):
+        distributions.seeds_for_power(0.0, level=0.05)
+    with pytest.raises(ValueError, match="level must lie in"):
+        distributions.seeds_for_power(0.5, level=0.5)

@@ -441,6 +441,7 @@ def test_unknown_study_lists_the_valid_ones(capsys, tmp_path):
             "every learning rate of the grid must be positive",
         ),
         (["faster", "--seeds", "0"], "seeds must be a positive integer"),
+        (["faster", "--first-seed", "-1"], "the first seed must be a non-negative integer"),
         (["faster", "--epochs", "0"], "epochs must be a positive integer, got 0"),
         (["faster", "--fraction", "1.5"], "fraction must lie in (0, 1], got 1.5"),
         ([], "give a study name (or all); --list names them"),
@@ -466,6 +467,34 @@ def test_settings_replace_only_what_is_given():
     assert (s.seeds, s.grid, s.epochs) == (5, (16, 32), study.defaults.epochs)
     assert Settings.from_dict(s.as_dict()) == s
     assert study.settings(quick=True).seeds == 1
+
+
+def test_a_first_seed_shifts_the_seeds_and_is_stated_only_when_used():
+    from gluon_bn.cli import build_parser
+    from gluon_bn.study.runner import schedule
+
+    study = get_study("faster")
+    s = study.settings(seeds=3, first_seed=5)
+    assert list(s.seed_numbers) == [5, 6, 7]
+    assert s.as_dict()["first_seed"] == 5 and Settings.from_dict(s.as_dict()) == s
+    # a record written before the first seed existed reads, and writes, as it did
+    assert "first_seed" not in study.settings(seeds=3).as_dict()
+    assert Settings.from_dict(study.settings(seeds=3).as_dict()).first_seed == 0
+    configs = CONFIGURATIONS["faster"](s)
+    order = schedule(configs, s.seed_numbers)
+    assert [seed for seed, _ in order] == [5] * len(configs) + [6] * len(configs) + [7] * len(
+        configs
+    )
+    assert [c.name for _, c in order[: len(configs)]] == [c.name for c in configs]
+    assert [c.name for _, c in order[len(configs) : 2 * len(configs)]] == [
+        c.name for c in reversed(configs)
+    ]
+    made = study.command(3, 10, 1.0, first_seed=5)
+    assert "--first-seed 5" in made and "--first-seed" not in study.command(3, 10, 1.0)
+    args = build_parser().parse_args(made.split()[1:])
+    assert args.first_seed == 5
+    with pytest.raises(ValueError, match="first seed must be a non-negative integer, got -1"):
+        study.settings(first_seed=-1)
 
 
 def test_scale_note_names_the_reduction():
@@ -566,6 +595,27 @@ def test_resume_skips_finished_runs_and_redoes_the_interrupted_one(tmp_path):
     )
     assert len(other) == 9
     assert load_study_record(paths["json"]).options["epochs"] == 2
+
+
+def test_a_run_past_a_pilot_trains_fresh_seeds_and_its_report_says_which(tmp_path):
+    from gluon_bn.study.runner import run_study
+    from gluon_bn.study.study_report import markdown
+
+    study = get_study("covariate-shift")
+    calls = []
+    record, _ = run_study(
+        study,
+        replace(study.defaults, seeds=3, first_seed=5),
+        tmp_path,
+        measure=_fake_measure(calls),
+        progress=False,
+        file=io.StringIO(),
+    )
+    assert sorted({seed for _, seed in calls}) == [5, 6, 7] and len(calls) == 9
+    assert [r["seed"] for r in record.configuration("BN").runs] == [5, 6, 7]
+    assert record.options["first_seed"] == 5 and outcome(record.verdict) == HOLDS
+    text = markdown(record)
+    assert "Settings: 3 seed(s) (seeds 5 to 7), " in text and "--first-seed 5" in text
 
 
 def test_the_record_keeps_the_environment_the_runs_ran_in(tmp_path):
@@ -686,6 +736,7 @@ def test_each_report_names_the_command_that_makes_it_again_and_the_cli_takes_it(
         args = build_parser().parse_args(shlex.split(made)[1:])
         again = get_study(record.study).settings(
             seeds=args.seeds,
+            first_seed=args.first_seed,
             epochs=args.epochs,
             fraction=args.fraction,
             batch_size=args.batch_size,
@@ -699,6 +750,7 @@ def test_each_report_names_the_command_that_makes_it_again_and_the_cli_takes_it(
             o["batch_size"],
         ), record.study
         assert list(again.grid) == list(o["grid"] or again.grid), record.study
+        assert again.first_seed == o.get("first_seed", 0), record.study
         assert (args.name, args.threads) == (record.study, record.environment["omp_threads"])
 
 

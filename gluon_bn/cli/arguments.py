@@ -285,6 +285,11 @@ def _add_study_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--seeds", type=int, help="seeds per configuration (rounds, for compiled-speed)"
     )
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        help="the first seed (default the study's: 0, or past a pilot's seeds)",
+    )
     parser.add_argument("--epochs", type=int, help="training epochs per run")
     parser.add_argument(
         "--fraction",

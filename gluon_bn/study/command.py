@@ -42,6 +42,7 @@ def plan(args: argparse.Namespace) -> List[Tuple[Study, Settings]]:
             study.settings(
                 quick=args.quick,
                 seeds=args.seeds,
+                first_seed=args.first_seed,
                 epochs=args.epochs,
                 fraction=args.fraction,
                 batch_size=args.batch_size,

@@ -202,3 +202,31 @@ def rounds_for(sd: float, margin: float, *, confidence: float = CONFIDENCE, leas
     while t_quantile(1 - (1 - confidence) / 2, n - 1) * sd / math.sqrt(n) >= margin:
         n += 1
     return n
+
+
+def seeds_for_power(effect: float, *, level: float, power: float = 0.8, least: int = 3) -> int:
+    """Return the fewest seeds at which a one-sided paired t test shows a standardized effect.
+
+    The usual t approximation of the power: with n seeds the expected t statistic is
+    ``effect · √n``, and the test at `level` has about `power` when it exceeds
+    t(1 − level, n − 1) + t(power, n − 1).
+
+    Parameters
+    ----------
+    effect : float
+        The standardized paired difference d_z = mean / sd (a pilot's), either sign.
+    level : float
+        The one-sided level the comparison must reach (Holm's strictest step, level / family).
+    power : float
+        The chance, if the effect is as large as `effect`, that the test shows it.
+    least : int
+        The smallest count returned.
+    """
+    if not effect:
+        raise ValueError("a zero effect cannot be shown at any number of seeds")
+    if not (0 < level < 0.5 and 0.5 <= power < 1):
+        raise ValueError(f"level must lie in (0, 0.5) and power in [0.5, 1), got {level}, {power}")
+    n = max(2, least)
+    while abs(effect) * math.sqrt(n) < t_quantile(1 - level, n - 1) + t_quantile(power, n - 1):
+        n += 1
+    return n

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, TextIO, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from tqdm import tqdm
 
@@ -27,11 +27,11 @@ from gluon_bn.study.summary import write_summary
 Measure = Callable[[Configuration, int], dict]  # (configuration, seed) -> the run's numbers
 
 
-def schedule(configs: List[Configuration], seeds: int) -> List[Tuple[int, Configuration]]:
+def schedule(configs: List[Configuration], seeds: Sequence[int]) -> List[Tuple[int, Configuration]]:
     """Return (seed, configuration) pairs in running order: seed by seed, alternating direction."""
     order = []
-    for seed in range(seeds):
-        order += [(seed, c) for c in (configs if seed % 2 == 0 else configs[::-1])]
+    for i, seed in enumerate(seeds):
+        order += [(seed, c) for c in (configs if i % 2 == 0 else configs[::-1])]
     return order
 
 
@@ -115,7 +115,7 @@ def run_study(
         print(
             "   (the progress file there was written at other options; starting afresh)", file=file
         )
-    units = schedule(configs, settings.seeds)
+    units = schedule(configs, settings.seed_numbers)
     if store.count():
         print(f"   resuming: {store.count()} of {len(units)} runs already finished", file=file)
     from gluon_bn.scale.backend import SerialBackend
@@ -186,7 +186,7 @@ def run_study(
             + "\n".join(f"{name}, seed {seed}: {line}" for (name, seed), line in failed)
         )
     for config in configs:
-        config.runs = [store.done(config.name, seed) for seed in range(settings.seeds)]
+        config.runs = [store.done(config.name, seed) for seed in settings.seed_numbers]
     record = record_of(
         study,
         settings,

@@ -109,7 +109,11 @@ class Settings:
     Attributes
     ----------
     seeds : int
-        Seeds 0 .. seeds-1 per configuration (rounds, for compiled-speed).
+        How many seeds per configuration (rounds, for compiled-speed).
+    first_seed : int
+        The first of them: seeds ``first_seed .. first_seed + seeds - 1`` (:attr:`seed_numbers`),
+        so that a study re-run after a pilot draws seeds the pilot did not. Left out of
+        :meth:`as_dict` when 0, so records written before it existed read the same.
     epochs : int
         Training epochs per run (for compiled-speed: epochs of the d2l.Trainer timing, the
         first one a warm-up).
@@ -130,6 +134,7 @@ class Settings:
     """
 
     seeds: int = 3
+    first_seed: int = 0
     epochs: int = 5
     fraction: float = 0.25
     test_fraction: float = 1.0
@@ -137,6 +142,11 @@ class Settings:
     lr: float = 1.0
     grid: Tuple[float, ...] = ()
     params: Tuple[Tuple[str, object], ...] = ()
+
+    @property
+    def seed_numbers(self) -> range:
+        """The seeds each configuration runs with, in order."""
+        return range(self.first_seed, self.first_seed + self.seeds)
 
     @property
     def train_examples(self) -> int:
@@ -161,6 +171,8 @@ class Settings:
         """Return the settings as JSON-ready data (the record's ``options``)."""
         data = dataclasses.asdict(self)
         data.update(grid=list(self.grid), params=dict(self.params))
+        if not self.first_seed:
+            del data["first_seed"]
         return data
 
     @classmethod
@@ -186,6 +198,9 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        first = self.first_seed
+        if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+            raise ValueError(f"the first seed must be a non-negative integer, got {first!r}")
         for name in ("fraction", "test_fraction"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in (0, 1], got {getattr(self, name)!r}")
@@ -335,6 +350,7 @@ class Study:
         epochs: int,
         fraction: float,
         *,
+        first_seed: Optional[int] = None,
         batch_size: Optional[int] = None,
         grid: Optional[Sequence[float]] = None,
         threads: Optional[int] = None,
@@ -346,7 +362,7 @@ class Study:
         ----------
         seeds, epochs, fraction
             As in :class:`Settings`.
-        batch_size, grid : optional
+        first_seed, batch_size, grid : optional
             Named only where they differ from the study's defaults.
         threads : int, optional
             ``--threads``: the OpenMP thread count the numbers depend on.
@@ -356,6 +372,8 @@ class Study:
         words = [
             f"gluon-bn study {self.name} --seeds {seeds} --epochs {epochs} --fraction {fraction:g}"
         ]
+        if first_seed is not None and first_seed != self.defaults.first_seed:
+            words.append(f"--first-seed {first_seed}")
         if batch_size is not None and batch_size != self.defaults.batch_size:
             words.append(f"--batch-size {batch_size}")
         if grid and tuple(grid) != tuple(self.defaults.grid):
@@ -369,6 +387,7 @@ class Study:
         *,
         quick: bool = False,
         seeds: Optional[int] = None,
+        first_seed: Optional[int] = None,
         epochs: Optional[int] = None,
         fraction: Optional[float] = None,
         batch_size: Optional[int] = None,
@@ -384,6 +403,7 @@ class Study:
         base = self.quick if quick else self.defaults
         given = dict(
             seeds=seeds,
+            first_seed=first_seed,
             epochs=epochs,
             fraction=fraction,
             batch_size=batch_size,

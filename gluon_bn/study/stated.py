@@ -191,8 +191,12 @@ def fingerprint(name: str, sources: Optional[Mapping[str, str]] = None) -> Optio
     study = STUDIES.get(name)
     if study is None:
         return None
+    data = dataclasses.asdict(study)
+    for settings in (data["defaults"], data["quick"]):
+        if not settings["first_seed"]:  # as before the field existed (Settings.as_dict)
+            del settings["first_seed"]
     loaded = json.dumps(
-        {"study": dataclasses.asdict(study), "statement": study.statement()},
+        {"study": data, "statement": study.statement()},
         sort_keys=True,
         default=str,
     )

@@ -273,8 +273,10 @@ def sections(record: StudyRecord) -> Dict[str, List[str]]:
         f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
         for k, v in dict(options.get("params", {})).items()
     )
+    first = options.get("first_seed", 0)
+    seeds = f" (seeds {first} to {first + options['seeds'] - 1})" if first else ""
     out["settings"] = [
-        f"Settings: {options['seeds']} seed(s), {options['epochs']} epoch(s), "
+        f"Settings: {options['seeds']} seed(s){seeds}, {options['epochs']} epoch(s), "
         f"fraction {options['fraction']} of the training images, test fraction "
         f"{options['test_fraction']}, batch {options['batch_size']}, lr {options['lr']}"
         + (f", grid {options['grid']}" if options.get("grid") else "")
@@ -378,6 +380,7 @@ def sections(record: StudyRecord) -> Dict[str, List[str]]:
             o["seeds"],
             o["epochs"],
             o["fraction"],
+            first_seed=o.get("first_seed", 0),
             batch_size=o.get("batch_size"),
             grid=o.get("grid"),
             threads=env.get("omp_threads"),
