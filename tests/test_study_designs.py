@@ -694,6 +694,31 @@ def test_compiled_speed_rounds_follow_from_the_committed_timing_spread():
     )
 
 
+def test_regularization_seeds_follow_from_its_committed_pilot():
+    from gluon_bn.study.claims_effects import (
+        REGULARIZATION_PILOT_EFFECT,
+        REGULARIZATION_PILOT_SEEDS,
+    )
+
+    # the 5-seed record, kept beside the deciding one once that is written
+    pilot = json.loads((RESULTS / "pilot" / "regularization-5-seeds.json").read_text())
+    assert pilot["options"]["seeds"] == REGULARIZATION_PILOT_SEEDS == 5
+    assert outcome(pilot["verdict"]) == "inconclusive"
+    seeds = {r["seed"] for c in pilot["configurations"] for r in c["runs"]}
+    assert seeds == set(range(REGULARIZATION_PILOT_SEEDS))
+    effect = {c["name"]: abs(c["effect"]) for c in pilot["comparisons"] if c["role"] == "decides"}
+    assert {k: round(v, 3) for k, v in effect.items()} == {"gap": 1.221, "dropout, BN": 0.882}
+    assert round(min(effect.values()), 3) == REGULARIZATION_PILOT_EFFECT
+    # 80 % power one-sided at Holm's strictest step over the two deciding comparisons
+    n = distributions.seeds_for_power(REGULARIZATION_PILOT_EFFECT, level=stats.FAMILY_LEVEL / 2)
+    study = get_study("regularization")
+    assert study.deciding.seeds == study.defaults.seeds == n == 13
+    assert f"from {n} seeds on" in study.deciding.why
+    # fresh seeds: none of the pilot's is drawn again
+    assert not set(study.defaults.seed_numbers) & seeds
+    assert list(study.defaults.seed_numbers) == list(range(5, 18))
+
+
 # --------------------------------------------------------------------------- stated before the runs
 
 
