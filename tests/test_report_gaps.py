@@ -1,4 +1,4 @@
-"""The gap verdict's tolerance and the outlier rule, on made-up numbers."""
+"""The gap verdict's tolerance, the outlier rule and how a record names its CPU, on made-up numbers."""
 
 import dataclasses
 
@@ -207,3 +207,16 @@ def test_document_002s_scratch_test_accuracy_is_flagged_by_the_rule():
     ours = {"scratch": [0.862, 0.868, 0.875], "gluon": [0.845, 0.860, 0.873]}
     found = find_outliers({v: compare(lines[v], {"test_acc": ours[v]}) for v in lines})
     assert [(o.metric, o.odd) for o in found] == [("test_acc", "scratch")]
+
+
+def test_the_cpu_is_named_by_model_else_processor_and_never_left_blank():
+    from gluon_bn.report import cpu_name
+    from gluon_bn.report.markdown import machine
+
+    assert cpu_name({"cpu_model": "AMD EPYC", "processor": "x86_64"}) == "AMD EPYC"
+    assert cpu_name({"cpu_model": None, "processor": "x86_64"}) == "x86_64"
+    assert cpu_name({"processor": ""}) == "an unnamed CPU"
+    # a record older than the CPU model: the processor
+    assert machine({"mxnet": "1.9.1", "cpu_count": 2, "processor": "x86_64"}) == (
+        "MXNet 1.9.1 on 2 CPU(s) (x86_64)"
+    )

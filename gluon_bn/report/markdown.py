@@ -55,6 +55,17 @@ def summarize(rep: Reproduction, variant: str) -> List[Dict[str, tuple]]:
     ]
 
 
+def cpu_name(env: Dict[str, object]) -> str:
+    """Return the CPU a record's environment names: its model, else the processor string.
+
+    Parameters
+    ----------
+    env : dict
+        A record's ``environment``; records older than the CPU model name the processor only.
+    """
+    return str(env.get("cpu_model") or env.get("processor") or "an unnamed CPU")
+
+
 def machine(env: Dict[str, object]) -> str:
     """Return where a record ran, from its environment: MXNet version, CPU count and model.
 
@@ -64,10 +75,7 @@ def machine(env: Dict[str, object]) -> str:
         A record's ``environment`` (:func:`gluon_bn.report.provenance`); records older
         than the CPU model name the processor instead.
     """
-    return (
-        f"MXNet {env['mxnet']} on {env['cpu_count']} CPU(s) "
-        f"({env.get('cpu_model') or env['processor']})"
-    )
+    return f"MXNet {env['mxnet']} on {env['cpu_count']} CPU(s) ({cpu_name(env)})"
 
 
 def _fmt(value: Optional[float], digits: int) -> str:

@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from tqdm import tqdm
 
-from gluon_bn.report import prepare_directory
+from gluon_bn.report import cpu_name, prepare_directory
 from gluon_bn.study.judges import record_of
 from gluon_bn.study.plans import CONFIGURATIONS
 from gluon_bn.study.registry import Settings, Study
@@ -204,7 +204,7 @@ def run_study(
 def machine(environment: dict) -> str:
     """Return what a timing depends on in `environment`, in words: CPU, cores, oneDNN ISA, runtime."""
     return (
-        f"{environment.get('cpu_model') or environment.get('processor') or 'an unnamed CPU'} "
+        f"{cpu_name(environment)} "
         f"({environment.get('cpu_count')} cores, oneDNN {environment.get('onednn_isa')}, "
         f"{environment.get('runtime')})"
     )

@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-from gluon_bn.report import WriteError, os_error_cause, write_atomically
+from gluon_bn.report import WriteError, cpu_name, os_error_cause, write_atomically
 from gluon_bn.study import judging
 from gluon_bn.study.comparison import MIN_EFFECT_N, effect_shown, level_text
 from gluon_bn.study.displays import ACCURACY_KEYS, DISPLAYS, LABELS, TIME_KEYS
@@ -330,7 +330,7 @@ def sections(record: StudyRecord) -> Dict[str, List[str]]:
     )
     where = (
         f"MXNet {env.get('mxnet')}, {env.get('cpu_count')} CPU(s) "
-        f"({env.get('cpu_model') or env.get('processor')}), device {env.get('device')}, "
+        f"({cpu_name(env)}), device {env.get('device')}, "
         f"{env.get('runtime')}"
         + (f"; resumed with {'; '.join(env['resumed_with'])}" if env.get("resumed_with") else "")
     )
