@@ -305,7 +305,7 @@ def test_workers_without_gluon_bn_or_with_another_version_are_refused():
 
 
 def test_a_timed_study_never_runs_in_parallel(monkeypatch, tmp_path):
-
+    from gluon_bn.cli import build_parser
     from gluon_bn.study import command as study_cli
     from gluon_bn.study import runner
 
@@ -322,8 +322,6 @@ def test_a_timed_study_never_runs_in_parallel(monkeypatch, tmp_path):
         "run_study",
         lambda study, *a, backend=None, **k: (used.update({study.name: backend}), {}),
     )
-    from gluon_bn.cli import build_parser
-
     args = build_parser().parse_args(
         ["study", "all", "--quick", "--quiet", "--jobs", "2", "--out", str(tmp_path)]
     )

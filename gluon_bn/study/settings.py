@@ -102,6 +102,14 @@ class Scale:
         return short
 
 
+def without_first_seed_0(settings: Dict[str, object]) -> Dict[str, object]:
+    """Return a settings dict without ``first_seed`` when it is 0 (in place): records, progress
+    files and entry fingerprints written before the field existed read the same."""
+    if not settings.get("first_seed"):
+        settings.pop("first_seed", None)
+    return settings
+
+
 @dataclass(frozen=True)
 class Settings:
     """How large a study runs: seeds, epochs, the share of the data, the grid.
@@ -171,9 +179,7 @@ class Settings:
         """Return the settings as JSON-ready data (the record's ``options``)."""
         data = dataclasses.asdict(self)
         data.update(grid=list(self.grid), params=dict(self.params))
-        if not self.first_seed:
-            del data["first_seed"]
-        return data
+        return without_first_seed_0(data)
 
     @classmethod
     def from_dict(cls, data: Dict[str, object]) -> "Settings":

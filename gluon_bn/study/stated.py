@@ -187,14 +187,14 @@ def fingerprint(name: str, sources: Optional[Mapping[str, str]] = None) -> Optio
     is hashed too, so that a changed value behind an unchanged name changes the print.
     """
     from gluon_bn.study.registry import STUDIES
+    from gluon_bn.study.settings import without_first_seed_0
 
     study = STUDIES.get(name)
     if study is None:
         return None
     data = dataclasses.asdict(study)
     for settings in (data["defaults"], data["quick"]):
-        if not settings["first_seed"]:  # as before the field existed (Settings.as_dict)
-            del settings["first_seed"]
+        without_first_seed_0(settings)
     loaded = json.dumps(
         {"study": data, "statement": study.statement()},
         sort_keys=True,
